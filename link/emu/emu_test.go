@@ -61,7 +61,7 @@ func TestStreamTiming(t *testing.T) {
 		if _, err := io.ReadFull(b, make([]byte, 1540)); err != nil {
 			t.Fatal(err)
 		}
-		if el, want := time.Since(start), 3000*8*time.Second/9600+50*time.Millisecond; (el-want).Abs() > time.Microsecond {
+		if el, want := time.Since(start), 3000*8*time.Second/9600+50*time.Millisecond; (el - want).Abs() > time.Microsecond {
 			t.Errorf("all after %v, want %v", el, want)
 		}
 		st := l.Stats()
