@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 
@@ -224,6 +225,16 @@ func checkDomain(d string) error {
 	}
 	if j.String() != d {
 		return fmt.Errorf("%q is not in canonical form; write %q", d, j.String())
+	}
+	if !strings.HasPrefix(d, "[") { // not an IPv6 literal
+		for _, label := range strings.Split(d, ".") {
+			if label == "" {
+				return fmt.Errorf("%q is not a valid domain: empty label", d)
+			}
+			if len(label) > 63 {
+				return fmt.Errorf("%q is not a valid domain: label longer than 63 bytes", d)
+			}
+		}
 	}
 	return nil
 }
