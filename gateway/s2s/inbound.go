@@ -1,0 +1,177 @@
+package s2s
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrDialbackInvalid means the authoritative server said the key is not
+// valid (or the receiving server refused our db:result).
+var ErrDialbackInvalid = errors.New("s2s: dialback key invalid")
+
+// handle processes one top-level element of an inbound stream.
+func (in *inStream) handle(el element) error {
+	s := in.srv
+	if st := el.Stanza; st != nil {
+		return in.stanza(st)
+	}
+	n := el.Node
+	switch {
+	case n.Name.Space == NSDialback && n.Name.Local == "result":
+		if n.attr("type") != "" {
+			return nil // an answer on an inbound stream: not ours to process
+		}
+		from, to := Domain(n.attr("from")), Domain(n.attr("to"))
+		if from == "" || from != n.attr("from") {
+			return serr(SErrImproperAddressing, "db:result from %q", n.attr("from"))
+		}
+		if to == "" || !s.cfg.Hosts(to) {
+			s.event(Event{Kind: "in-refused", Local: n.attr("to"), Remote: from, Addr: in.addr, Reason: CondItemNotFound})
+			return in.sess.send(in.sess.abort, dbResult(n.attr("to"), from, "", "error", CondItemNotFound))
+		}
+		p := pair{from: from, to: to}
+		in.mu.Lock()
+		busy := in.pending[p]
+		in.pending[p] = true
+		in.mu.Unlock()
+		if busy {
+			return nil
+		}
+		key := n.Text
+		in.sess.spawn(func(ctx context.Context) { in.verify(ctx, p, key) })
+		return nil
+	case n.Name.Space == NSDialback && n.Name.Local == "verify":
+		if n.attr("type") != "" {
+			return nil
+		}
+		ans := answerVerify(n, s.cfg.Secret, s.cfg.Hosts)
+		s.event(Event{Kind: "verify-answer", Local: n.attr("to"), Remote: n.attr("from"), Addr: in.addr,
+			Reason: map[bool]string{true: "valid", false: "invalid"}[bytes.Contains(ans, []byte("type='valid'"))]})
+		return in.sess.send(in.sess.abort, ans)
+	case n.Name.Space == NSStream && n.Name.Local == "error":
+		s.log.Info("s2s: peer sent stream error", "addr", in.addr, "err", peerStreamError(n))
+		return nil // its </stream:stream> follows
+	case n.Name.Space == NSTLS:
+		return serr(SErrPolicyViolation, "STARTTLS after negotiation")
+	default:
+		return serr(SErrUnsupportedStanzaType, "<%s xmlns=%q>", n.Name.Local, n.Name.Space)
+	}
+}
+
+// stanza checks one inbound stanza's addresses and delivers it.
+func (in *inStream) stanza(st *Stanza) error {
+	s := in.srv
+	if !bytes.HasPrefix(st.Raw, []byte("<"+st.Name)) {
+		return serr(SErrUnsupportedStanzaType, "prefixed stanza element")
+	}
+	in.mu.Lock()
+	anyVerified := len(in.verified) > 0
+	in.mu.Unlock()
+	if !anyVerified {
+		return serr(SErrNotAuthorized, "stanza before dialback")
+	}
+	if st.To == "" || st.From == "" {
+		return serr(SErrImproperAddressing, "stanza without from or to")
+	}
+	to := Domain(st.To)
+	if to == "" || !s.cfg.Hosts(to) {
+		return serr(SErrHostUnknown, "to %q", st.To)
+	}
+	from := Domain(st.From)
+	in.mu.Lock()
+	ok := from != "" && in.verified[pair{from: from, to: to}]
+	in.mu.Unlock()
+	if !ok {
+		return serr(SErrInvalidFrom, "from %q to %q not verified", st.From, st.To)
+	}
+	s.cfg.Deliver(*st)
+	return nil
+}
+
+// verify checks a db:result key with the originating domain's
+// authoritative server and answers the initiator.
+func (in *inStream) verify(ctx context.Context, p pair, key string) {
+	s := in.srv
+	valid, err := s.verifyKey(ctx, p.from, p.to, in.id, key)
+	in.mu.Lock()
+	delete(in.pending, p)
+	if valid {
+		in.verified[p] = true
+	}
+	in.mu.Unlock()
+	var ans []byte
+	switch {
+	case err != nil:
+		s.log.Info("s2s: dialback verification failed", "from", p.from, "to", p.to, "err", err)
+		s.event(Event{Kind: "in-refused", Local: p.to, Remote: p.from, Addr: in.addr, Reason: err.Error()})
+		ans = dbResult(p.to, p.from, "", "error", CondRemoteServerNotFound)
+	case valid:
+		s.event(Event{Kind: "in-auth", Local: p.to, Remote: p.from, Addr: in.addr})
+		ans = dbResult(p.to, p.from, "", "valid", "")
+	default:
+		s.event(Event{Kind: "in-refused", Local: p.to, Remote: p.from, Addr: in.addr, Reason: "invalid"})
+		ans = dbResult(p.to, p.from, "", "invalid", "")
+	}
+	_ = in.sess.send(ctx, ans)
+}
+
+// verifyKey asks the authoritative server of originating whether key is
+// right for the stream id (db:verify on a new connection).
+func (s *Server) verifyKey(ctx context.Context, originating, receiving, id, key string) (bool, error) {
+	if s.cfg.Resolve == nil {
+		return false, errors.New("s2s: no resolver")
+	}
+	addr, err := s.cfg.Resolve(originating)
+	if err != nil {
+		return false, fmt.Errorf("s2s: resolve %s: %w", originating, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.lim.ConnectTimeout)
+	defer cancel()
+	conn, err := s.cfg.Dial.dial(ctx, addr)
+	if err != nil {
+		return false, fmt.Errorf("s2s: dial %s (%s): %w", originating, addr, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	_ = conn.SetDeadline(time.Now().Add(s.lim.ConnectTimeout))
+	conn, rd, _, err := initiate(conn, receiving, originating, s.cfg.VerifyTLS, s.lim)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	if _, err := conn.Write(dbVerify(receiving, originating, id, key, "")); err != nil {
+		return false, fmt.Errorf("s2s: write db:verify to %s: %w", originating, err)
+	}
+	for {
+		el, err := rd.next()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return false, fmt.Errorf("s2s: db:verify answer from %s: %w", originating, err)
+		}
+		n := el.Node
+		if n == nil {
+			continue
+		}
+		if n.Name.Space == NSStream && n.Name.Local == "error" {
+			return false, fmt.Errorf("s2s: db:verify to %s: %w", originating, peerStreamError(n))
+		}
+		if n.Name.Space != NSDialback || n.Name.Local != "verify" || n.attr("id") != id {
+			continue
+		}
+		_, _ = conn.Write([]byte(streamClose))
+		switch n.attr("type") {
+		case "valid":
+			return true, nil
+		case "invalid":
+			return false, nil
+		default:
+			return false, fmt.Errorf("s2s: db:verify answer from %s: type %q", originating, n.attr("type"))
+		}
+	}
+}

@@ -1,0 +1,212 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// ServerConfig configures a Server (the receiving side of S2S streams).
+type ServerConfig struct {
+	Hosts   func(domain string) bool                     // domains this server answers for (stream 'to'); others -> <host-unknown/>
+	Resolve func(domain string) (addr string, err error) // S2S address of a domain's authoritative server, used to verify dialback (db:verify) for inbound streams
+	Secret  string                                       // dialback secret (XEP-0185); also answers db:verify for keys our Pool gave out
+	TLS     *tls.Config                                  // nil: no STARTTLS offered
+	Limits  Limits
+	// Deliver receives each stanza on a stream whose (from-domain,
+	// to-domain) pair has been verified; from/to are checked first. It is
+	// called from the stream's reader goroutine: it must not block long.
+	Deliver func(st Stanza)
+	Logger  *slog.Logger
+	Events  func(Event) // may be nil
+	Dial    Dialer      // for dialback verification connections; nil: net.Dialer
+	// VerifyTLS, if set, is used for STARTTLS on verification connections.
+	VerifyTLS *tls.Config
+}
+
+// Server accepts S2S streams and authenticates them with dialback.
+type Server struct {
+	cfg ServerConfig
+	lim Limits
+	log *slog.Logger
+}
+
+// NewServer returns a Server for cfg.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.Hosts == nil {
+		cfg.Hosts = func(string) bool { return false }
+	}
+	if cfg.Deliver == nil {
+		cfg.Deliver = func(Stanza) {}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, lim: cfg.Limits.withDefaults(), log: log}
+}
+
+func (s *Server) event(e Event) {
+	if s.cfg.Events != nil {
+		s.cfg.Events(e)
+	}
+}
+
+// Serve accepts connections on l until ctx ends, then closes l, ends every
+// stream cleanly (</stream:stream>) and returns nil once they are all done.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("s2s: accept: %w", err)
+			}
+			s.log.Warn("s2s: accept", "err", err)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.ServeConn(ctx, c); err != nil {
+				s.log.Info("s2s: inbound stream", "addr", c.RemoteAddr(), "err", err)
+			}
+		}()
+	}
+}
+
+// pair is a (from-domain, to-domain) pair authenticated by dialback.
+type pair struct{ from, to string }
+
+// inStream is one inbound stream.
+type inStream struct {
+	srv  *Server
+	addr string
+	id   string
+	sess *session
+
+	mu       sync.Mutex    // guards the following fields
+	verified map[pair]bool // pairs dialback accepted
+	pending  map[pair]bool // pairs being verified
+}
+
+// ServeConn runs one inbound stream on c until it ends or ctx ends (then
+// the stream is closed cleanly). It closes c.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
+	defer c.Close()
+	in := &inStream{srv: s, addr: c.RemoteAddr().String(), verified: map[pair]bool{}, pending: map[pair]bool{}}
+	return in.run(ctx, c)
+}
+
+// negotiate reads the initiator's header, answers it with features, does
+// STARTTLS if asked, and returns the first element after that.
+func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, error) {
+	s := in.srv
+	tlsDone := false
+	for {
+		rd := newXMLReader(conn, s.lim)
+		hdr, err := rd.header()
+		var se *StreamError
+		if errors.As(err, &se) {
+			_, _ = conn.Write(append(streamHeader("", "", newStreamID()), streamErrorXML(se.Cond)...))
+			return conn, nil, element{}, err
+		}
+		if err != nil {
+			return conn, nil, element{}, fmt.Errorf("s2s: stream header: %w", err)
+		}
+		h := node{Attr: hdr.Attr}
+		from, to := h.attr("from"), Domain(h.attr("to"))
+		in.id = newStreamID()
+		if to == "" || !s.cfg.Hosts(to) {
+			_, _ = conn.Write(append(streamHeader(h.attr("to"), from, in.id), streamErrorXML(SErrHostUnknown)...))
+			s.event(Event{Kind: "stream-error", Local: to, Remote: from, Addr: in.addr, Reason: SErrHostUnknown})
+			return conn, nil, element{}, &StreamError{Cond: SErrHostUnknown, Text: h.attr("to")}
+		}
+		out := streamHeader(to, from, in.id)
+		offerTLS := s.cfg.TLS != nil && !tlsDone
+		if h.attr("version") != "" {
+			out = append(out, featuresXML(offerTLS)...)
+		}
+		if _, err := conn.Write(out); err != nil {
+			return conn, nil, element{}, fmt.Errorf("s2s: write header: %w", err)
+		}
+		s.event(Event{Kind: "in-open", Local: to, Remote: from, Addr: in.addr})
+		el, err := rd.next()
+		if errors.As(err, &se) {
+			_, _ = conn.Write(streamErrorXML(se.Cond))
+			return conn, nil, element{}, err
+		}
+		if errors.Is(err, errStreamEnd) {
+			_, _ = conn.Write([]byte(streamClose))
+			return conn, nil, element{}, err
+		}
+		if err != nil {
+			return conn, nil, element{}, fmt.Errorf("s2s: read: %w", err)
+		}
+		if el.Node == nil || el.Node.Name.Space != NSTLS || el.Node.Name.Local != "starttls" {
+			return conn, rd, el, nil
+		}
+		if !offerTLS {
+			_, _ = conn.Write([]byte("<failure xmlns='" + NSTLS + "'/></stream:stream>"))
+			return conn, nil, element{}, errors.New("s2s: starttls not offered")
+		}
+		if _, err := conn.Write([]byte("<proceed xmlns='" + NSTLS + "'/>")); err != nil {
+			return conn, nil, element{}, fmt.Errorf("s2s: write: %w", err)
+		}
+		tc := tls.Server(conn, s.cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			return conn, nil, element{}, fmt.Errorf("s2s: TLS handshake: %w", err)
+		}
+		conn, tlsDone = tc, true
+	}
+}
+
+func (in *inStream) run(ctx context.Context, c net.Conn) error {
+	s := in.srv
+	_ = c.SetDeadline(time.Now().Add(s.lim.ConnectTimeout))
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	conn, rd, el, err := in.negotiate(c)
+	if !stop() {
+		return nil
+	}
+	if err != nil {
+		if errors.Is(err, errStreamEnd) {
+			return nil
+		}
+		return err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	defer conn.Close()
+	in.sess = newSession(conn, rd, s.lim, s.log.With("addr", in.addr, "id", in.id))
+	in.sess.handle = in.handle
+	var first []element
+	if el.Node != nil || el.Stanza != nil {
+		first = append(first, el)
+	}
+	err = in.sess.run(ctx, first)
+	in.mu.Lock()
+	pairs := len(in.verified)
+	in.mu.Unlock()
+	s.event(Event{Kind: "in-close", Addr: in.addr, Bytes: pairs})
+	return err
+}
