@@ -64,6 +64,12 @@ var pipeIDs struct {
 // on A→B, b on B→A. In Reset mode during an outage the pair comes back
 // already reset; Dial is the way to be refused instead.
 func (l *Link) Pipe() (a, b net.Conn) {
+	a, b, _ = l.newPipe()
+	return a, b
+}
+
+// newPipe is Pipe that also says why the pair is already reset.
+func (l *Link) newPipe() (a, b net.Conn, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p := l.newPipeLocked()
@@ -75,7 +81,7 @@ func (l *Link) Pipe() (a, b net.Conn) {
 	default:
 		l.pipes[p] = struct{}{}
 	}
-	return p.ends[0], p.ends[1]
+	return p.ends[0], p.ends[1], p.err
 }
 
 func (l *Link) newPipeLocked() *pipe {
