@@ -25,9 +25,9 @@ const maxUDPSessions = 256
 type Relay struct {
 	Profile Profile
 	Seed    int64
-	Mode    OutageMode                        // what outages do to TCP connections
+	Mode    OutageMode                       // what outages do to TCP connections
 	Logf    func(format string, args ...any) // one line per connection; nil: silent
-	UDPIdle time.Duration                     // a UDP session without traffic ends after this; default 2 min
+	UDPIdle time.Duration                    // a UDP session without traffic ends after this; default 2 min
 
 	mu   sync.Mutex // guards link
 	link *Link
