@@ -1,0 +1,119 @@
+package link
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Frame types; see the package doc.
+const (
+	FrameHello  byte = 0x01
+	FrameData   byte = 0x02
+	FrameAck    byte = 0x03
+	FrameAckReq byte = 0x04
+	FrameEpoch  byte = 0x05
+)
+
+// Version is the link protocol version carried in HELLO.
+const Version = 1
+
+// MaxFrameSize bounds a frame's payload.
+const MaxFrameSize = 4 << 20
+
+// ErrProtocol is wrapped by every error caused by what the peer sent.
+var ErrProtocol = errors.New("link: protocol error")
+
+// Frame is one decoded frame.
+type Frame struct {
+	Type    byte
+	Payload []byte
+}
+
+// AppendFrame appends the encoding of a frame to b.
+func AppendFrame(b []byte, typ byte, payload []byte) []byte {
+	b = append(b, typ)
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	return append(b, payload...)
+}
+
+// ReadFrame reads one frame. The payload is a fresh slice.
+func ReadFrame(r *bufio.Reader) (Frame, error) {
+	typ, err := r.ReadByte()
+	if err != nil {
+		return Frame{}, err
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return Frame{}, fmt.Errorf("%w: frame length: %v", ErrProtocol, eof(err))
+	}
+	if n > MaxFrameSize {
+		return Frame{}, fmt.Errorf("%w: frame of %d bytes exceeds %d", ErrProtocol, n, MaxFrameSize)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return Frame{}, fmt.Errorf("%w: frame payload: %v", ErrProtocol, eof(err))
+	}
+	return Frame{Type: typ, Payload: p}, nil
+}
+
+func eof(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// Hello is the payload of a HELLO frame.
+type Hello struct {
+	Version   byte
+	Epoch     uint32 // the sender's send epoch
+	PeerEpoch uint32 // the receiver's epoch the sender has been decoding (0: none)
+	H         uint32 // DATA frames of PeerEpoch received
+}
+
+func (h Hello) append(b []byte) []byte {
+	b = append(b, h.Version)
+	b = binary.AppendUvarint(b, uint64(h.Epoch))
+	b = binary.AppendUvarint(b, uint64(h.PeerEpoch))
+	return binary.AppendUvarint(b, uint64(h.H))
+}
+
+// ParseHello decodes a HELLO payload.
+func ParseHello(p []byte) (Hello, error) {
+	if len(p) < 1 {
+		return Hello{}, fmt.Errorf("%w: empty HELLO", ErrProtocol)
+	}
+	h := Hello{Version: p[0]}
+	if h.Version != Version {
+		return Hello{}, fmt.Errorf("%w: peer speaks link version %d, want %d", ErrProtocol, h.Version, Version)
+	}
+	rest := p[1:]
+	var vals [3]uint32
+	for i := range vals {
+		v, n := binary.Uvarint(rest)
+		if n <= 0 || v > 0xffffffff {
+			return Hello{}, fmt.Errorf("%w: bad HELLO field %d", ErrProtocol, i)
+		}
+		vals[i], rest = uint32(v), rest[n:]
+	}
+	if len(rest) != 0 {
+		return Hello{}, fmt.Errorf("%w: %d trailing bytes in HELLO", ErrProtocol, len(rest))
+	}
+	h.Epoch, h.PeerEpoch, h.H = vals[0], vals[1], vals[2]
+	if h.Epoch == 0 {
+		return Hello{}, fmt.Errorf("%w: HELLO with epoch 0", ErrProtocol)
+	}
+	return h, nil
+}
+
+// parseCounter decodes the leading uvarint counter of ACK and DATA payloads.
+func parseCounter(p []byte, what string) (uint32, []byte, error) {
+	v, n := binary.Uvarint(p)
+	if n <= 0 || v > 0xffffffff {
+		return 0, nil, fmt.Errorf("%w: bad %s counter", ErrProtocol, what)
+	}
+	return uint32(v), p[n:], nil
+}

@@ -1,0 +1,261 @@
+package link
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func counterIDs(start uint32) func() uint32 {
+	n := start
+	return func() uint32 { n++; return n }
+}
+
+func newPair(t *testing.T) (*Session, *Session) {
+	t.Helper()
+	a, err := NewSession(SessionConfig{}, counterIDs(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewSession(SessionConfig{}, counterIDs(200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// deliver feeds every frame in buf to s and returns the stanzas delivered.
+func deliver(t *testing.T, now time.Time, s *Session, buf []byte) []string {
+	t.Helper()
+	var got []string
+	br := bufio.NewReader(bytes.NewReader(buf))
+	for {
+		f, err := ReadFrame(br)
+		if err != nil {
+			return got
+		}
+		batch, err := s.Receive(now, f)
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		for _, st := range batch {
+			got = append(got, string(st))
+		}
+	}
+}
+
+// exchange runs both sessions until neither has anything to send at now.
+func exchange(t *testing.T, now time.Time, a, b *Session) (toB, toA []string) {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		fa, fb := a.Poll(now), b.Poll(now)
+		if fa == nil && fb == nil {
+			return
+		}
+		toB = append(toB, deliver(t, now, b, fa)...)
+		toA = append(toA, deliver(t, now, a, fb)...)
+	}
+	t.Fatal("sessions never went quiet")
+	return
+}
+
+func stanza(i int) []byte {
+	return fmt.Appendf(nil, "<message to='u%d@b.test' from='v@a.test' id='m%d'><body>hello %d</body></message>", i%7, i, i)
+}
+
+func TestBatchWindowAndOrder(t *testing.T) {
+	a, b := newPair(t)
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b) // HELLOs
+	for i := 0; i < 5; i++ {
+		a.Enqueue(t0, stanza(i))
+	}
+	if got, _ := exchange(t, t0.Add(10*time.Millisecond), a, b); len(got) != 0 {
+		t.Fatalf("batch closed before the window: %d stanzas", len(got))
+	}
+	if next := a.Next(); !next.Equal(t0.Add(50 * time.Millisecond)) {
+		t.Fatalf("Next = %v, want batch window end", next.Sub(t0))
+	}
+	got, _ := exchange(t, t0.Add(50*time.Millisecond), a, b)
+	if len(got) != 5 || got[0] != string(stanza(0)) || got[4] != string(stanza(4)) {
+		t.Fatalf("got %q", got)
+	}
+	if a.Out.Frames != 2 { // HELLO + one DATA
+		t.Errorf("a sent %d frames, want 2", a.Out.Frames)
+	}
+	// b owes an ack; it waits AckDelay for data to carry it.
+	if f := b.Poll(t0.Add(60 * time.Millisecond)); f != nil {
+		t.Fatalf("standalone ack sent early: %x", f)
+	}
+	exchange(t, t0.Add(2*time.Second), a, b)
+	if _, unacked := a.Queued(); unacked != 0 {
+		t.Fatalf("%d stanzas unacked after the ack delay", unacked)
+	}
+}
+
+func TestResumeRetransmitsSameBytes(t *testing.T) {
+	a, b := newPair(t)
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	now := t0
+	var delivered []string
+	for i := 0; i < 3; i++ {
+		a.Enqueue(now, stanza(i))
+		now = now.Add(time.Second)
+		got, _ := exchange(t, now, a, b)
+		delivered = append(delivered, got...)
+	}
+	// Two more frames are sent but lost with the connection.
+	var lost [][]byte
+	for i := 3; i < 5; i++ {
+		a.Enqueue(now, stanza(i))
+		now = now.Add(time.Second)
+		lost = append(lost, a.Poll(now))
+	}
+	a.Disconnected()
+	b.Disconnected()
+	epoch := a.Epoch()
+	a.Connected(now)
+	b.Connected(now)
+	// Capture what a sends after the HELLO exchange.
+	hb := b.Poll(now)
+	ha := a.Poll(now)
+	deliver(t, now, b, ha)
+	deliver(t, now, a, hb)
+	var re []byte
+	for f := a.Poll(now); f != nil; f = a.Poll(now) {
+		re = append(re, f...)
+		delivered = append(delivered, deliver(t, now, b, f)...)
+	}
+	if a.Epoch() != epoch || a.Resumes != 1 {
+		t.Fatalf("epoch %d→%d, resumes %d: want a resumption", epoch, a.Epoch(), a.Resumes)
+	}
+	// The retransmitted blocks are the lost ones, byte for byte (the ack
+	// prefix may differ).
+	for _, l := range lost {
+		f, _ := ReadFrame(bufio.NewReader(bytes.NewReader(l)))
+		_, block, _ := parseCounter(f.Payload, "")
+		if !bytes.Contains(re, block) {
+			t.Fatal("a lost block was not retransmitted byte for byte")
+		}
+	}
+	if len(delivered) != 5 {
+		t.Fatalf("delivered %d, want 5: %q", len(delivered), delivered)
+	}
+	for i, d := range delivered {
+		if d != string(stanza(i)) {
+			t.Fatalf("stanza %d = %q", i, d)
+		}
+	}
+}
+
+func TestPeerLostStateStartsNewEpoch(t *testing.T) {
+	a, b := newPair(t)
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	now := t0.Add(time.Second)
+	for i := 0; i < 4; i++ {
+		a.Enqueue(now, stanza(i))
+	}
+	now = now.Add(time.Second)
+	got, _ := exchange(t, now, a, b) // delivered, but not yet acked
+	if len(got) != 4 {
+		t.Fatalf("got %d", len(got))
+	}
+	a.Enqueue(now, stanza(4))
+	a.Poll(now.Add(time.Second)) // sent and lost
+	a.Disconnected()
+	// b restarts with no state.
+	_, b2 := newPair(t)
+	b2.newID = counterIDs(300)
+	old := a.Epoch()
+	a.Connected(now)
+	b2.Connected(now)
+	got, _ = exchange(t, now.Add(2*time.Second), a, b2)
+	if a.Epoch() == old || a.EpochChanges != 1 {
+		t.Fatalf("no new epoch after the peer lost state")
+	}
+	// Without a spool, what b delivered before its restart is re-sent:
+	// b2 receives all five, in order, decodable in the new epoch.
+	if len(got) != 5 || got[4] != string(stanza(4)) {
+		t.Fatalf("after new epoch got %q", got)
+	}
+}
+
+func TestKeepaliveAndDead(t *testing.T) {
+	a, b := newPair(t)
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	now := t0.Add(59 * time.Second)
+	if f := a.Poll(now); f != nil {
+		t.Fatal("keepalive before Keepalive")
+	}
+	now = t0.Add(60 * time.Second)
+	f := a.Poll(now)
+	if len(f) != 2 || f[0] != FrameAckReq {
+		t.Fatalf("want ACKREQ, got %x", f)
+	}
+	deliver(t, now, b, f)
+	if r := b.Poll(now); len(r) == 0 || r[0] != FrameAck {
+		t.Fatalf("ACKREQ not answered at once: %x", r)
+	}
+	if a.Dead(t0.Add(179*time.Second)) == false && a.Dead(t0.Add(180*time.Second)) {
+		return
+	}
+	t.Fatal("Dead should turn true at DeadAfter without traffic")
+}
+
+func TestProtocolErrors(t *testing.T) {
+	cases := map[string]Frame{
+		"data before hello": {FrameData, []byte{0}},
+		"unknown type":      {0x7f, nil},
+		"bad hello version": {FrameHello, []byte{9, 1, 0, 0}},
+	}
+	for name, f := range cases {
+		a, _ := newPair(t)
+		a.Connected(t0)
+		if name == "unknown type" {
+			a.Receive(t0, Frame{FrameHello, Hello{Version, 5, 0, 0}.append(nil)})
+		}
+		if _, err := a.Receive(t0, f); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	a, _ := newPair(t)
+	a.Connected(t0)
+	a.Receive(t0, Frame{FrameHello, Hello{Version, 5, 0, 0}.append(nil)})
+	if _, err := a.Receive(t0, Frame{FrameAck, []byte{3}}); err == nil {
+		t.Error("ack beyond what was sent accepted")
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add(AppendFrame(nil, FrameHello, Hello{Version, 7, 0, 0}.append(nil)))
+	f.Add(AppendFrame(nil, FrameAck, []byte{5}))
+	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := ReadFrame(bufio.NewReader(bytes.NewReader(b)))
+		if err != nil {
+			return
+		}
+		if again := AppendFrame(nil, fr.Type, fr.Payload); !bytes.HasPrefix(b, again[:1]) || len(again) > len(b)+1 {
+			t.Fatalf("frame did not re-encode: %x vs %x", again, b)
+		}
+		s, _ := NewSession(SessionConfig{}, counterIDs(1))
+		s.Connected(t0)
+		if fr.Type == FrameHello {
+			s.Receive(t0, fr)
+			return
+		}
+		s.Receive(t0, Frame{FrameHello, Hello{Version, 5, 0, 0}.append(nil)})
+		s.Receive(t0, fr) // must not panic
+	})
+}
