@@ -18,9 +18,9 @@ import (
 
 // Config configures a Link. Dial, Listener or both must be set.
 type Config struct {
-	TLS      *tls.Config                                // from TLSConfig: pinned keys both ways
+	TLS      *tls.Config                                 // from TLSConfig: pinned keys both ways
 	Dial     func(ctx context.Context) (net.Conn, error) // reaches the peer; nil on a listening-only side
-	Listener net.Listener                               // accepts the peer; nil on a dialling-only side
+	Listener net.Listener                                // accepts the peer; nil on a dialling-only side
 
 	RateBPS          int64         // pace writes to this many bit/s of estimated wire bytes (0: unpaced)
 	MSS              int           // TCP segment payload used for the header estimate (default 1448)

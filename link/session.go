@@ -87,14 +87,14 @@ type Session struct {
 	ackNow    bool
 
 	// connection
-	up        bool
-	gotHello  bool
-	lastRecv  time.Time
-	lastSent  time.Time
-	askedAck  bool
-	hello     bool // HELLO not yet returned by Poll
+	up       bool
+	gotHello bool
+	lastRecv time.Time
+	lastSent time.Time
+	askedAck bool
+	hello    bool // HELLO not yet returned by Poll
 
-	Out, In              Counters
+	Out, In               Counters
 	Resumes, EpochChanges uint64
 }
 
