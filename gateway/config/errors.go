@@ -65,6 +65,9 @@ func locate(err error, name string, lines keyLines) error {
 	if c.Line == 0 {
 		c.Line = lines.exact(c.Key)
 	}
+	if c.Line == 0 && strings.HasPrefix(c.Key, "local_domains.") {
+		c.Line = lines.near(c.Key) // an entry written in an inline table
+	}
 	return &c
 }
 
@@ -96,7 +99,7 @@ func decodeError(err error, name string, lines keyLines) error {
 		key = strings.ReplaceAll(key, `\\`, `\`)
 		msg = m[3]
 		if t := tomlIncompatible.FindStringSubmatch(msg); t != nil {
-			msg = fmt.Sprintf("value is a TOML %s, want %s", t[1], t[2])
+			msg = fmt.Sprintf("value is a TOML %s, want %s", tomlTypeName(t[1]), t[2])
 		}
 		if line == 0 {
 			line = lines.near(key)
@@ -183,4 +186,24 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// tomlTypeName turns the Go type BurntSushi/toml reports for a decoded value
+// into the TOML type a user wrote.
+func tomlTypeName(goType string) string {
+	switch {
+	case goType == "int64":
+		return "integer"
+	case goType == "float64":
+		return "float"
+	case goType == "bool":
+		return "boolean"
+	case strings.HasPrefix(goType, "[]"):
+		return "array"
+	case strings.HasPrefix(goType, "map["):
+		return "table"
+	case strings.Contains(goType, "Time") || strings.Contains(goType, "Local"):
+		return "date-time"
+	}
+	return goType
 }
