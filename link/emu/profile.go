@@ -38,30 +38,30 @@ var builtin = map[string]Profile{
 		Name: "hf-2400", RateBPS: 2400, Delay: 3 * time.Second, Loss: 0,
 		OutageEvery: [2]time.Duration{5 * time.Minute, 30 * time.Minute},
 		OutageLen:   [2]time.Duration{30 * time.Second, 10 * time.Minute},
-		Source: "HF skywave data: MIL-STD-188-110 serial-tone modem at 2400 bit/s with STANAG 5066 ARQ " +
-			"(residual loss ~0, multi-second turnaround); fades and propagation changes cause outages of minutes",
+		Source: "MIL-STD-188-110 HF serial-tone modem, 2400 bit/s, with STANAG 5066 ARQ (residual loss ~0, " +
+			"multi-second turnaround); fades and propagation changes cause outages of minutes",
 	},
 	"uhf-dama-2400": {
 		Name: "uhf-dama-2400", RateBPS: 2400, Delay: time.Second, Loss: 0.01,
-		Source: "UHF SATCOM DAMA per MIL-STD-188-181/182: 2400 bit/s user channels, GEO hop plus " +
+		Source: "DAMA UHF SATCOM, MIL-STD-188-181/182: 2400 bit/s user channels; GEO hop plus " +
 			"TDMA frame/slot assignment gives ~1 s one-way",
 	},
 	"iridium-2400": {
 		Name: "iridium-2400", RateBPS: 2400, Delay: 750 * time.Millisecond, Loss: 0.01,
-		Source: "Iridium circuit-switched data (and SBD / Certus 2.4 kbit/s class): 2400 bit/s, " +
+		Source: "Iridium circuit-switched data / SBD / Certus 2.4 kbit/s class: 2400 bit/s; " +
 			"LEO with inter-satellite links and gateway, ~0.5-1 s one-way observed",
 	},
 	"vhf-9600": {
 		Name: "vhf-9600", RateBPS: 9600, Delay: 50 * time.Millisecond, Loss: 0.005,
-		Source: "AX.25 over VHF with 9600 baud G3RUH FSK modems: 9600 bit/s, TX delay/keying ~50 ms",
+		Source: "AX.25 on VHF, 9600 baud G3RUH FSK modems: 9600 bit/s; TX delay/keying ~50 ms",
 	},
 	"bgan-64k": {
 		Name: "bgan-64k", RateBPS: 64000, Delay: 350 * time.Millisecond, Loss: 0.005,
-		Source: "Inmarsat BGAN streaming IP class 64 kbit/s via GEO (~280 ms propagation plus RAN)",
+		Source: "Inmarsat BGAN streaming IP 64 kbit/s class; GEO, ~280 ms propagation plus RAN",
 	},
 	"geo-1m": {
 		Name: "geo-1m", RateBPS: 1_000_000, Delay: 300 * time.Millisecond, Loss: 0.005, BurstLen: 4,
-		Source: "GEO VSAT (DVB-S2/RCS2 class) 1 Mbit/s: ~270 ms propagation, rain-fade loss comes in bursts",
+		Source: "GEO VSAT, DVB-S2/RCS2 class, 1 Mbit/s; ~270 ms propagation, rain-fade loss comes in bursts",
 	},
 	"lan": {
 		Name:   "lan",
