@@ -1,0 +1,22 @@
+// Package gateway wires one isthmus gateway together: the S2S edge towards
+// the local XMPP servers (package gateway/s2s), the link to the peer gateway
+// (package link, with the codec of package compress), routing by domain, and
+// the byte accounting and admin interface.
+//
+// Stanzas flow two ways:
+//
+//	out: local server ──S2S──▶ s2s.Server ──▶ route (to a remote domain) ──▶ link.Send
+//	in:  link Deliver ──▶ check (from remote, to local) ──▶ s2s.Pool ──S2S──▶ local server
+//
+// A stanza the gateway cannot carry is bounced to its sender with an XMPP
+// stanza error: a full link queue bounces with resource-constraint on the
+// local side; a local server that cannot be reached bounces (over the link)
+// with the condition the pool reports. Nothing is dropped without a counter.
+//
+// Byte accounting, per direction ("out" = local servers → link, "in" = link →
+// local servers): stanzas by kind; raw bytes, the stanzas as plain S2S XML
+// exactly as the sending server wrote them; link bytes, the frames of the
+// link session (codec output plus session overhead); and wire bytes, link
+// bytes after TLS plus estimated TCP/IP headers (see package link). The
+// savings ratio is raw / wire.
+package gateway
