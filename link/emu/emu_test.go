@@ -51,6 +51,9 @@ func TestStreamTiming(t *testing.T) {
 		if _, err := a.Write(make([]byte, 3000)); err != nil {
 			t.Fatal(err)
 		}
+		if q := l.Stats().AB.QueuedBytes; q < 2999 || q > 3000 {
+			t.Errorf("queued %d bytes, want 3000", q)
+		}
 		n, err := b.Read(make([]byte, 4000))
 		if err != nil || n != 1460 {
 			t.Fatalf("read %d, %v; want one 1460-byte segment", n, err)
@@ -289,6 +292,33 @@ func TestOutageStall(t *testing.T) {
 		}
 		if el := time.Since(start); el != 5*time.Second {
 			t.Errorf("held data arrived after %v, want 5s", el)
+		}
+	})
+}
+
+func TestDialStall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLink(profile(t, "uhf-dama-2400"), 1)
+		defer l.Close()
+		l.SetOutageMode(Stall)
+		ln := l.Listen()
+		defer ln.Close()
+		l.Down(20 * time.Second)
+		start := time.Now()
+		c, err := l.Dial(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// Waits out the outage, then one round trip of 2×1 s.
+		if el := time.Since(start); el != 22*time.Second {
+			t.Errorf("dial took %v, want 22s", el)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		l.Down(time.Minute)
+		if _, err := l.Dial(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("dial with short context: %v", err)
 		}
 	})
 }
