@@ -44,8 +44,14 @@ type dirCounters struct {
 	sent, delivered, duplicates, reordered int
 	probes, probesAnswered                 int
 	iqs, iqsAnswered                       int
-	latencies                              []time.Duration
+	latencies                              []time.Duration // ring of the latest maxSamples
+	nextSample                             int
+	maxLatency                             time.Duration
 }
+
+// maxSamples bounds the latencies kept for percentiles; the percentiles
+// of a long run are those of its latest maxSamples deliveries.
+const maxSamples = 1 << 16
 
 // DirSummary is the tally of one direction.
 type DirSummary struct {
@@ -55,7 +61,9 @@ type DirSummary struct {
 	Duplicates int // deliveries of an id already delivered
 	Reordered  int // deliveries older than one already delivered for the same pair
 
-	P50, P90, P99, Max time.Duration // send-to-delivery latency
+	// Send-to-delivery latency: percentiles over the latest deliveries
+	// (see maxSamples), Max over the whole run.
+	P50, P90, P99, Max time.Duration
 
 	Probes         int // presence probes sent
 	ProbesAnswered int // probes the other server answered
@@ -113,12 +121,22 @@ func (t *Tracker) delivered(id string, now time.Time) {
 		return
 	}
 	c.delivered++
-	c.latencies = append(c.latencies, now.Sub(m.sent))
+	c.addLatency(now.Sub(m.sent))
 	if last, ok := t.lastSeq[m.pair]; ok && m.seq < last {
 		c.reordered++
 	} else {
 		t.lastSeq[m.pair] = m.seq + 1
 	}
+}
+
+func (c *dirCounters) addLatency(d time.Duration) {
+	c.maxLatency = max(c.maxLatency, d)
+	if len(c.latencies) < maxSamples {
+		c.latencies = append(c.latencies, d)
+		return
+	}
+	c.latencies[c.nextSample] = d
+	c.nextSample = (c.nextSample + 1) % maxSamples
 }
 
 func (t *Tracker) probeSent(fromDomain string) {
@@ -163,7 +181,7 @@ func (c *dirCounters) summary() DirSummary {
 		l := slices.Clone(c.latencies)
 		slices.Sort(l)
 		q := func(p float64) time.Duration { return l[min(n-1, int(p*float64(n)))] }
-		s.P50, s.P90, s.P99, s.Max = q(0.50), q(0.90), q(0.99), l[n-1]
+		s.P50, s.P90, s.P99, s.Max = q(0.50), q(0.90), q(0.99), c.maxLatency
 	}
 	return s
 }
