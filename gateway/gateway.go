@@ -55,7 +55,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			c.Link.KeyFile = "(Options.PrivateKey)"
 		}
 		if opts.LinkListener != nil {
-			c.Link.Listen = opts.LinkListener.Addr().String()
+			c.Link.Listen = "in-process.invalid:1" // Options.LinkListener is used instead
 		}
 		if opts.LinkDial != nil && c.Link.Dial == "" {
 			c.Link.Dial = "in-process.invalid:1" // Options.LinkDial is used instead

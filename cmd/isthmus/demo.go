@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/isthmus-xmpp/isthmus/gateway"
+	"github.com/isthmus-xmpp/isthmus/internal/demo"
+	"github.com/isthmus-xmpp/isthmus/link/emu"
+)
+
+func init() {
+	register("demo", "run two gateways, an emulated link and simulated servers; print the savings", runDemo)
+}
+
+// demoJSON is the shape `isthmus demo --json` prints.
+type demoJSON struct {
+	Profile    string                   `json:"profile"`
+	DurationS  float64                  `json:"duration_s"`
+	DrainS     float64                  `json:"drain_s"`
+	Directions map[string]demoDirection `json:"directions"`
+}
+
+type demoDirection struct {
+	Stanzas   uint64            `json:"stanzas"`
+	RawBytes  uint64            `json:"raw_bytes"`
+	LinkBytes uint64            `json:"link_bytes"`
+	WireBytes uint64            `json:"wire_bytes"`
+	Ratio     float64           `json:"raw_wire_ratio"`
+	ByKind    map[string]uint64 `json:"stanzas_by_kind"`
+	Messages  demoMessages      `json:"messages"`
+}
+
+type demoMessages struct {
+	Sent       int     `json:"sent"`
+	Delivered  int     `json:"delivered"`
+	Lost       int     `json:"lost"`
+	Duplicates int     `json:"duplicated"`
+	Reordered  int     `json:"reordered"`
+	P50ms      float64 `json:"latency_p50_ms"`
+	P90ms      float64 `json:"latency_p90_ms"`
+	P99ms      float64 `json:"latency_p99_ms"`
+}
+
+func runDemo(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	duration := fs.Duration("duration", time.Minute, "how long the simulated users are active (the run then drains the queues)")
+	profile := fs.String("profile", "vhf-9600", "link profile, optionally with overrides (see `isthmus linkemu -list`), e.g. vhf-9600,loss=0.02")
+	asJSON := fs.Bool("json", false, "print one JSON object on stdout instead of the table")
+	seed := fs.Int64("seed", 1, "seed for the workload and the emulated link")
+	verbose := fs.Bool("v", false, "show the gateways' logs")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "demo: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	if *duration <= 0 {
+		fmt.Fprintf(os.Stderr, "demo: --duration %v must be positive\n", *duration)
+		return errUsage
+	}
+	p, err := emu.ParseProfile(*profile)
+	if err != nil {
+		return err
+	}
+	var logger *slog.Logger
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	tty := isTerminal(os.Stderr)
+	if !*asJSON || tty {
+		fmt.Fprintf(os.Stderr, "isthmus demo: profile %s, %v of simulated traffic, then draining the queues\n", p, *duration)
+	}
+	opts := demo.Options{Profile: p, Duration: *duration, Seed: *seed, Logger: logger}
+	if tty {
+		opts.Progress = func(pr demo.Progress) { progressLine(os.Stderr, pr) }
+	}
+	res, err := demo.Run(ctx, opts)
+	if tty {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printDemoJSON(os.Stdout, res)
+	}
+	printDemo(os.Stdout, res)
+	return nil
+}
+
+func progressLine(w io.Writer, pr demo.Progress) {
+	phase := "running"
+	if pr.Draining {
+		phase = "draining"
+	}
+	fmt.Fprintf(w, "\r\033[K%s %5.0fs  a→b %d stanzas %d→%d B (%.1fx)  b→a %d stanzas %d→%d B (%.1fx)  queued %d",
+		phase, pr.Elapsed.Seconds(),
+		pr.A2B.StanzasTotal, pr.A2B.RawBytes, pr.A2B.WireBytes, pr.A2B.Ratio(),
+		pr.B2A.StanzasTotal, pr.B2A.RawBytes, pr.B2A.WireBytes, pr.B2A.Ratio(), pr.Queued)
+}
+
+func printDemo(w io.Writer, r demo.Result) {
+	fmt.Fprintf(w, "\nprofile %s: %.0fs of traffic, queues drained in %.1fs\n\n", r.Profile, r.Duration.Seconds(), r.Drained.Seconds())
+	gateway.WriteTable(w, []string{"a→b", "b→a"}, []gateway.Direction{r.A2B, r.B2A})
+	fmt.Fprintf(w, "\nemulated link carried a→b %d B, b→a %d B (TCP payload; %d/%d B resent after loss)\n",
+		r.Emu.AB.DeliveredBytes, r.Emu.BA.DeliveredBytes, r.Emu.AB.RetransmittedBytes, r.Emu.BA.RetransmittedBytes)
+	fmt.Fprintf(w, "chat messages a→b: %s\n", r.Messages.A2B)
+	fmt.Fprintf(w, "chat messages b→a: %s\n", r.Messages.B2A)
+	fmt.Fprintf(w, "\nsavings: a→b %.1fx, b→a %.1fx fewer bytes on the wire than the stanzas' plain XML\n", r.A2B.Ratio(), r.B2A.Ratio())
+}
+
+func printDemoJSON(w io.Writer, r demo.Result) error {
+	dir := func(d gateway.Direction, m demoMessagesSrc) demoDirection {
+		return demoDirection{
+			Stanzas: d.StanzasTotal, RawBytes: d.RawBytes, LinkBytes: d.LinkBytes, WireBytes: d.WireBytes,
+			Ratio: round2(d.Ratio()), ByKind: d.Stanzas,
+			Messages: demoMessages{
+				Sent: m.Sent, Delivered: m.Delivered, Lost: m.Lost, Duplicates: m.Duplicates, Reordered: m.Reordered,
+				P50ms: ms(m.P50), P90ms: ms(m.P90), P99ms: ms(m.P99),
+			},
+		}
+	}
+	out := demoJSON{
+		Profile:   r.Profile,
+		DurationS: round2(r.Duration.Seconds()),
+		DrainS:    round2(r.Drained.Seconds()),
+		Directions: map[string]demoDirection{
+			"a2b": dir(r.A2B, r.Messages.A2B),
+			"b2a": dir(r.B2A, r.Messages.B2A),
+		},
+	}
+	enc := json.NewEncoder(w)
+	return enc.Encode(out)
+}
+
+type demoMessagesSrc = struct {
+	Sent, Delivered, Lost, Duplicates, Reordered int
+	P50, P90, P99, Max                            time.Duration
+	Probes, ProbesAnswered, IQs, IQsAnswered      int
+}
+
+func ms(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

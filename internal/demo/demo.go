@@ -1,0 +1,280 @@
+// Package demo runs a whole isthmus deployment in one process: two
+// gateways, an emulated slow link between them, and on each side a simulated
+// XMPP server (package internal/sim) that speaks real S2S, dialback
+// included, to its gateway. `isthmus demo` and the end-to-end tests use it.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/isthmus-xmpp/isthmus/gateway"
+	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
+	"github.com/isthmus-xmpp/isthmus/internal/sim"
+	"github.com/isthmus-xmpp/isthmus/link/emu"
+)
+
+// Options configure a run.
+type Options struct {
+	Profile  emu.Profile
+	Duration time.Duration // workload time; the run then drains the queues
+	Drain    time.Duration // longest wait for the queues to empty (default 2m)
+	Scenario sim.Scenario
+	Seed     int64
+	Logger   *slog.Logger // gateways' logs (nil: discarded)
+	// Progress, if set, is called about once a second while the run goes.
+	Progress func(Progress)
+	// AdminA, if set, serves gateway A's admin interface on this listener.
+	AdminA net.Listener
+}
+
+// Progress is a running view of the demo.
+type Progress struct {
+	Elapsed  time.Duration
+	Draining bool
+	A2B, B2A gateway.Direction
+	Queued   int
+	LinkUp   bool
+}
+
+// Result is what a run measured.
+type Result struct {
+	Profile  string
+	Duration time.Duration // workload time
+	Drained  time.Duration // time to empty the queues after the workload
+	A2B, B2A gateway.Direction
+	Messages sim.Summary
+	Emu      emu.Stats
+	A, B     gateway.Snapshot
+}
+
+// side is one simulated server wired to the S2S sockets.
+type side struct {
+	sim  *sim.Server
+	mu   sync.Mutex // guards sim
+	ln   net.Listener
+	srv  *s2s.Server
+	pool *s2s.Pool
+	log  *slog.Logger
+}
+
+func newSide(s *sim.Server) (*side, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("demo: listen for %s: %w", s.Domain(), err)
+	}
+	return &side{sim: s, ln: ln}, nil
+}
+
+// wire connects the simulated server to its gateway's S2S address.
+func (sd *side) wire(gw string, log *slog.Logger) {
+	domain := sd.sim.Domain()
+	resolve := func(d string) (string, error) {
+		if d == domain {
+			return sd.ln.Addr().String(), nil
+		}
+		return gw, nil
+	}
+	secret := "demo-server-secret-" + domain
+	sd.srv = s2s.NewServer(s2s.ServerConfig{
+		Hosts:   func(d string) bool { return d == domain },
+		Resolve: resolve,
+		Secret:  secret,
+		Deliver: sd.deliver,
+		Logger:  log,
+	})
+	sd.pool = s2s.NewPool(s2s.PoolConfig{
+		Resolve: resolve,
+		Secret:  secret,
+		Logger:  log,
+		Bounce: func(st s2s.Stanza, cond string) {
+			log.Warn("demo: stanza bounced", "server", domain, "to", st.To, "cond", cond)
+		},
+	})
+}
+
+func (sd *side) deliver(st s2s.Stanza) {
+	sd.mu.Lock()
+	out := sd.sim.Handle(time.Now(), st.Raw)
+	sd.mu.Unlock()
+	sd.send(out)
+}
+
+func (sd *side) send(out [][]byte) {
+	for _, raw := range out {
+		st, err := s2s.ParseStanza(raw)
+		if err != nil {
+			continue // the simulator's output is checked by its own tests
+		}
+		sd.pool.Send(st)
+	}
+}
+
+// workload steps the simulated server until ctx ends.
+func (sd *side) workload(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sd.mu.Lock()
+		out := sd.sim.Step(time.Now())
+		next := sd.sim.Next()
+		sd.mu.Unlock()
+		sd.send(out)
+		t.Reset(max(time.Until(next), time.Millisecond))
+	}
+}
+
+// Run runs the demo and returns what it measured.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if o.Drain <= 0 {
+		o.Drain = 2 * time.Minute
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sc := o.Scenario
+	if sc.DomainA == "" {
+		sc = sim.DefaultScenario()
+		sc.Seed = o.Seed
+	}
+	simA, simB := sim.NewPair(sc)
+	a, err := newSide(simA)
+	if err != nil {
+		return Result{}, err
+	}
+	defer a.ln.Close()
+	b, err := newSide(simB)
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.ln.Close()
+
+	pc, err := gateway.NewPairConfig(
+		map[string]string{sc.DomainA: a.ln.Addr().String()},
+		map[string]string{sc.DomainB: b.ln.Addr().String()},
+		"demo-dialback-secret")
+	if err != nil {
+		return Result{}, err
+	}
+	pc.A.Link.RateBPS, pc.B.Link.RateBPS = o.Profile.RateBPS, o.Profile.RateBPS
+	l := emu.NewLink(o.Profile, o.Seed)
+	defer l.Close()
+	gb, err := gateway.New(pc.B, gateway.Options{Logger: log, PrivateKey: pc.KeyB, LinkListener: l.Listen()})
+	if err != nil {
+		return Result{}, err
+	}
+	ga, err := gateway.New(pc.A, gateway.Options{Logger: log, PrivateKey: pc.KeyA, LinkDial: l.Dial, AdminListener: o.AdminA})
+	if err != nil {
+		return Result{}, err
+	}
+	a.wire(ga.S2SAddr().String(), log)
+	b.wire(gb.S2SAddr().String(), log)
+
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	goRun := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(runCtx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	goRun(ga.Run)
+	goRun(gb.Run)
+	goRun(func(ctx context.Context) error { return a.srv.Serve(ctx, a.ln) })
+	goRun(func(ctx context.Context) error { return b.srv.Serve(ctx, b.ln) })
+	defer func() {
+		stopAll()
+		a.pool.Close()
+		b.pool.Close()
+		wg.Wait()
+	}()
+
+	start := time.Now()
+	wlCtx, stopWorkload := context.WithTimeout(runCtx, o.Duration)
+	defer stopWorkload()
+	var wlg sync.WaitGroup
+	for _, sd := range []*side{a, b} {
+		wlg.Add(1)
+		go func() { defer wlg.Done(); sd.workload(wlCtx) }()
+	}
+	progress := func(draining bool) (queued int) {
+		sa, sb := ga.Snapshot(), gb.Snapshot()
+		queued = sa.Link.Waiting + sa.Link.Unacked + sb.Link.Waiting + sb.Link.Unacked
+		if o.Progress != nil {
+			o.Progress(Progress{Elapsed: time.Since(start), Draining: draining, A2B: sa.Out, B2A: sb.Out, Queued: queued, LinkUp: sa.Link.Up})
+		}
+		return queued
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case err := <-errs:
+			return Result{}, err
+		case <-wlCtx.Done():
+			break wait
+		case <-tick.C:
+			progress(false)
+		}
+	}
+	wlg.Wait()
+	workEnd := time.Now()
+
+	// Drain: wait until nothing is queued or in flight on either side, and
+	// the message tracker has nothing pending, for two seconds running.
+	drainEnd := workEnd.Add(o.Drain)
+	quiet := 0
+	for quiet < 2 {
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case err := <-errs:
+			return Result{}, err
+		case <-tick.C:
+		}
+		q := progress(true)
+		s := simA.Tracker().Summary()
+		if q == 0 && s.A2B.Lost == 0 && s.B2A.Lost == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		if time.Now().After(drainEnd) {
+			log.Warn("demo: queues did not drain in time", "queued", q)
+			break
+		}
+	}
+	res := Result{
+		Profile:  o.Profile.Name,
+		Duration: workEnd.Sub(start),
+		Drained:  time.Since(workEnd),
+		A:        ga.Snapshot(),
+		B:        gb.Snapshot(),
+		Messages: simA.Tracker().Summary(),
+		Emu:      l.Stats(),
+	}
+	res.A2B, res.B2A = res.A.Out, res.B.Out
+	if res.A2B.StanzasTotal == 0 || res.B2A.StanzasTotal == 0 {
+		return res, errors.New("demo: no stanzas crossed the link in one direction")
+	}
+	return res, nil
+}
