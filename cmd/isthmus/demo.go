@@ -151,8 +151,8 @@ func printDemoJSON(w io.Writer, r demo.Result) error {
 
 type demoMessagesSrc = struct {
 	Sent, Delivered, Lost, Duplicates, Reordered int
-	P50, P90, P99, Max                            time.Duration
-	Probes, ProbesAnswered, IQs, IQsAnswered      int
+	P50, P90, P99, Max                           time.Duration
+	Probes, ProbesAnswered, IQs, IQsAnswered     int
 }
 
 func ms(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }

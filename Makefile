@@ -1,0 +1,40 @@
+# isthmus — see README.md. Two commands for a newcomer: `make demo`, `make test`.
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build demo test test-short lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/isthmus ./cmd/isthmus
+
+# The main job: both gateways, an emulated vhf-9600 link and simulated
+# servers in one process, printing the savings. DEMO_FLAGS="--profile bgan-64k".
+demo:
+	$(GO) run ./cmd/isthmus demo $(DEMO_FLAGS)
+
+# Everything, with the race detector, including the real-Prosody interop
+# tests (they skip only when prosody is not installed and CI is unset).
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+# Run each fuzzer for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@for t in $$($(GO) test -list 'Fuzz.*' ./... | grep -E '^(Fuzz|ok)' | awk '/^Fuzz/{f=f" "$$1} /^ok/{if(f!="")print $$2":"f; f=""}'); do \
+		pkg=$${t%%:*}; for f in $${t#*:}; do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; done
+
+clean:
+	rm -rf bin
