@@ -11,12 +11,6 @@ import (
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-type wire struct {
-	at  time.Time
-	to  *Server
-	raw []byte
-}
-
 type runResult struct {
 	a, b       *Server
 	transcript []string // every stanza in the order produced, prefixed by side
@@ -26,68 +20,23 @@ type runResult struct {
 	end        time.Time
 }
 
-// runPair connects a and b directly: what one produces reaches the other's
-// Handle after delay. It runs for dur of virtual time, then delivers what
-// is still in flight.
+// runPair connects a and b directly (runBackToBack) and checks every
+// stanza produced.
 func runPair(t testing.TB, sc Scenario, dur, delay time.Duration) *runResult {
 	t.Helper()
 	a, b := NewPair(sc)
 	res := &runResult{a: a, b: b, kinds: [2]map[string]int{{}, {}}}
-	var q []wire // FIFO: times never decrease
-	record := func(from *Server, now time.Time, out [][]byte) {
-		to, side := b, A2B
-		if from == b {
-			to, side = a, B2A
+	res.end = runBackToBack(a, b, t0, dur, delay, func(dir int, _ time.Time, raw []byte) {
+		from, to := a, b
+		if dir == B2A {
+			from, to = b, a
 		}
-		for _, raw := range out {
-			checkStanza(t, raw, from.Domain(), to.Domain())
-			res.transcript = append(res.transcript, from.Domain()+" "+string(raw))
-			res.bytes[side] += len(raw)
-			res.stanzas[side]++
-			res.kinds[side][kind(raw)]++
-			q = append(q, wire{now.Add(delay), to, raw})
-		}
-	}
-	due := func(s *Server, now time.Time) bool { return !s.Next().After(now) }
-	end := t0.Add(dur)
-	now := t0
-	for {
-		next := a.Next()
-		if n := b.Next(); n.Before(next) {
-			next = n
-		}
-		if len(q) > 0 && q[0].at.Before(next) {
-			next = q[0].at
-		}
-		if next.After(end) {
-			break
-		}
-		if next.After(now) {
-			now = next
-		}
-		if due(a, now) {
-			record(a, now, a.Step(now))
-		}
-		if due(b, now) {
-			record(b, now, b.Step(now))
-		}
-		for len(q) > 0 && !q[0].at.After(now) {
-			w := q[0]
-			q = q[1:]
-			record(w.to, now, w.to.Handle(now, w.raw))
-		}
-	}
-	// Drain what is in flight, without new workload.
-	for len(q) > 0 {
-		w := q[0]
-		q = q[1:]
-		if w.at.After(now) {
-			now = w.at
-		}
-		out := w.to.Handle(now, w.raw)
-		record(w.to, now, out)
-	}
-	res.end = now
+		checkStanza(t, raw, from.Domain(), to.Domain())
+		res.transcript = append(res.transcript, from.Domain()+" "+string(raw))
+		res.bytes[dir] += len(raw)
+		res.stanzas[dir]++
+		res.kinds[dir][kind(raw)]++
+	})
 	return res
 }
 
@@ -432,5 +381,66 @@ func TestTrackerLatencyRing(t *testing.T) {
 	s := c.summary()
 	if s.P99 != time.Second || s.Max != time.Hour {
 		t.Errorf("p99=%v max=%v, want 1s (old sample overwritten) and 1h (all-time max)", s.P99, s.Max)
+	}
+}
+
+func TestGenerateMatchesRun(t *testing.T) {
+	var n int
+	var got []string
+	sum := Generate(DefaultScenario(), t0, 20*time.Second, 0, func(dir int, at time.Time, raw []byte) {
+		n++
+		got = append(got, string(raw))
+	})
+	res := runPair(t, DefaultScenario(), 20*time.Second, 0)
+	if n == 0 || n != len(res.transcript) {
+		t.Fatalf("Generate emitted %d stanzas, runPair %d", n, len(res.transcript))
+	}
+	if sum.A2B.Sent == 0 || sum.A2B.Delivered != sum.A2B.Sent {
+		t.Errorf("summary: %v", sum)
+	}
+}
+
+func TestRosterSymmetric(t *testing.T) {
+	for _, sc := range []Scenario{
+		DefaultScenario(),
+		{UsersA: 5, UsersB: 30, Contacts: 8, Seed: 3},
+		{UsersA: 30, UsersB: 4, Contacts: 8, Seed: 4},
+		{UsersA: 60, UsersB: 60, Contacts: 3, Seed: 5},
+	} {
+		a, b := NewPair(sc)
+		sc = sc.normalized()
+		seen := map[string]bool{}
+		for _, s := range []*Server{a, b} {
+			other := b
+			if s == b {
+				other = a
+			}
+			for _, u := range s.users {
+				if seen[u.bare] {
+					t.Errorf("duplicate account %s", u.bare)
+				}
+				seen[u.bare] = true
+				if len(u.contacts) == 0 {
+					t.Errorf("%v: %s has no contacts", sc, u.bare)
+				}
+				for _, c := range u.contacts {
+					j, _ := parseJID(c)
+					cu := other.byLocal[j.local]
+					if j.domain != other.domain || cu == nil || !cu.contactSet[u.bare] {
+						t.Errorf("%v: %s has %s, not the other way round", sc, u.bare, c)
+					}
+				}
+			}
+		}
+		if sc.UsersA == sc.UsersB {
+			for _, u := range append(append([]*user{}, a.users...), b.users...) {
+				if len(u.contacts) != sc.Contacts {
+					t.Errorf("%v: %s has %d contacts, want %d", sc, u.bare, len(u.contacts), sc.Contacts)
+				}
+			}
+		}
+		if on := a.users; len(on) != sc.UsersA {
+			t.Errorf("a has %d users, want %d", len(on), sc.UsersA)
+		}
 	}
 }
