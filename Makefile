@@ -31,10 +31,12 @@ lint:
 # Run each fuzzer for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
 fuzz:
-	@for t in $$($(GO) test -list 'Fuzz.*' ./... | grep -E '^(Fuzz|ok)' | awk '/^Fuzz/{f=f" "$$1} /^ok/{if(f!="")print $$2":"f; f=""}'); do \
-		pkg=$${t%%:*}; for f in $${t#*:}; do \
+	@$(GO) test -list 'Fuzz.*' ./... | awk '/^Fuzz/{f=f","$$1} /^ok/{if(f!="")print $$2 f; f=""}' | \
+	while IFS=, read -r pkg fuzzers; do \
+		for f in $$(echo $$fuzzers | tr , ' '); do \
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-		done; done
+		done; \
+	done
 
 clean:
 	rm -rf bin
