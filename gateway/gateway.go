@@ -44,6 +44,7 @@ type Gateway struct {
 	linkLn net.Listener
 	admin  net.Listener
 	c      *counters
+	mirror *mirrorEdge // nil: presence passes through unchanged
 }
 
 // New builds a gateway from a validated configuration. Listeners are opened
@@ -191,6 +192,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		closeAll()
 		return nil, err
 	}
+	if g.mirror, err = newMirrorEdge(g); err != nil {
+		closeAll()
+		return nil, err
+	}
 	g.s2sLn = opts.S2SListener
 	if g.s2sLn == nil {
 		if g.s2sLn, err = net.Listen("tcp", cfg.S2S.Listen); err != nil {
@@ -235,6 +240,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.log.Info("gateway: starting", "s2s", g.s2sLn.Addr().String(), "remote_domains", g.cfg.RemoteDomains)
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return g.link.Run(ctx) })
+	if g.mirror != nil {
+		eg.Go(func() error { return g.mirror.run(ctx) })
+	}
 	eg.Go(func() error { return g.server.Serve(ctx, g.s2sLn) })
 	eg.Go(func() error {
 		<-ctx.Done()
@@ -292,16 +300,28 @@ func (g *Gateway) resolveLocal(domain string) (string, error) {
 
 // fromLocal takes a stanza a local server sent to a remote domain.
 func (g *Gateway) fromLocal(st s2s.Stanza) {
+	if g.mirror != nil && st.Name == "presence" && g.mirror.fromLocal(st) {
+		return // answered or absorbed by the presence mirror
+	}
+	g.toLink(st)
+}
+
+// toLink sends a stanza to the peer, or bounces it to its local sender when
+// the link queue is full.
+func (g *Gateway) toLink(st s2s.Stanza) {
 	if err := g.link.Send(st.Raw); err != nil {
 		g.c.drop("link-queue-full")
 		g.log.Warn("gateway: link queue full: bouncing", "from", st.From, "to", st.To)
 		if reply, ok := s2s.ErrorReply(st, s2s.CondResourceConstraint); ok {
-			g.pool.Send(reply)
+			g.toLocal(reply)
 		}
 		return
 	}
 	g.c.stanza(&g.c.out, st.Name, len(st.Raw))
 }
+
+// toLocal delivers a stanza to the local server hosting its recipient.
+func (g *Gateway) toLocal(st s2s.Stanza) { g.pool.Send(st) }
 
 // fromLink takes the stanzas of one DATA frame from the peer.
 func (g *Gateway) fromLink(batch [][]byte) {
@@ -320,7 +340,10 @@ func (g *Gateway) fromLink(batch [][]byte) {
 			g.bounceToRemote(st, s2s.CondItemNotFound)
 			continue
 		}
-		g.pool.Send(st)
+		if g.mirror != nil && st.Name == "presence" && g.mirror.fromLink(st) {
+			continue
+		}
+		g.toLocal(st)
 	}
 }
 
@@ -331,9 +354,5 @@ func (g *Gateway) bounceToRemote(st s2s.Stanza, cond string) {
 	if !ok {
 		return
 	}
-	if err := g.link.Send(reply.Raw); err != nil {
-		g.c.drop("link-queue-full")
-		return
-	}
-	g.c.stanza(&g.c.out, reply.Name, len(reply.Raw))
+	g.toLink(reply)
 }
