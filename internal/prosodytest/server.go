@@ -1,0 +1,372 @@
+package prosodytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds how long Start waits for Prosody to accept on both
+// ports.
+const startTimeout = 20 * time.Second
+
+// stopTimeout bounds how long a stop waits after SIGTERM before SIGKILL.
+const stopTimeout = 5 * time.Second
+
+// Available reports the path of the prosody binary and whether prosody and
+// prosodyctl are both installed.
+func Available() (path string, ok bool) {
+	p, err := exec.LookPath("prosody")
+	if err != nil {
+		return "", false
+	}
+	if _, err := exec.LookPath("prosodyctl"); err != nil {
+		return "", false
+	}
+	return p, true
+}
+
+// Require skips the test when prosody is not installed, or fails it when the
+// environment variable CI is set (CI must run the real-server tests).
+func Require(t testing.TB) {
+	t.Helper()
+	if _, ok := Available(); ok {
+		return
+	}
+	const msg = "prosody not installed: apt-get install prosody (or run .ci/run)"
+	if os.Getenv("CI") != "" {
+		t.Fatal("prosodytest: " + msg + " [CI is set, so this is a failure]")
+	}
+	t.Skip(msg)
+}
+
+// RosterItem is one contact in a user's roster.
+type RosterItem struct {
+	JID          string   // bare JID of the contact
+	Subscription string   // "none", "to", "from" or "both"
+	Name         string   // optional display name
+	Groups       []string // optional groups
+}
+
+// Both returns roster items with subscription "both" for each bare JID.
+func Both(jids ...string) []RosterItem {
+	items := make([]RosterItem, 0, len(jids))
+	for _, j := range jids {
+		items = append(items, RosterItem{JID: j, Subscription: "both"})
+	}
+	return items
+}
+
+// Options configure one Prosody server.
+type Options struct {
+	// Domain is the one VirtualHost, e.g. "a.test". Required.
+	Domain string
+	// Users maps local part to password; each is registered with prosodyctl
+	// before start.
+	Users map[string]string
+	// Overrides maps a remote domain to the "host:port" that outgoing S2S for
+	// it connects to (an isthmus gateway's S2S listener or another Prosody).
+	Overrides map[string]string
+	// DialbackSecret sets Prosody's dialback_secret when not empty.
+	DialbackSecret string
+	// Rosters maps a local user (local part) to the roster written into
+	// Prosody's storage before start.
+	Rosters map[string][]RosterItem
+	// C2SPort and S2SPort fix the listening ports; 0 picks a free port. Fix
+	// S2SPort (see [FreePort]) when another server's Overrides must point at
+	// this server before it starts.
+	C2SPort, S2SPort int
+	// LogLevel is the minimum level written to the log file; default "debug".
+	LogLevel string
+	// ExtraConfig is appended verbatim to the global section of the config.
+	ExtraConfig string
+}
+
+// Server is a running Prosody.
+type Server struct {
+	Domain  string
+	C2SAddr string // "127.0.0.1:port" for clients
+	S2SAddr string // "127.0.0.1:port" for servers and gateways
+	Dir     string // holds prosody.cfg.lua, data/, prosody.log
+
+	ConfigPath string
+	LogPath    string
+
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+
+	mu      sync.Mutex // guards the following fields
+	waitErr error      // the process's exit status, once done is closed
+	stopped bool       // Stop was called
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatalf("prosodytest: %v", err)
+	}
+	return p
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("prosodytest: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// PluginDir returns the folder holding isthmus's Prosody plugins
+// (testdata/prosody/plugins).
+func PluginDir() (string, error) {
+	var candidates []string
+	if _, file, _, ok := runtime.Caller(0); ok {
+		candidates = append(candidates, filepath.Join(filepath.Dir(file), "..", "..", "testdata", "prosody", "plugins"))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			candidates = append(candidates, filepath.Join(d, "testdata", "prosody", "plugins"))
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	for _, c := range candidates {
+		if _, err := os.Stat(filepath.Join(c, "mod_s2s_connect_override.lua")); err == nil {
+			return filepath.Clean(c), nil
+		}
+	}
+	return "", errors.New("prosodytest: testdata/prosody/plugins/mod_s2s_connect_override.lua not found")
+}
+
+// Start writes a config, registers users, writes rosters, starts Prosody and
+// waits until both ports accept. t.Cleanup stops it and, when the test
+// failed, prints its log.
+func Start(t testing.TB, opt Options) *Server {
+	t.Helper()
+	Require(t)
+	if opt.Domain == "" {
+		t.Fatal("prosodytest: Options.Domain is empty")
+	}
+	plugins, err := PluginDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		dir := filepath.Join(base, fmt.Sprintf("run%d", attempt))
+		s, err := start(t, opt, dir, plugins)
+		if err == nil {
+			t.Logf("prosodytest: %s up: c2s %s, s2s %s, log %s", s.Domain, s.C2SAddr, s.S2SAddr, s.LogPath)
+			return s
+		}
+		lastErr = err
+		// Only a port race is worth another try, and only with ports we chose.
+		if !errors.Is(err, errAddrInUse) || (opt.C2SPort != 0 && opt.S2SPort != 0) {
+			break
+		}
+		t.Logf("prosodytest: %v; retrying with other ports", err)
+	}
+	t.Fatal(lastErr)
+	return nil
+}
+
+var errAddrInUse = errors.New("address in use")
+
+func start(t testing.TB, opt Options, dir, plugins string) (*Server, error) {
+	t.Helper()
+	prosody, _ := Available()
+	c2s, s2s := opt.C2SPort, opt.S2SPort
+	var err error
+	if c2s == 0 {
+		if c2s, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	if s2s == 0 {
+		if s2s, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{
+		Domain:     opt.Domain,
+		C2SAddr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(c2s)),
+		S2SAddr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(s2s)),
+		Dir:        dir,
+		ConfigPath: filepath.Join(dir, "prosody.cfg.lua"),
+		LogPath:    filepath.Join(dir, "prosody.log"),
+		done:       make(chan struct{}),
+	}
+	cfg, err := Config(opt, dir, plugins, c2s, s2s)
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range []string{"data", "certs"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+			return nil, fmt.Errorf("prosodytest: %w", err)
+		}
+	}
+	if err := os.WriteFile(s.ConfigPath, []byte(cfg), 0o640); err != nil {
+		return nil, fmt.Errorf("prosodytest: %w", err)
+	}
+	if err := s.register(opt.Users); err != nil {
+		return nil, err
+	}
+	for user, items := range opt.Rosters {
+		if err := WriteRoster(filepath.Join(dir, "data"), opt.Domain, user, items); err != nil {
+			return nil, err
+		}
+	}
+
+	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	if err != nil {
+		return nil, fmt.Errorf("prosodytest: %w", err)
+	}
+	s.cmd = exec.Command(prosody, "--config", s.ConfigPath, "-F")
+	s.cmd.Dir = dir
+	s.cmd.Stdout = out
+	s.cmd.Stderr = out
+	s.cmd.SysProcAttr = sysProcAttr()
+	if err := s.cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("prosodytest: start prosody: %w", err)
+	}
+	go func() {
+		// The process is owned by the Server; Stop and Cleanup wait for this.
+		err := s.cmd.Wait()
+		out.Close()
+		s.mu.Lock()
+		s.waitErr = err
+		s.mu.Unlock()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("prosodytest: %s: %v", s.Domain, err)
+		}
+		if t.Failed() {
+			t.Logf("prosodytest: log of %s (%s):\n%s", s.Domain, s.LogPath, s.Log())
+		}
+	})
+
+	if err := s.waitReady(); err != nil {
+		_ = s.Stop()
+		log := s.Log()
+		if strings.Contains(log, "Address already in use") || strings.Contains(log, "address already in use") {
+			return nil, fmt.Errorf("prosodytest: %s: %w", s.Domain, errAddrInUse)
+		}
+		return nil, fmt.Errorf("prosodytest: %s: %w\nlog:\n%s", s.Domain, err, log)
+	}
+	return s, nil
+}
+
+// register adds users with prosodyctl, before the server runs.
+func (s *Server) register(users map[string]string) error {
+	names := make([]string, 0, len(users))
+	for u := range users {
+		names = append(names, u)
+	}
+	sort.Strings(names)
+	for _, u := range names {
+		cmd := exec.Command("prosodyctl", "--config", s.ConfigPath, "register", u, s.Domain, users[u])
+		cmd.Dir = s.Dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("prosodytest: register %s@%s: %w: %s", u, s.Domain, err, out)
+		}
+	}
+	return nil
+}
+
+// waitReady polls both ports until they accept, the process exits or the
+// start time-out passes.
+func (s *Server) waitReady() error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for _, addr := range []string{s.C2SAddr, s.S2SAddr} {
+		for {
+			var d net.Dialer
+			dctx, dcancel := context.WithTimeout(ctx, time.Second)
+			c, err := d.DialContext(dctx, "tcp", addr)
+			dcancel()
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-s.done:
+				return fmt.Errorf("prosody exited before listening on %s: %v", addr, s.exitErr())
+			case <-ctx.Done():
+				return fmt.Errorf("prosody not listening on %s after %v", addr, startTimeout)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) exitErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waitErr
+}
+
+// Stop terminates Prosody (SIGTERM, then SIGKILL after a grace period) and
+// waits for it. It may be called more than once.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	already := s.stopped
+	s.stopped = true
+	s.mu.Unlock()
+	if already {
+		<-s.done
+		return nil
+	}
+	select {
+	case <-s.done:
+		return fmt.Errorf("prosody had exited before stop: %v", s.exitErr())
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(stopTimeout):
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	return fmt.Errorf("prosody ignored SIGTERM for %v, killed", stopTimeout)
+}
+
+// Log returns Prosody's log file and whatever it wrote to stdout/stderr.
+func (s *Server) Log() string {
+	var b strings.Builder
+	if data, err := os.ReadFile(s.LogPath); err == nil {
+		b.Write(data)
+	} else {
+		fmt.Fprintf(&b, "(no log: %v)\n", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(s.Dir, "stdout.log")); err == nil && len(data) > 0 {
+		b.WriteString("--- stdout/stderr ---\n")
+		b.Write(data)
+	}
+	return b.String()
+}
+
+// JID returns user@Domain.
+func (s *Server) JID(user string) string { return user + "@" + s.Domain }
