@@ -64,6 +64,9 @@ type Stats struct {
 	Out, In               Counters
 	WireOut, WireIn       Wire
 	HandshakeFailures     uint64
+	QueuedBytes           int           // stanza bytes queued and unacknowledged
+	Oldest                time.Time     // when the oldest of them was queued (zero: none or unknown)
+	RTT                   time.Duration // smoothed DATA-to-ack time (see Session.SRTT); 0: no sample yet
 }
 
 // Link runs the session with the peer over successive connections.
@@ -150,6 +153,7 @@ func (l *Link) Stats() Stats {
 		EpochChanges: l.sess.EpochChanges, Epoch: l.sess.Epoch(),
 		Waiting: w, Unacked: u, Out: l.sess.Out, In: l.sess.In,
 		WireOut: l.wireOut, WireIn: l.wireIn, HandshakeFailures: l.hsFails,
+		QueuedBytes: l.sess.HeldBytes(), Oldest: l.sess.Oldest(), RTT: l.sess.SRTT,
 	}
 }
 

@@ -54,8 +54,10 @@ type Counters struct {
 }
 
 type sentFrame struct {
-	block   []byte   // the codec block, kept byte for byte for resumption
-	stanzas [][]byte // its stanzas, for re-encoding in a new epoch
+	block   []byte    // the codec block, kept byte for byte for resumption
+	stanzas [][]byte  // its stanzas, for re-encoding in a new epoch
+	queued  time.Time // when its oldest stanza was queued (zero: unknown)
+	sent    time.Time // first sent; zero once sent again (no RTT sample, as Karn's rule)
 }
 
 // Session is the pure state machine of one side of the link session. It
@@ -96,6 +98,25 @@ type Session struct {
 
 	Out, In               Counters
 	Resumes, EpochChanges uint64
+	// SRTT is the smoothed time from sending a DATA frame to its cumulative
+	// ack (RFC 6298 weights; it includes the peer's ack delay), 0 before the
+	// first sample.
+	SRTT time.Duration
+}
+
+// HeldBytes returns the stanza bytes queued and unacknowledged.
+func (s *Session) HeldBytes() int { return s.held }
+
+// Oldest returns when the oldest stanza still queued or unacknowledged was
+// queued (zero when none, or unknown after an epoch change).
+func (s *Session) Oldest() time.Time {
+	if len(s.unacked) > 0 {
+		return s.unacked[0].queued
+	}
+	if len(s.queue) > 0 {
+		return s.firstQueue
+	}
+	return time.Time{}
 }
 
 // NewSession returns a session with no connection. newID supplies epoch
@@ -278,8 +299,21 @@ func (s *Session) onAck(a uint32) error {
 	if !s.ackable(a) {
 		return fmt.Errorf("%w: ack %d outside %d..%d", ErrProtocol, a, s.acked, s.acked+uint32(len(s.unacked)))
 	}
+	if n := int(a - s.acked); n > 0 {
+		if t := s.unacked[n-1].sent; !t.IsZero() && !s.lastRecv.Before(t) {
+			s.rttSample(s.lastRecv.Sub(t))
+		}
+	}
 	s.dropAcked(a)
 	return nil
+}
+
+func (s *Session) rttSample(r time.Duration) {
+	if s.SRTT == 0 {
+		s.SRTT = r
+		return
+	}
+	s.SRTT += (r - s.SRTT) / 8
 }
 
 func (s *Session) dropAcked(a uint32) {
@@ -315,6 +349,7 @@ func (s *Session) Poll(now time.Time) []byte {
 	// Resumption: unacked frames the peer has not seen, byte for byte.
 	if s.resend < len(s.unacked) {
 		f := s.unacked[s.resend]
+		s.unacked[s.resend].sent = time.Time{}
 		s.resend++
 		s.Out.Retransmitted += uint64(len(f.block))
 		return s.data(out, f.block)
@@ -355,10 +390,11 @@ func (s *Session) batch(now time.Time, out []byte) []byte {
 	}
 	s.queue = s.queue[n:]
 	s.queueBytes -= size
+	queued := s.firstQueue
 	if len(s.queue) > 0 {
 		s.firstQueue = now
 	}
-	s.unacked = append(s.unacked, sentFrame{block: append([]byte(nil), block...), stanzas: stanzas})
+	s.unacked = append(s.unacked, sentFrame{block: append([]byte(nil), block...), stanzas: stanzas, queued: queued, sent: now})
 	s.resend = len(s.unacked)
 	s.Out.Stanzas += uint64(n)
 	s.Out.StanzaBytes += uint64(size)
