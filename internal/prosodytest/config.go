@@ -25,8 +25,11 @@ func Config(opt Options, dir, plugins string, c2sPort, s2sPort int) (string, err
 		return "", fmt.Errorf("prosodytest: config: empty domain")
 	}
 	level := opt.LogLevel
-	if level == "" {
+	switch level {
+	case "", "debug":
 		level = "debug"
+	default:
+		level = "info"
 	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }

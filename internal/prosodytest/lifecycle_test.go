@@ -107,3 +107,27 @@ func TestStopAndCrash(t *testing.T) {
 		t.Error("Stop of a killed server returned nil")
 	}
 }
+
+// TestPortTaken: Prosody keeps running when it cannot bind a port, and the
+// port still accepts (someone else's listener); Start must notice from the
+// log and fail rather than hand out a server that is not there.
+func TestPortTaken(t *testing.T) {
+	Require(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	r := &recordTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Start(r, Options{Domain: "a.test", C2SPort: taken, S2SPort: FreePort(t)})
+	}()
+	<-done
+	t.Logf("fatal: %s", r.fatal)
+	if !strings.Contains(r.fatal, "in use") {
+		t.Errorf("Start with a taken c2s port: fatal %q, want an address-in-use failure", r.fatal)
+	}
+}

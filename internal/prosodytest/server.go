@@ -88,7 +88,9 @@ type Options struct {
 	// S2SPort (see [FreePort]) when another server's Overrides must point at
 	// this server before it starts.
 	C2SPort, S2SPort int
-	// LogLevel is the minimum level written to the log file; default "debug".
+	// LogLevel is the minimum level written to the log file: "debug" (the
+	// default) or "info". Higher levels are lowered to "info": Start reads
+	// the log to learn that Prosody bound its ports.
 	LogLevel string
 	// ExtraConfig is appended verbatim to the global section of the config.
 	ExtraConfig string
@@ -267,11 +269,10 @@ func start(t testing.TB, opt Options, dir, plugins string) (*Server, error) {
 
 	if err := s.waitReady(); err != nil {
 		_ = s.Stop()
-		log := s.Log()
-		if strings.Contains(log, "Address already in use") || strings.Contains(log, "address already in use") {
-			return nil, fmt.Errorf("prosodytest: %s: %w", s.Domain, errAddrInUse)
+		if errors.Is(err, errAddrInUse) {
+			return nil, fmt.Errorf("prosodytest: %s: %w", s.Domain, err)
 		}
-		return nil, fmt.Errorf("prosodytest: %s: %w\nlog:\n%s", s.Domain, err, log)
+		return nil, fmt.Errorf("prosodytest: %s: %w\nlog:\n%s", s.Domain, err, s.Log())
 	}
 	return s, nil
 }
@@ -293,31 +294,51 @@ func (s *Server) register(users map[string]string) error {
 	return nil
 }
 
-// waitReady polls both ports until they accept, the process exits or the
-// start time-out passes.
+// waitReady waits until Prosody's log says it bound both ports and both
+// accept, the process exits, or the start time-out passes. Prosody keeps
+// running when a port is taken, and a taken port accepts (someone else's
+// listener), so the log is the authority on whether the ports are ours.
 func (s *Server) waitReady() error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	for _, addr := range []string{s.C2SAddr, s.S2SAddr} {
-		for {
-			var d net.Dialer
-			dctx, dcancel := context.WithTimeout(ctx, time.Second)
-			c, err := d.DialContext(dctx, "tcp", addr)
-			dcancel()
-			if err == nil {
-				c.Close()
-				break
+	want := []string{
+		fmt.Sprintf("Activated service 'c2s' on [127.0.0.1]:%s", port(s.C2SAddr)),
+		fmt.Sprintf("Activated service 's2s' on [127.0.0.1]:%s", port(s.S2SAddr)),
+	}
+	for {
+		log, _ := os.ReadFile(s.LogPath)
+		if i := strings.Index(string(log), "Failed to open server port"); i >= 0 {
+			line, _, _ := strings.Cut(string(log[i:]), "\n")
+			if strings.Contains(line, "in use") {
+				return fmt.Errorf("%s: %w", line, errAddrInUse)
 			}
-			select {
-			case <-s.done:
-				return fmt.Errorf("prosody exited before listening on %s: %v", addr, s.exitErr())
-			case <-ctx.Done():
-				return fmt.Errorf("prosody not listening on %s after %v", addr, startTimeout)
-			case <-time.After(20 * time.Millisecond):
-			}
+			return errors.New(line)
+		}
+		if strings.Contains(string(log), want[0]) && strings.Contains(string(log), want[1]) {
+			break
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("prosody exited before listening: %v", s.exitErr())
+		case <-ctx.Done():
+			return fmt.Errorf("prosody not listening on %s and %s after %v", s.C2SAddr, s.S2SAddr, startTimeout)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	for _, addr := range []string{s.C2SAddr, s.S2SAddr} {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("prosody logged its ports but %s does not accept: %w", addr, err)
+		}
+		c.Close()
+	}
 	return nil
+}
+
+func port(hostport string) string {
+	_, p, _ := net.SplitHostPort(hostport)
+	return p
 }
 
 func (s *Server) exitErr() error {
