@@ -191,6 +191,10 @@ func Start(t testing.TB, opt Options) *Server {
 
 var errAddrInUse = errors.New("address in use")
 
+// startedMarker is logged by mod_s2s_connect_override on "server-started",
+// once every module (mod_posix's SIGTERM handler too) is loaded.
+const startedMarker = "isthmus: server started"
+
 func start(t testing.TB, opt Options, dir, plugins string) (*Server, error) {
 	t.Helper()
 	prosody, _ := Available()
@@ -294,8 +298,8 @@ func (s *Server) register(users map[string]string) error {
 	return nil
 }
 
-// waitReady waits until Prosody's log says it bound both ports and both
-// accept, the process exits, or the start time-out passes. Prosody keeps
+// waitReady waits until Prosody's log says it bound both ports and has
+// finished starting, and both ports accept, the process exits, or the start time-out passes. Prosody keeps
 // running when a port is taken, and a taken port accepts (someone else's
 // listener), so the log is the authority on whether the ports are ours.
 func (s *Server) waitReady() error {
@@ -304,6 +308,7 @@ func (s *Server) waitReady() error {
 	want := []string{
 		fmt.Sprintf("Activated service 'c2s' on [127.0.0.1]:%s", port(s.C2SAddr)),
 		fmt.Sprintf("Activated service 's2s' on [127.0.0.1]:%s", port(s.S2SAddr)),
+		startedMarker,
 	}
 	for {
 		log, _ := os.ReadFile(s.LogPath)
@@ -314,7 +319,8 @@ func (s *Server) waitReady() error {
 			}
 			return errors.New(line)
 		}
-		if strings.Contains(string(log), want[0]) && strings.Contains(string(log), want[1]) {
+		if strings.Contains(string(log), want[0]) && strings.Contains(string(log), want[1]) &&
+			strings.Contains(string(log), want[2]) {
 			break
 		}
 		select {
@@ -366,6 +372,9 @@ func (s *Server) Stop() error {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
+		if err := s.exitErr(); err != nil {
+			return fmt.Errorf("prosody did not shut down cleanly: %w", err)
+		}
 		return nil
 	case <-time.After(stopTimeout):
 	}
