@@ -14,7 +14,8 @@ func (g *Gateway) adminHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(g.Snapshot())
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	g.statusRoutes(mux) // status page at /, /metrics (status.go)
+	mux.HandleFunc("GET /text", func(w http.ResponseWriter, r *http.Request) {
 		s := g.Snapshot()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "isthmus gateway %s — link up: %v, queued %d, unacked %d\n\n", s.Name, s.Link.Up, s.Link.Waiting, s.Link.Unacked)

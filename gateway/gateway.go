@@ -45,6 +45,7 @@ type Gateway struct {
 	admin  net.Listener
 	c      *counters
 	mirror *mirrorEdge // nil: presence passes through unchanged
+	ops    *ops        // metrics, status history, shutdown gate, reload (ops.go)
 }
 
 // New builds a gateway from a validated configuration. Listeners are opened
@@ -73,6 +74,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		local:  map[string]string{},
 		c:      newCounters(),
 	}
+	g.ops = newOps(g)
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -119,6 +121,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		QueueLimit:     cfg.S2S.QueueLimit,
 	}
 	events := func(e s2s.Event) {
+		g.ops.event(e)
 		if e.Kind == "stream-error" || e.Kind == "in-refused" {
 			g.c.event(e.Kind + ":" + e.Reason)
 		} else {
@@ -243,7 +246,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.mirror != nil {
 		eg.Go(func() error { return g.mirror.run(ctx) })
 	}
-	eg.Go(func() error { return g.server.Serve(ctx, g.s2sLn) })
+	eg.Go(func() error { return g.server.Serve(ctx, g.ops.listener(g.s2sLn)) })
 	eg.Go(func() error {
 		<-ctx.Done()
 		return g.pool.Close()
@@ -263,20 +266,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return srv.Shutdown(sctx)
 		})
 	}
-	if iv := g.cfg.SummaryInterval.Duration; iv > 0 {
-		eg.Go(func() error {
-			t := time.NewTicker(iv)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-t.C:
-					g.logSummary()
-				}
-			}
-		})
-	}
+	eg.Go(func() error { return g.ops.run(ctx) }) // history samples, summary log
 	err := eg.Wait()
 	g.logSummary()
 	return err

@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MirrorStats is what the presence mirror reports for metrics and the
+// status page. The mirror edge provides it with a method
+//
+//	func (m *mirrorEdge) stats() MirrorStats
+//
+// and until it does (or when the mirror is off) the figures stay zero.
+type MirrorStats struct {
+	Entries              int    `json:"entries"`               // contacts whose presence the mirror holds
+	DuplicatesSuppressed uint64 `json:"duplicates_suppressed"` // presences not sent because the mirror held the same
+	ProbesAnsweredLocal  uint64 `json:"probes_answered_local"` // probes answered from the mirror
+	ProbesForwarded      uint64 `json:"probes_forwarded"`      // probes sent over the link
+}
+
+func (g *Gateway) mirrorStats() MirrorStats {
+	if g.mirror == nil {
+		return MirrorStats{}
+	}
+	if m, ok := any(g.mirror).(interface{ stats() MirrorStats }); ok {
+		return m.stats()
+	}
+	return MirrorStats{}
+}
+
+// spoolBytes is the link's on-disk spool size when the link has one
+// (a method SpoolBytes() int64 on *link.Link), else 0.
+func (g *Gateway) spoolBytes() int64 {
+	if s, ok := any(g.link).(interface{ SpoolBytes() int64 }); ok {
+		return s.SpoolBytes()
+	}
+	return 0
+}
+
+// metricsHandler serves /metrics from a registry of its own (the demo runs
+// two gateways in one process, so nothing goes to the global registry).
+type metricsHandler struct {
+	reg *prometheus.Registry
+	h   http.Handler
+}
+
+func newMetricsHandler(g *Gateway) *metricsHandler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&collector{g: g})
+	reg.MustRegister(collectors.NewGoCollector())
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &metricsHandler{reg: reg, h: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}
+}
+
+// Registry returns the gateway's metrics registry (for tests and embedding).
+func (g *Gateway) Registry() *prometheus.Registry { return g.ops.metrics.reg }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("isthmus_"+name, help, labels, nil)
+}
+
+// The metrics. Direction "out" is local servers → link, "in" link → local
+// servers.
+var (
+	mInfo       = desc("gateway_info", "Gateway identity; always 1.", "name")
+	mStanzas    = desc("stanzas_total", "Stanzas carried, by direction and kind (message, presence, iq).", "direction", "kind")
+	mRaw        = desc("raw_bytes_total", "Bytes the carried stanzas take as plain S2S XML, by direction.", "direction")
+	mLinkBytes  = desc("link_bytes_total", "Link session frame bytes (codec output and session overhead), by direction.", "direction")
+	mWire       = desc("wire_bytes_total", "Estimated bytes on the wire (TLS records plus TCP/IP headers), by direction.", "direction")
+	mRatio      = desc("savings_ratio", "Raw bytes per wire byte since start, by direction (0 before traffic).", "direction")
+	mLinkUp     = desc("link_up", "1 when the link session to the peer is established.")
+	mConnects   = desc("link_connects_total", "Link connections that completed the handshake.")
+	mResumes    = desc("link_resumes_total", "Link reconnections that resumed the session with frames to resend.")
+	mEpochs     = desc("link_epoch_restarts_total", "Times the compression context restarted because the peer lost it.")
+	mHSFail     = desc("link_handshake_failures_total", "Link connections whose TLS handshake failed.")
+	mRetrans    = desc("link_retransmitted_bytes_total", "DATA frame bytes sent again after a resume.")
+	mRTT        = desc("link_rtt_seconds", "Smoothed time from sending a DATA frame to its acknowledgement (includes the peer's ack delay); 0 before the first sample.")
+	mQueue      = desc("link_queue_stanzas", "Stanzas in the link queue: waiting for a frame, or sent and unacknowledged.", "state")
+	mQueueBytes = desc("link_queue_bytes", "Stanza bytes waiting or unacknowledged.")
+	mOldest     = desc("link_queue_oldest_age_seconds", "Age of the oldest stanza waiting or unacknowledged; 0 when none.")
+	mSpool      = desc("spool_bytes", "Bytes in the on-disk spool of unacknowledged stanzas.")
+	mDrops      = desc("dropped_stanzas_total", "Stanzas refused or discarded, by reason.", "reason")
+	mBounces    = desc("bounced_stanzas_total", "Stanzas bounced to their sender with an error, by XMPP condition.", "condition")
+	mEvents     = desc("s2s_events_total", "S2S edge events (in-open, in-auth, out-open, out-auth, out-fail, ...), by event and short reason.", "event", "reason")
+	mStreams    = desc("s2s_connections", "S2S connections with local servers: in/connected (TCP), out/dialback, out/established.", "direction", "state")
+	mPairs      = desc("s2s_inbound_verified_pairs", "Domain pairs verified by dialback on open incoming S2S streams.")
+	mMirror     = desc("presence_mirror_entries", "Contacts whose presence the mirror holds.")
+	mDup        = desc("presence_duplicates_suppressed_total", "Presence stanzas not sent over the link because the mirror held the same presence.")
+	mProbes     = desc("presence_probes_total", "Presence probes from local servers, by how they were handled (answered_locally, forwarded).", "result")
+)
+
+// collector reads the gateway's figures at scrape time.
+type collector struct{ g *Gateway }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{mInfo, mStanzas, mRaw, mLinkBytes, mWire, mRatio, mLinkUp, mConnects, mResumes, mEpochs,
+		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mDrops, mBounces, mEvents, mStreams, mPairs, mMirror, mDup, mProbes} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	g := c.g
+	s := g.Snapshot()
+	ls := g.link.Stats()
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	counter := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+	}
+	gauge(mInfo, 1, s.Name)
+	for _, dir := range []struct {
+		name string
+		d    Direction
+	}{{"out", s.Out}, {"in", s.In}} {
+		for _, k := range []string{"message", "presence", "iq"} {
+			counter(mStanzas, float64(dir.d.Stanzas[k]), dir.name, k)
+		}
+		other := uint64(0)
+		for k, v := range dir.d.Stanzas {
+			if k != "message" && k != "presence" && k != "iq" {
+				other += v
+			}
+		}
+		if other > 0 {
+			counter(mStanzas, float64(other), dir.name, "other")
+		}
+		counter(mRaw, float64(dir.d.RawBytes), dir.name)
+		counter(mLinkBytes, float64(dir.d.LinkBytes), dir.name)
+		counter(mWire, float64(dir.d.WireBytes), dir.name)
+		gauge(mRatio, dir.d.Ratio(), dir.name)
+	}
+	gauge(mLinkUp, b2f(s.Link.Up))
+	counter(mConnects, float64(s.Link.Connects))
+	counter(mResumes, float64(s.Link.Resumes))
+	counter(mEpochs, float64(s.Link.EpochChanges))
+	counter(mHSFail, float64(s.Link.HandshakeFailures))
+	counter(mRetrans, float64(s.Link.Retransmitted))
+	gauge(mRTT, ls.RTT.Seconds())
+	gauge(mQueue, float64(ls.Waiting), "waiting")
+	gauge(mQueue, float64(ls.Unacked), "unacked")
+	gauge(mQueueBytes, float64(ls.QueuedBytes))
+	age := 0.0
+	if !ls.Oldest.IsZero() {
+		age = max(0, time.Since(ls.Oldest).Seconds())
+	}
+	gauge(mOldest, age)
+	gauge(mSpool, float64(g.spoolBytes()))
+
+	drops, bounces := map[string]float64{}, map[string]float64{}
+	for k, v := range s.Drops {
+		if kind, cond := splitReason(k); kind == "bounce" {
+			bounces[cond] += float64(v)
+		} else {
+			drops[k] += float64(v)
+		}
+	}
+	for _, r := range []string{"link-queue-full", "bad-stanza-from-link", "misrouted-from-link"} {
+		if _, ok := drops[r]; !ok {
+			drops[r] = 0
+		}
+	}
+	for r, v := range drops {
+		if !labelSafe.MatchString(r) {
+			r = "other"
+		}
+		counter(mDrops, v, r)
+	}
+	for r, v := range bounces {
+		counter(mBounces, v, r)
+	}
+	events := map[[2]string]float64{}
+	for k, v := range s.Events {
+		kind, reason := splitReason(k)
+		events[[2]string{kind, reason}] += float64(v)
+	}
+	for k, v := range events {
+		counter(mEvents, v, k[0], k[1])
+	}
+	st := g.ops.streams()
+	gauge(mStreams, float64(st.InConnections), "in", "connected")
+	gauge(mPairs, float64(st.InVerified))
+	gauge(mStreams, float64(st.OutConnecting), "out", "dialback")
+	gauge(mStreams, float64(st.OutEstablish), "out", "established")
+
+	ms := g.mirrorStats()
+	gauge(mMirror, float64(ms.Entries))
+	counter(mDup, float64(ms.DuplicatesSuppressed))
+	counter(mProbes, float64(ms.ProbesAnsweredLocal), "answered_locally")
+	counter(mProbes, float64(ms.ProbesForwarded), "forwarded")
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
