@@ -18,7 +18,16 @@ const (
 )
 
 // Version is the link protocol version carried in HELLO.
-const Version = 1
+const Version = 2
+
+// HELLO flags.
+const (
+	// HelloDecoderLost: the sender restarted and knows how many DATA frames
+	// of PeerEpoch it received (H) but no longer has the decoder context;
+	// the receiver acknowledges frames up to H and starts a new epoch for
+	// the rest.
+	HelloDecoderLost byte = 1 << 0
+)
 
 // MaxFrameSize bounds a frame's payload.
 const MaxFrameSize = 4 << 20
@@ -69,13 +78,14 @@ func eof(err error) error {
 // Hello is the payload of a HELLO frame.
 type Hello struct {
 	Version   byte
+	Flags     byte   // HelloDecoderLost
 	Epoch     uint32 // the sender's send epoch
 	PeerEpoch uint32 // the receiver's epoch the sender has been decoding (0: none)
 	H         uint32 // DATA frames of PeerEpoch received
 }
 
 func (h Hello) append(b []byte) []byte {
-	b = append(b, h.Version)
+	b = append(b, h.Version, h.Flags)
 	b = binary.AppendUvarint(b, uint64(h.Epoch))
 	b = binary.AppendUvarint(b, uint64(h.PeerEpoch))
 	return binary.AppendUvarint(b, uint64(h.H))
@@ -90,7 +100,11 @@ func ParseHello(p []byte) (Hello, error) {
 	if h.Version != Version {
 		return Hello{}, fmt.Errorf("%w: peer speaks link version %d, want %d", ErrProtocol, h.Version, Version)
 	}
-	rest := p[1:]
+	if len(p) < 2 {
+		return Hello{}, fmt.Errorf("%w: HELLO without flags", ErrProtocol)
+	}
+	h.Flags = p[1]
+	rest := p[2:]
 	var vals [3]uint32
 	for i := range vals {
 		v, n := binary.Uvarint(rest)

@@ -8,25 +8,48 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 )
 
-// Config configures a Link. Dial, Listener or both must be set.
+// Transports.
+const (
+	TransportTCP  = "tcp"
+	TransportQUIC = "quic"
+)
+
+// Config configures a Link. Over TCP, Dial, Listener or both must be set;
+// over QUIC, PacketConn and PeerAddr, QUICAccept or both.
 type Config struct {
-	TLS      *tls.Config                                 // from TLSConfig: pinned keys both ways
-	Dial     func(ctx context.Context) (net.Conn, error) // reaches the peer; nil on a listening-only side
-	Listener net.Listener                                // accepts the peer; nil on a dialling-only side
+	TLS       *tls.Config                                 // from TLSConfig: pinned keys both ways
+	Transport string                                      // TransportTCP (default) or TransportQUIC
+	Dial      func(ctx context.Context) (net.Conn, error) // TCP: reaches the peer; nil on a listening-only side
+	Listener  net.Listener                                // TCP: accepts the peer; nil on a dialling-only side
+
+	PacketConn net.PacketConn // QUIC: the local UDP socket (both sides)
+	PeerAddr   net.Addr       // QUIC: where to dial the peer; nil on an accepting-only side
+	QUICAccept bool           // QUIC: accept the peer on PacketConn
+
+	// Journal, when set, is the disk spool (package link/spool): Send
+	// returns once the item is written to it, and the link resumes from
+	// it after a restart.
+	Journal Journal
+	// Expired receives iqs and messages given up after their Expires (see
+	// SessionConfig.MaxAge), so the gateway can bounce them. It is called
+	// without locks held, from the link's goroutines.
+	Expired func([]Item)
 
 	RateBPS          int64         // pace writes to this many bit/s of estimated wire bytes (0: unpaced)
 	MSS              int           // TCP segment payload used for the header estimate (default 1448)
 	ReconnectMin     time.Duration // first redial delay (default 1s)
 	ReconnectMax     time.Duration // redial delay cap (default 60s)
-	HandshakeTimeout time.Duration // TCP+TLS+HELLO (default 60s: slow links)
+	HandshakeTimeout time.Duration // TCP+TLS or QUIC handshake (default 60s: slow links)
 	Session          SessionConfig
 
 	// Deliver receives the stanzas of each DATA frame, in order, from the
@@ -41,17 +64,32 @@ const (
 	synBytes    = 60 // SYN and SYN-ACK carry more options
 )
 
+// UDPHeaderBytes is the IPv4 and UDP header of each QUIC datagram.
+const UDPHeaderBytes = 28
+
 // Wire counts what one direction put on the wire (see the package doc).
 type Wire struct {
-	TLSBytes uint64 // bytes written to (or read from) the TCP socket
-	Segments uint64 // estimated data segments
-	Acks     uint64 // estimated pure ACK segments
-	Setup    uint64 // SYN/SYN-ACK/ACK/FIN bytes
+	TLSBytes  uint64 // bytes written to (or read from) the socket: TLS records over TCP, QUIC packets over UDP
+	Segments  uint64 // estimated TCP data segments
+	Acks      uint64 // estimated pure ACK segments
+	Setup     uint64 // SYN/SYN-ACK/ACK/FIN bytes
+	Datagrams uint64 // UDP datagrams (QUIC)
 }
 
 // Bytes is the estimated total on the wire.
 func (w Wire) Bytes() uint64 {
-	return w.TLSBytes + HeaderBytes*(w.Segments+w.Acks) + w.Setup
+	return w.TLSBytes + HeaderBytes*(w.Segments+w.Acks) + w.Setup + UDPHeaderBytes*w.Datagrams
+}
+
+// Journal is the durable store behind a Link (implemented by
+// link/spool.Spool): Add records an accepted item and returns its id, Apply
+// records the session's operations, Sync makes both durable (it may run
+// concurrently with the others), Restored returns the state to resume from.
+type Journal interface {
+	Add(Item) (uint64, error)
+	Apply([]Op) error
+	Sync() error
+	Restored() Restored
 }
 
 // Stats is a snapshot of a link.
@@ -61,12 +99,14 @@ type Stats struct {
 	Resumes, EpochChanges uint64
 	Epoch                 uint32
 	Waiting, Unacked      int // stanzas queued / in flight
+	HeldBytes             int // their bytes
+	Drops                 Drops
 	Out, In               Counters
 	WireOut, WireIn       Wire
 	HandshakeFailures     uint64
 	QueuedBytes           int           // stanza bytes queued and unacknowledged
 	Oldest                time.Time     // when the oldest of them was queued (zero: none or unknown)
-	RTT                   time.Duration // smoothed DATA-to-ack time (see Session.SRTT); 0: no sample yet
+	RTT                   time.Duration // smoothed DATA-to-ack time (see Session.RTT); 0: no sample yet
 }
 
 // Link runs the session with the peer over successive connections.
@@ -74,9 +114,11 @@ type Link struct {
 	cfg  Config
 	log  *slog.Logger
 	wake chan struct{}
+	rate atomic.Int64 // pacing rate in bit/s (Config.RateBPS; SetRate)
 
 	mu        sync.Mutex // guards the following fields
 	sess      *Session
+	nextID    uint64 // item ids when there is no journal
 	wireOut   Wire
 	wireIn    Wire
 	connects  uint64
@@ -90,8 +132,18 @@ func New(cfg Config) (*Link, error) {
 	if cfg.TLS == nil {
 		return nil, errors.New("link: no TLS configuration")
 	}
-	if cfg.Dial == nil && cfg.Listener == nil {
-		return nil, errors.New("link: neither dial nor listen configured")
+	switch cfg.Transport {
+	case "", TransportTCP:
+		cfg.Transport = TransportTCP
+		if cfg.Dial == nil && cfg.Listener == nil {
+			return nil, errors.New("link: neither dial nor listen configured")
+		}
+	case TransportQUIC:
+		if cfg.PacketConn == nil || (cfg.PeerAddr == nil && !cfg.QUICAccept) {
+			return nil, errors.New("link: QUIC needs a PacketConn and a PeerAddr, QUICAccept or both")
+		}
+	default:
+		return nil, fmt.Errorf("link: unknown transport %q", cfg.Transport)
 	}
 	if cfg.Deliver == nil {
 		return nil, errors.New("link: no Deliver function")
@@ -115,8 +167,14 @@ func New(cfg Config) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Link{cfg: cfg, log: cfg.Logger, sess: sess, wake: make(chan struct{}, 1)}, nil
+	l := &Link{cfg: cfg, log: cfg.Logger, sess: sess, wake: make(chan struct{}, 1)}
+	l.rate.Store(cfg.RateBPS)
+	return l, nil
 }
+
+// SetRate changes the pacing rate (bit/s; 0: unpaced) from the next write
+// on, e.g. when the configuration is reloaded.
+func (l *Link) SetRate(bps int64) { l.rate.Store(max(0, bps)) }
 
 func randomID() uint32 {
 	var b [4]byte
@@ -124,16 +182,90 @@ func randomID() uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// Send queues a stanza for the peer. It never blocks; ErrQueueFull means
-// the caller must refuse (bounce) the stanza.
-func (l *Link) Send(st []byte) error {
+// Send queues an item for the peer; with a Journal it returns once the item
+// is written to the spool. It does not wait for the link. ErrQueueFull (the
+// spool is full of iqs and messages) or a journal error means the caller
+// must refuse (bounce) the stanza.
+func (l *Link) Send(it Item) error {
+	now := time.Now()
+	if it.Expires.IsZero() {
+		it.Expires = now.Add(l.sess.cfg.MaxAge)
+	}
 	l.mu.Lock()
-	err := l.sess.Enqueue(time.Now(), st)
+	var err error
+	if l.cfg.Journal == nil {
+		l.nextID++
+		err = l.sess.Enqueue(now, l.nextID, it)
+		l.sess.TakeOps()
+	} else if err = l.sess.Enqueue(now, 0, it); err == nil {
+		// Enqueue is done first so a refused item is not written; the id
+		// is fixed up below once the journal has assigned it.
+		var id uint64
+		id, err = l.cfg.Journal.Add(it)
+		if err != nil {
+			l.sess.Unenqueue(0)
+		} else {
+			l.sess.SetID(0, id)
+			err = l.cfg.Journal.Apply(l.sess.TakeOps())
+		}
+	}
 	l.mu.Unlock()
 	if err == nil {
 		l.poke()
 	}
 	return err
+}
+
+// housekeeping fsyncs the journal every batch window (SyncBatch) and hands
+// back expired items while the link is down (Poll does it while it is up).
+func (l *Link) housekeeping(ctx context.Context) error {
+	t := time.NewTicker(max(l.sess.cfg.BatchWindow, 10*time.Millisecond))
+	defer t.Stop()
+	lastExpire := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			if l.cfg.Journal != nil {
+				return l.cfg.Journal.Sync()
+			}
+			return nil
+		case now := <-t.C:
+			if l.cfg.Journal != nil {
+				if err := l.cfg.Journal.Sync(); err != nil {
+					l.log.Error("link: spool", "err", err)
+				}
+			}
+			if now.Sub(lastExpire) >= time.Second {
+				lastExpire = now
+				l.mu.Lock()
+				l.sess.Expire(now)
+				l.applyOps()
+				l.mu.Unlock()
+				l.handBack()
+			}
+		}
+	}
+}
+
+// applyOps writes the session's operations to the journal; l.mu is held.
+func (l *Link) applyOps() {
+	ops := l.sess.TakeOps()
+	if l.cfg.Journal == nil || len(ops) == 0 {
+		return
+	}
+	if err := l.cfg.Journal.Apply(ops); err != nil {
+		l.log.Error("link: spool", "err", err)
+	}
+}
+
+// handBack passes expired items to Config.Expired; l.mu is not held.
+func (l *Link) handBack() {
+	l.mu.Lock()
+	ex := l.sess.TakeExpired()
+	l.mu.Unlock()
+	if len(ex) > 0 && l.cfg.Expired != nil {
+		l.cfg.Expired(ex)
+	}
 }
 
 func (l *Link) poke() {
@@ -151,15 +283,25 @@ func (l *Link) Stats() Stats {
 	return Stats{
 		Up: l.sess.Ready(), Connects: l.connects, Resumes: l.sess.Resumes,
 		EpochChanges: l.sess.EpochChanges, Epoch: l.sess.Epoch(),
-		Waiting: w, Unacked: u, Out: l.sess.Out, In: l.sess.In,
+		Waiting: w, Unacked: u, HeldBytes: l.sess.HeldBytes(), Drops: l.sess.Drops,
+		Out: l.sess.Out, In: l.sess.In,
 		WireOut: l.wireOut, WireIn: l.wireIn, HandshakeFailures: l.hsFails,
-		QueuedBytes: l.sess.HeldBytes(), Oldest: l.sess.Oldest(), RTT: l.sess.SRTT,
+		QueuedBytes: l.sess.HeldBytes(), Oldest: l.sess.Oldest(), RTT: l.sess.RTT(),
 	}
 }
 
 // Run dials and/or accepts the peer until ctx ends.
 func (l *Link) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return l.housekeeping(ctx) })
+	if l.cfg.Transport == TransportQUIC {
+		g.Go(func() error { return l.runQUIC(ctx) })
+		err := g.Wait()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if l.cfg.Dial != nil {
 		g.Go(func() error { return l.dialLoop(ctx) })
 	}
@@ -259,7 +401,21 @@ func (l *Link) serve(ctx context.Context, raw net.Conn, client bool) error {
 		l.mu.Unlock()
 		return fmt.Errorf("link: TLS handshake with %s: %w", raw.RemoteAddr(), err)
 	}
+	l.log.Info("link: connected", "transport", "tcp", "peer", raw.RemoteAddr().String(), "resumed_tls", tc.ConnectionState().DidResume)
+	return l.run(ctx, tc, cc.wireOut)
+}
 
+// stream is one connection's byte stream: a TLS conn or a QUIC stream.
+type stream interface {
+	io.ReadWriter
+	SetDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// run takes the session for a connection and runs its read and write loops.
+// wireOut returns the wire bytes written so far (for pacing); nil means
+// estimate them (QUIC).
+func (l *Link) run(ctx context.Context, tc stream, wireOut func() uint64) error {
 	// Take the session: end whatever connection had it.
 	ctx, end := context.WithCancel(ctx)
 	defer end()
@@ -289,22 +445,20 @@ func (l *Link) serve(ctx context.Context, raw net.Conn, client bool) error {
 		l.mu.Unlock()
 		close(done)
 	}()
-	l.log.Info("link: connected", "peer", raw.RemoteAddr().String(), "resumed_tls", tc.ConnectionState().DidResume)
 	l.poke()
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.readLoop(ctx, tc) })
-	g.Go(func() error { return l.writeLoop(ctx, tc, cc) })
+	g.Go(func() error { return l.writeLoop(ctx, tc, wireOut) })
 	g.Go(func() error {
 		<-ctx.Done()
 		tc.SetDeadline(time.Now()) // unblock both loops
 		return nil
 	})
-	err = g.Wait()
-	return err
+	return g.Wait()
 }
 
-func (l *Link) readLoop(ctx context.Context, tc *tls.Conn) error {
+func (l *Link) readLoop(ctx context.Context, tc stream) error {
 	br := bufio.NewReader(tc)
 	for {
 		f, err := ReadFrame(br)
@@ -313,6 +467,7 @@ func (l *Link) readLoop(ctx context.Context, tc *tls.Conn) error {
 		}
 		l.mu.Lock()
 		batch, err := l.sess.Receive(time.Now(), f)
+		l.applyOps() // the received count is on disk before the stanzas leave
 		l.mu.Unlock()
 		if err != nil {
 			return err
@@ -324,7 +479,7 @@ func (l *Link) readLoop(ctx context.Context, tc *tls.Conn) error {
 	}
 }
 
-func (l *Link) writeLoop(ctx context.Context, tc *tls.Conn, cc *countConn) error {
+func (l *Link) writeLoop(ctx context.Context, tc stream, wireOut func() uint64) error {
 	var paceAt time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -339,19 +494,29 @@ func (l *Link) writeLoop(ctx context.Context, tc *tls.Conn, cc *countConn) error
 		}
 		if !now.Before(paceAt) {
 			buf = l.sess.Poll(now)
+			l.applyOps() // frames and acks are on disk before they are on the wire
 		}
 		next = l.sess.Next()
 		l.mu.Unlock()
+		l.handBack()
 
 		if buf != nil {
-			before := cc.wireOut()
+			var before uint64
+			if wireOut != nil {
+				before = wireOut()
+			}
 			tc.SetWriteDeadline(now.Add(l.cfg.HandshakeTimeout + time.Duration(len(buf))*time.Second))
 			if _, err := tc.Write(buf); err != nil {
 				return fmt.Errorf("link: write: %w", err)
 			}
-			if l.cfg.RateBPS > 0 {
-				wire := cc.wireOut() - before
-				paceAt = maxTime(now, paceAt).Add(time.Duration(float64(wire*8) / float64(l.cfg.RateBPS) * float64(time.Second)))
+			if rate := l.rate.Load(); rate > 0 {
+				var wire uint64
+				if wireOut != nil {
+					wire = wireOut() - before
+				} else {
+					wire = quicEstimate(len(buf))
+				}
+				paceAt = maxTime(now, paceAt).Add(time.Duration(float64(wire*8) / float64(rate) * float64(time.Second)))
 			}
 			continue
 		}

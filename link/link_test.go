@@ -137,10 +137,10 @@ func TestLinkOverTCPSurvivesCuts(t *testing.T) {
 
 	const n = 2000
 	for i := 0; i < n; i++ {
-		if err := la.Send(fmt.Appendf(nil, "<message id='a%d'/>", i)); err != nil {
+		if err := la.Send(Item{Data: fmt.Appendf(nil, "<message id='a%d'/>", i)}); err != nil {
 			t.Fatal(err)
 		}
-		if err := lb.Send(fmt.Appendf(nil, "<message id='b%d'/>", i)); err != nil {
+		if err := lb.Send(Item{Data: fmt.Appendf(nil, "<message id='b%d'/>", i)}); err != nil {
 			t.Fatal(err)
 		}
 		if i%400 == 399 {
@@ -192,7 +192,7 @@ func TestWrongPeerKeyRefused(t *testing.T) {
 		return d.DialContext(ctx, "tcp", lnB.Addr().String())
 	}
 	ls, _ := New(cs)
-	ls.Send([]byte("<message id='evil'/>"))
+	ls.Send(Item{Data: []byte("<message id='evil'/>")})
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	go ls.Run(ctx)

@@ -14,11 +14,21 @@ type SessionConfig struct {
 	BatchWindow   time.Duration // a batch closes this long after its first stanza (default 50ms)
 	MaxBatchBytes int           // ...or when this many stanza bytes are queued (default 16384)
 	AckDelay      time.Duration // a standalone ACK waits this long for DATA to carry it (default 1s)
-	Keepalive     time.Duration // send ACKREQ after this long without receiving (default 60s)
-	DeadAfter     time.Duration // drop the connection after this long without receiving (default 3×Keepalive)
-	MaxQueueBytes int           // queued + unacknowledged stanza bytes (default 64 MiB)
+	Keepalive     time.Duration // send ACKREQ after this long without receiving (default 15m; negative: never)
+	DeadAfter     time.Duration // drop the connection after this long without receiving (default 2×Keepalive+1m)
+	MaxQueueBytes int           // queued + unacknowledged stanza bytes: the spool bound (default 64 MiB)
+	MaxAge        time.Duration // an iq or message not acknowledged after this long is handed back (default 24h)
 	Codec         []compress.Option
 }
+
+// maxInterval stands for "never" in timer arithmetic without overflowing.
+const maxInterval = 1000 * time.Hour
+
+// DefaultKeepalive is the keepalive period when none is configured: on an
+// idle link one ACKREQ/ACK exchange per period (about 300 wire bytes on TCP)
+// is all that crosses; a dead idle link is noticed within DeadAfter, and a
+// link with traffic notices at once from its writes.
+const DefaultKeepalive = 15 * time.Minute
 
 func (c *SessionConfig) populate() {
 	if c.BatchWindow <= 0 {
@@ -30,18 +40,25 @@ func (c *SessionConfig) populate() {
 	if c.AckDelay <= 0 {
 		c.AckDelay = time.Second
 	}
-	if c.Keepalive <= 0 {
-		c.Keepalive = 60 * time.Second
+	if c.Keepalive == 0 {
+		c.Keepalive = DefaultKeepalive
+	}
+	if c.Keepalive < 0 || c.Keepalive > maxInterval {
+		c.Keepalive = maxInterval
 	}
 	if c.DeadAfter <= 0 {
-		c.DeadAfter = 3 * c.Keepalive
+		c.DeadAfter = min(2*c.Keepalive+time.Minute, maxInterval)
 	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 64 << 20
 	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 24 * time.Hour
+	}
 }
 
-// ErrQueueFull is returned by Enqueue when the session holds MaxQueueBytes.
+// ErrQueueFull is returned by Enqueue when the session holds MaxQueueBytes
+// and no queued presence can make room.
 var ErrQueueFull = errors.New("link: send queue full")
 
 // Counters are a session's running totals for one direction.
@@ -53,9 +70,38 @@ type Counters struct {
 	Retransmitted uint64 // DATA frame bytes sent again after a resume
 }
 
+// Drops counts what the send queue removed without sending.
+type Drops struct {
+	Coalesced    uint64 // presence replaced by a newer one for the same key
+	PresenceFull uint64 // presence dropped, oldest first, to make room
+	Expired      uint64 // iqs and messages handed back after MaxAge
+	ExpiredPres  uint64 // presence dropped after MaxAge
+	Refused      uint64 // items refused by Enqueue (queue full)
+}
+
+// OpKind names a change the spool must record; see Op.
+type OpKind uint8
+
+// Spool operations emitted by the session.
+const (
+	OpFrame OpKind = iota + 1 // DATA frame N of Epoch carries IDs
+	OpAck                     // frames 1..N of Epoch acknowledged: their items leave
+	OpDrop                    // IDs removed without being sent
+	OpRecv                    // N DATA frames of the peer's Epoch received
+)
+
+// Op is one change of durable state, drained with TakeOps and written to the
+// spool before the frames Poll returned go on the wire.
+type Op struct {
+	Kind  OpKind
+	Epoch uint32
+	N     uint32
+	IDs   []uint64
+}
+
 type sentFrame struct {
-	block   []byte    // the codec block, kept byte for byte for resumption
-	stanzas [][]byte  // its stanzas, for re-encoding in a new epoch
+	block   []byte    // the codec block, kept byte for byte for resumption (nil once the encoder is lost)
+	entries []entry   // its stanzas, for re-encoding in a new epoch
 	queued  time.Time // when its oldest stanza was queued (zero: unknown)
 	sent    time.Time // first sent; zero once sent again (no RTT sample, as Karn's rule)
 }
@@ -70,20 +116,25 @@ type Session struct {
 	// send side
 	enc        *compress.Encoder
 	epoch      uint32
-	queue      [][]byte  // stanzas not yet in a frame
-	queueBytes int       // their bytes
-	firstQueue time.Time // when queue[0] was queued
+	hi, lo     []*entry          // queued, not yet in a frame: iq/message, presence
+	coalesce   map[string]*entry // queued presence by Coalesce key
+	queueBytes int               // bytes in hi and lo
+	firstQueue time.Time         // when the oldest queued stanza was queued
+	nextExpiry time.Time         // earliest Expires in the queues (zero: none)
 	unacked    []sentFrame
-	held       int    // bytes in queue and unacked
-	acked      uint32 // DATA frames of epoch the peer acknowledged
-	resend     int    // unacked[resend:] were not yet sent on this connection
-	sentData   uint32 // DATA frames sent in this epoch
-	announce   bool   // the epoch changed after our HELLO: send EPOCH first
+	held       int           // bytes queued and unacked
+	acked      uint32        // DATA frames of epoch the peer acknowledged
+	resend     int           // unacked[resend:] were not yet sent on this connection
+	sentData   uint32        // DATA frames sent in this epoch
+	announce   bool          // the epoch changed after our HELLO: send EPOCH first
+	encLost    bool          // restored from the spool: the peer's decoder context of epoch is gone with our encoder
+	srtt       time.Duration // see RTT
 
 	// receive side
 	dec       *compress.Decoder
 	peerEpoch uint32
 	h         uint32 // DATA frames of peerEpoch received
+	decLost   bool   // restored h with a fresh decoder: the peer must start a new epoch
 	ackOwed   bool
 	ackDue    time.Time
 	ackNow    bool
@@ -96,27 +147,13 @@ type Session struct {
 	askedAck bool
 	hello    bool // HELLO not yet returned by Poll
 
+	ops      []Op
+	expired  []Item
+	handback bool // whether expired iqs/messages are collected for TakeExpired
+
 	Out, In               Counters
+	Drops                 Drops
 	Resumes, EpochChanges uint64
-	// SRTT is the smoothed time from sending a DATA frame to its cumulative
-	// ack (RFC 6298 weights; it includes the peer's ack delay), 0 before the
-	// first sample.
-	SRTT time.Duration
-}
-
-// HeldBytes returns the stanza bytes queued and unacknowledged.
-func (s *Session) HeldBytes() int { return s.held }
-
-// Oldest returns when the oldest stanza still queued or unacknowledged was
-// queued (zero when none, or unknown after an epoch change).
-func (s *Session) Oldest() time.Time {
-	if len(s.unacked) > 0 {
-		return s.unacked[0].queued
-	}
-	if len(s.queue) > 0 {
-		return s.firstQueue
-	}
-	return time.Time{}
 }
 
 // NewSession returns a session with no connection. newID supplies epoch
@@ -131,9 +168,61 @@ func NewSession(cfg SessionConfig, newID func() uint32) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec}
+	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec, coalesce: map[string]*entry{}}
 	s.epoch = s.nextEpoch()
 	return s, nil
+}
+
+// Restored is the durable state a session resumes from after a restart (see
+// package link/spool).
+type Restored struct {
+	Epoch     uint32     // the send epoch the peer may hold
+	Acked     uint32     // DATA frames of Epoch acknowledged
+	Frames    [][]uint64 // ids of frames Acked+1, Acked+2, … of Epoch
+	Items     []Stored   // every item not acknowledged, in spool order
+	PeerEpoch uint32     // the peer's epoch we were decoding
+	H         uint32     // DATA frames of it received
+}
+
+// Stored is an item with its spool id.
+type Stored struct {
+	ID uint64
+	Item
+}
+
+// Restore loads durable state into a new session, before its first
+// connection. Items in Frames are sent again (re-encoded in a new epoch
+// unless the peer acknowledges them in its HELLO), ahead of the others.
+func (s *Session) Restore(r Restored, now time.Time) {
+	byID := make(map[uint64]Item, len(r.Items))
+	for _, it := range r.Items {
+		byID[it.ID] = it.Item
+	}
+	if r.Epoch != 0 {
+		s.epoch, s.acked = r.Epoch, r.Acked
+		s.sentData = r.Acked + uint32(len(r.Frames))
+		s.encLost = s.sentData > 0
+		for _, ids := range r.Frames {
+			var f sentFrame
+			for _, id := range ids {
+				if it, ok := byID[id]; ok {
+					f.entries = append(f.entries, entry{id, it})
+					s.held += len(it.Data)
+					delete(byID, id)
+				}
+			}
+			s.unacked = append(s.unacked, f)
+		}
+	}
+	for _, it := range r.Items {
+		if _, ok := byID[it.ID]; ok {
+			s.push(now, &entry{it.ID, it.Item})
+		}
+	}
+	if r.PeerEpoch != 0 {
+		s.peerEpoch, s.h = r.PeerEpoch, r.H
+		s.decLost = r.H > 0
+	}
 }
 
 func (s *Session) nextEpoch() uint32 {
@@ -152,24 +241,197 @@ func (s *Session) Epoch() uint32 { return s.epoch }
 func (s *Session) Queued() (waiting, unacked int) {
 	n := 0
 	for _, f := range s.unacked {
-		n += len(f.stanzas)
+		n += len(f.entries)
 	}
-	return len(s.queue), n
+	return len(s.hi) + len(s.lo), n
 }
 
-// Enqueue adds a stanza to the send queue.
-func (s *Session) Enqueue(now time.Time, st []byte) error {
-	if s.held+len(st) > s.cfg.MaxQueueBytes {
+// HeldBytes returns the stanza bytes queued and unacknowledged.
+func (s *Session) HeldBytes() int { return s.held }
+
+// Oldest returns when the oldest stanza still queued or unacknowledged was
+// queued (zero when none, or unknown).
+func (s *Session) Oldest() time.Time {
+	if len(s.unacked) > 0 {
+		return s.unacked[0].queued
+	}
+	if len(s.hi)+len(s.lo) > 0 {
+		return s.firstQueue
+	}
+	return time.Time{}
+}
+
+// RTT is the smoothed time from sending a DATA frame to its cumulative ack
+// (RFC 6298 weights; it includes the peer's ack delay), 0 before the first
+// sample.
+func (s *Session) RTT() time.Duration { return s.srtt }
+
+func (s *Session) rttSample(r time.Duration) {
+	if s.srtt == 0 {
+		s.srtt = r
+		return
+	}
+	s.srtt += (r - s.srtt) / 8
+}
+
+// CollectExpired makes the session keep expired iqs and messages for
+// TakeExpired (otherwise they are only counted).
+func (s *Session) CollectExpired() { s.handback = true }
+
+// Enqueue adds a stanza with spool id id to the send queue. A presence with
+// a Coalesce key replaces a queued one with the same key. When the queue is
+// full, queued presence is dropped oldest first to make room; if that is not
+// enough, ErrQueueFull. An Item without Expires gets now+MaxAge.
+func (s *Session) Enqueue(now time.Time, id uint64, it Item) error {
+	if it.Expires.IsZero() {
+		it.Expires = now.Add(s.cfg.MaxAge)
+	}
+	if it.Class.low() && it.Coalesce != "" {
+		if old := s.coalesce[it.Coalesce]; old != nil {
+			d := len(it.Data) - len(old.Data)
+			if s.held+d <= s.cfg.MaxQueueBytes || d <= 0 {
+				s.op(Op{Kind: OpDrop, IDs: []uint64{old.id}})
+				s.Drops.Coalesced++
+				old.id, old.Item = id, it
+				s.queueBytes += d
+				s.held += d
+				s.noteExpiry(it.Expires)
+				return nil
+			}
+		}
+	}
+	var dropped []uint64
+	for s.held+len(it.Data) > s.cfg.MaxQueueBytes && len(s.lo) > 0 {
+		e := s.lo[0]
+		s.lo = s.lo[1:]
+		s.unqueue(e)
+		dropped = append(dropped, e.id)
+		s.Drops.PresenceFull++
+	}
+	if len(dropped) > 0 {
+		s.op(Op{Kind: OpDrop, IDs: dropped})
+	}
+	if s.held+len(it.Data) > s.cfg.MaxQueueBytes {
+		s.Drops.Refused++
 		return ErrQueueFull
 	}
-	if len(s.queue) == 0 {
-		s.firstQueue = now
-	}
-	s.queue = append(s.queue, st)
-	s.queueBytes += len(st)
-	s.held += len(st)
+	s.push(now, &entry{id, it})
 	return nil
 }
+
+// SetID renumbers the queued item with id from (the last one enqueued) to.
+func (s *Session) SetID(from, to uint64) {
+	for _, q := range [][]*entry{s.hi, s.lo} {
+		for i := len(q) - 1; i >= 0; i-- {
+			if q[i].id == from {
+				q[i].id = to
+				return
+			}
+		}
+	}
+}
+
+// Unenqueue removes the queued item with id (the last one enqueued), when
+// it could not be stored after all.
+func (s *Session) Unenqueue(id uint64) {
+	for _, q := range []*[]*entry{&s.hi, &s.lo} {
+		for i := len(*q) - 1; i >= 0; i-- {
+			if e := (*q)[i]; e.id == id {
+				s.unqueue(e)
+				*q = append((*q)[:i], (*q)[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+func (s *Session) push(now time.Time, e *entry) {
+	if len(s.hi)+len(s.lo) == 0 {
+		s.firstQueue = now
+	}
+	if e.Class.low() {
+		s.lo = append(s.lo, e)
+		if e.Coalesce != "" {
+			s.coalesce[e.Coalesce] = e
+		}
+	} else {
+		s.hi = append(s.hi, e)
+	}
+	s.queueBytes += len(e.Data)
+	s.held += len(e.Data)
+	s.noteExpiry(e.Expires)
+}
+
+// unqueue accounts for e leaving a queue (the caller removes it).
+func (s *Session) unqueue(e *entry) {
+	s.queueBytes -= len(e.Data)
+	s.held -= len(e.Data)
+	if e.Coalesce != "" && s.coalesce[e.Coalesce] == e {
+		delete(s.coalesce, e.Coalesce)
+	}
+}
+
+func (s *Session) noteExpiry(t time.Time) {
+	if !t.IsZero() && (s.nextExpiry.IsZero() || t.Before(s.nextExpiry)) {
+		s.nextExpiry = t
+	}
+}
+
+// expire removes queued items past their Expires.
+func (s *Session) expire(now time.Time) {
+	if s.nextExpiry.IsZero() || now.Before(s.nextExpiry) {
+		return
+	}
+	s.nextExpiry = time.Time{}
+	var gone []uint64
+	keep := func(q []*entry) []*entry {
+		out := q[:0]
+		for _, e := range q {
+			if !e.Expires.IsZero() && !now.Before(e.Expires) {
+				s.unqueue(e)
+				gone = append(gone, e.id)
+				if e.Class.low() {
+					s.Drops.ExpiredPres++
+				} else {
+					s.Drops.Expired++
+					if s.handback {
+						s.expired = append(s.expired, e.Item)
+					}
+				}
+				continue
+			}
+			s.noteExpiry(e.Expires)
+			out = append(out, e)
+		}
+		clear(q[len(out):])
+		return out
+	}
+	s.hi, s.lo = keep(s.hi), keep(s.lo)
+	if len(gone) > 0 {
+		s.op(Op{Kind: OpDrop, IDs: gone})
+	}
+}
+
+// Expire hands back (or drops) queued items past their Expires; Poll does
+// it too, but Poll runs only while connected.
+func (s *Session) Expire(now time.Time) { s.expire(now) }
+
+// TakeOps returns the spool operations since the last call.
+func (s *Session) TakeOps() []Op {
+	o := s.ops
+	s.ops = nil
+	return o
+}
+
+// TakeExpired returns the iqs and messages that expired since the last call
+// (see CollectExpired).
+func (s *Session) TakeExpired() []Item {
+	e := s.expired
+	s.expired = nil
+	return e
+}
+
+func (s *Session) op(o Op) { s.ops = append(s.ops, o) }
 
 // Connected starts a new connection: the next Poll returns HELLO first.
 func (s *Session) Connected(now time.Time) {
@@ -205,7 +467,7 @@ func (s *Session) Receive(now time.Time, f Frame) ([][]byte, error) {
 			return nil, err
 		}
 		s.gotHello = true
-		s.onHello(h)
+		s.onHello(now, h)
 		return nil, nil
 	case FrameAck:
 		a, rest, err := parseCounter(f.Payload, "ACK")
@@ -221,8 +483,7 @@ func (s *Session) Receive(now time.Time, f Frame) ([][]byte, error) {
 		if err != nil || len(rest) != 0 || e == 0 || e == s.peerEpoch {
 			return nil, fmt.Errorf("%w: bad EPOCH", ErrProtocol)
 		}
-		s.dec.Reset()
-		s.peerEpoch, s.h = e, 0
+		s.newPeerEpoch(e)
 		return nil, nil
 	case FrameData:
 		a, block, err := parseCounter(f.Payload, "DATA ack")
@@ -232,11 +493,15 @@ func (s *Session) Receive(now time.Time, f Frame) ([][]byte, error) {
 		if err := s.onAck(a); err != nil {
 			return nil, err
 		}
+		if s.decLost {
+			return nil, fmt.Errorf("%w: DATA in epoch %d after we reported its decoder lost", ErrProtocol, s.peerEpoch)
+		}
 		batch, err := s.dec.Decode(block)
 		if err != nil {
 			return nil, fmt.Errorf("link: DATA frame %d of epoch %d: %w", s.h+1, s.peerEpoch, err)
 		}
 		s.h++
+		s.op(Op{Kind: OpRecv, Epoch: s.peerEpoch, N: s.h})
 		if !s.ackOwed {
 			s.ackOwed, s.ackDue = true, now.Add(s.cfg.AckDelay)
 		}
@@ -250,43 +515,65 @@ func (s *Session) Receive(now time.Time, f Frame) ([][]byte, error) {
 	}
 }
 
-func (s *Session) onHello(h Hello) {
+func (s *Session) newPeerEpoch(e uint32) {
+	s.dec.Reset()
+	s.peerEpoch, s.h, s.decLost = e, 0, false
+	s.op(Op{Kind: OpRecv, Epoch: e})
+}
+
+func (s *Session) onHello(now time.Time, h Hello) {
 	// Receive side: a new epoch of the peer means a fresh decoder.
 	if h.Epoch != s.peerEpoch {
-		s.dec.Reset()
-		s.peerEpoch, s.h = h.Epoch, 0
+		s.newPeerEpoch(h.Epoch)
 	}
 	// Send side.
 	if h.PeerEpoch == s.epoch && s.ackable(h.H) {
 		s.dropAcked(h.H)
-		s.resend = 0 // every remaining unacked frame goes again, as it was
-		if len(s.unacked) > 0 {
-			s.Resumes++
+		if h.Flags&HelloDecoderLost == 0 && !s.encLost {
+			s.resend = 0 // every remaining unacked frame goes again, as it was
+			if len(s.unacked) > 0 {
+				s.Resumes++
+			}
+			return
 		}
-		return
 	}
-	if s.acked == 0 && len(s.unacked) == 0 && s.sentData == 0 {
+	if s.sentData == 0 {
 		return // nothing sent in this epoch yet: the peer starts it with us
 	}
-	// The peer lost our stream: new epoch, re-encode what it never acked.
-	var again [][]byte
+	// The peer lost our stream (or we lost our encoder): new epoch,
+	// re-encode what it never acked, ahead of the queue.
+	var again []*entry
 	for _, f := range s.unacked {
-		again = append(again, f.stanzas...)
+		for i := range f.entries {
+			e := f.entries[i]
+			s.held -= len(e.Data)
+			again = append(again, &e)
+		}
 	}
 	s.unacked, s.acked, s.resend = nil, 0, 0
 	s.EpochChanges++
 	s.epoch = s.nextEpoch()
 	s.sentData = 0
 	s.announce = true
+	s.encLost = false
 	s.enc.Reset()
 	if len(again) > 0 {
-		s.queue = append(again, s.queue...)
-		s.queueBytes = 0
-		for _, st := range s.queue {
-			s.queueBytes += len(st)
+		var hi, lo []*entry
+		for _, e := range again {
+			if e.Class.low() {
+				lo = append(lo, e)
+			} else {
+				hi = append(hi, e)
+			}
+			s.queueBytes += len(e.Data)
+			s.held += len(e.Data)
+			s.noteExpiry(e.Expires)
 		}
+		s.hi = append(hi, s.hi...)
+		s.lo = append(lo, s.lo...)
 		s.firstQueue = time.Time{} // re-encoded stanzas go at once
 	}
+	s.expire(now)
 }
 
 // ackable reports whether a is a valid cumulative ack: between what was
@@ -308,36 +595,39 @@ func (s *Session) onAck(a uint32) error {
 	return nil
 }
 
-func (s *Session) rttSample(r time.Duration) {
-	if s.SRTT == 0 {
-		s.SRTT = r
-		return
-	}
-	s.SRTT += (r - s.SRTT) / 8
-}
-
 func (s *Session) dropAcked(a uint32) {
 	n := int(a - s.acked)
+	if n == 0 {
+		return
+	}
 	for _, f := range s.unacked[:n] {
-		for _, st := range f.stanzas {
-			s.held -= len(st)
+		for _, e := range f.entries {
+			s.held -= len(e.Data)
 		}
 	}
+	clear(s.unacked[:n])
 	s.unacked = s.unacked[n:]
 	s.resend = max(0, s.resend-n)
 	s.acked = a
+	s.op(Op{Kind: OpAck, Epoch: s.epoch, N: a})
 }
 
 // Poll returns the frames to write now, as one buffer (nil if none). The
-// caller writes them and calls Poll again when the pacer allows.
+// caller drains TakeOps into the spool, writes the frames and calls Poll
+// again when the pacer allows.
 func (s *Session) Poll(now time.Time) []byte {
+	s.expire(now)
 	if !s.up {
 		return nil
 	}
 	var out []byte
 	if s.hello {
 		s.hello = false
-		out = s.frame(out, FrameHello, Hello{Version, s.epoch, s.peerEpoch, s.h}.append(nil))
+		var flags byte
+		if s.decLost {
+			flags |= HelloDecoderLost
+		}
+		out = s.frame(out, FrameHello, Hello{Version, flags, s.epoch, s.peerEpoch, s.h}.append(nil))
 	}
 	if !s.gotHello {
 		return out
@@ -354,8 +644,10 @@ func (s *Session) Poll(now time.Time) []byte {
 		s.Out.Retransmitted += uint64(len(f.block))
 		return s.data(out, f.block)
 	}
-	if len(s.queue) > 0 && (s.queueBytes >= s.cfg.MaxBatchBytes || !now.Before(s.firstQueue.Add(s.cfg.BatchWindow))) {
-		return s.batch(now, out)
+	if s.queueBytes >= s.cfg.MaxBatchBytes || (len(s.hi)+len(s.lo) > 0 && !now.Before(s.firstQueue.Add(s.cfg.BatchWindow))) {
+		if b, ok := s.batch(now, out); ok {
+			return b
+		}
 	}
 	if s.ackNow || (s.ackOwed && !now.Before(s.ackDue)) {
 		out = s.frame(out, FrameAck, binary.AppendUvarint(nil, uint64(s.h)))
@@ -371,35 +663,55 @@ func (s *Session) Poll(now time.Time) []byte {
 	return out
 }
 
-func (s *Session) batch(now time.Time, out []byte) []byte {
-	// Take stanzas up to MaxBatchBytes (at least one).
-	n, size := 0, 0
-	for n < len(s.queue) && (n == 0 || size+len(s.queue[n]) <= s.cfg.MaxBatchBytes) && n < compress.MaxBatchStanzas {
-		size += len(s.queue[n])
-		n++
+// batch encodes one DATA frame from the queues: iq and message first, then
+// presence, up to MaxBatchBytes (at least one stanza).
+func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
+	var ents []entry
+	size := 0
+	take := func(q []*entry) []*entry {
+		n := 0
+		for n < len(q) && (len(ents) == 0 || size+len(q[n].Data) <= s.cfg.MaxBatchBytes) && len(ents) < compress.MaxBatchStanzas {
+			e := q[n]
+			s.unqueue(e)
+			ents = append(ents, *e)
+			size += len(e.Data)
+			n++
+		}
+		clear(q[:n])
+		return q[n:]
 	}
-	stanzas := s.queue[:n:n]
+	s.hi = take(s.hi)
+	s.lo = take(s.lo)
+	if len(ents) == 0 {
+		return out, false
+	}
+	stanzas := make([][]byte, len(ents))
+	ids := make([]uint64, len(ents))
+	for i, e := range ents {
+		stanzas[i], ids[i] = e.Data, e.id
+		s.held += len(e.Data) // unqueue took it off; it stays held until acked
+	}
 	block, err := s.enc.Encode(stanzas)
 	if err != nil {
 		// Only an oversized stanza can fail here; the gateway bounds stanza
-		// size far below the codec's limit. Drop it rather than wedge.
-		s.queue = s.queue[1:]
-		s.queueBytes -= len(stanzas[0])
-		s.held -= len(stanzas[0])
-		return out
+		// size far below the codec's limit. Drop the batch rather than wedge.
+		for _, e := range ents {
+			s.held -= len(e.Data)
+		}
+		s.op(Op{Kind: OpDrop, IDs: ids})
+		return out, false
 	}
-	s.queue = s.queue[n:]
-	s.queueBytes -= size
 	queued := s.firstQueue
-	if len(s.queue) > 0 {
+	if len(s.hi)+len(s.lo) > 0 {
 		s.firstQueue = now
 	}
-	s.unacked = append(s.unacked, sentFrame{block: append([]byte(nil), block...), stanzas: stanzas, queued: queued, sent: now})
+	s.unacked = append(s.unacked, sentFrame{block: append([]byte(nil), block...), entries: ents, queued: queued, sent: now})
 	s.resend = len(s.unacked)
-	s.Out.Stanzas += uint64(n)
+	s.Out.Stanzas += uint64(len(ents))
 	s.Out.StanzaBytes += uint64(size)
 	s.lastSent = now
-	return s.data(out, block)
+	s.op(Op{Kind: OpFrame, Epoch: s.epoch, N: s.sentData + 1, IDs: ids})
+	return s.data(out, block), true
 }
 
 func (s *Session) data(out, block []byte) []byte {
@@ -422,17 +734,18 @@ func frameLen(payload int) int {
 
 // Next returns when Poll next has something to do (zero: nothing pending).
 func (s *Session) Next() time.Time {
-	if !s.up {
-		return time.Time{}
-	}
 	var next time.Time
 	earlier := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
+	earlier(s.nextExpiry)
+	if !s.up {
+		return next
+	}
 	if s.gotHello {
-		if len(s.queue) > 0 {
+		if len(s.hi)+len(s.lo) > 0 {
 			earlier(s.firstQueue.Add(s.cfg.BatchWindow))
 		}
 		if s.ackOwed {
@@ -452,6 +765,9 @@ func (s *Session) Pending(now time.Time) bool {
 		return false
 	}
 	if s.hello || s.ackNow || (s.gotHello && s.announce) {
+		return true
+	}
+	if s.gotHello && s.queueBytes >= s.cfg.MaxBatchBytes {
 		return true
 	}
 	if n := s.Next(); !n.IsZero() && !now.Before(n) {

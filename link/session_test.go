@@ -73,7 +73,7 @@ func TestBatchWindowAndOrder(t *testing.T) {
 	b.Connected(t0)
 	exchange(t, t0, a, b) // HELLOs
 	for i := 0; i < 5; i++ {
-		a.Enqueue(t0, stanza(i))
+		a.Enqueue(t0, uint64(i)+1, Item{Data: stanza(i)})
 	}
 	if got, _ := exchange(t, t0.Add(10*time.Millisecond), a, b); len(got) != 0 {
 		t.Fatalf("batch closed before the window: %d stanzas", len(got))
@@ -106,7 +106,7 @@ func TestResumeRetransmitsSameBytes(t *testing.T) {
 	now := t0
 	var delivered []string
 	for i := 0; i < 3; i++ {
-		a.Enqueue(now, stanza(i))
+		a.Enqueue(now, uint64(i)+1, Item{Data: stanza(i)})
 		now = now.Add(time.Second)
 		got, _ := exchange(t, now, a, b)
 		delivered = append(delivered, got...)
@@ -114,7 +114,7 @@ func TestResumeRetransmitsSameBytes(t *testing.T) {
 	// Two more frames are sent but lost with the connection.
 	var lost [][]byte
 	for i := 3; i < 5; i++ {
-		a.Enqueue(now, stanza(i))
+		a.Enqueue(now, uint64(i)+1, Item{Data: stanza(i)})
 		now = now.Add(time.Second)
 		lost = append(lost, a.Poll(now))
 	}
@@ -162,14 +162,14 @@ func TestPeerLostStateStartsNewEpoch(t *testing.T) {
 	exchange(t, t0, a, b)
 	now := t0.Add(time.Second)
 	for i := 0; i < 4; i++ {
-		a.Enqueue(now, stanza(i))
+		a.Enqueue(now, uint64(i)+1, Item{Data: stanza(i)})
 	}
 	now = now.Add(time.Second)
 	got, _ := exchange(t, now, a, b) // delivered, but not yet acked
 	if len(got) != 4 {
 		t.Fatalf("got %d", len(got))
 	}
-	a.Enqueue(now, stanza(4))
+	a.Enqueue(now, uint64(4)+1, Item{Data: stanza(4)})
 	a.Poll(now.Add(time.Second)) // sent and lost
 	a.Disconnected()
 	// b restarts with no state.
@@ -194,11 +194,12 @@ func TestKeepaliveAndDead(t *testing.T) {
 	a.Connected(t0)
 	b.Connected(t0)
 	exchange(t, t0, a, b)
-	now := t0.Add(59 * time.Second)
+	ka := DefaultKeepalive
+	now := t0.Add(ka - time.Second)
 	if f := a.Poll(now); f != nil {
 		t.Fatal("keepalive before Keepalive")
 	}
-	now = t0.Add(60 * time.Second)
+	now = t0.Add(ka)
 	f := a.Poll(now)
 	if len(f) != 2 || f[0] != FrameAckReq {
 		t.Fatalf("want ACKREQ, got %x", f)
@@ -207,7 +208,8 @@ func TestKeepaliveAndDead(t *testing.T) {
 	if r := b.Poll(now); len(r) == 0 || r[0] != FrameAck {
 		t.Fatalf("ACKREQ not answered at once: %x", r)
 	}
-	if a.Dead(t0.Add(179*time.Second)) == false && a.Dead(t0.Add(180*time.Second)) {
+	dead := 2*ka + time.Minute // a heard nothing since the HELLOs
+	if !a.Dead(t0.Add(dead-time.Second)) && a.Dead(t0.Add(dead)) {
 		return
 	}
 	t.Fatal("Dead should turn true at DeadAfter without traffic")
@@ -217,13 +219,13 @@ func TestProtocolErrors(t *testing.T) {
 	cases := map[string]Frame{
 		"data before hello": {FrameData, []byte{0}},
 		"unknown type":      {0x7f, nil},
-		"bad hello version": {FrameHello, []byte{9, 1, 0, 0}},
+		"bad hello version": {FrameHello, []byte{9, 0, 1, 0, 0}},
 	}
 	for name, f := range cases {
 		a, _ := newPair(t)
 		a.Connected(t0)
 		if name == "unknown type" {
-			a.Receive(t0, Frame{FrameHello, Hello{Version, 5, 0, 0}.append(nil)})
+			a.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
 		}
 		if _, err := a.Receive(t0, f); err == nil {
 			t.Errorf("%s: no error", name)
@@ -231,14 +233,14 @@ func TestProtocolErrors(t *testing.T) {
 	}
 	a, _ := newPair(t)
 	a.Connected(t0)
-	a.Receive(t0, Frame{FrameHello, Hello{Version, 5, 0, 0}.append(nil)})
+	a.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
 	if _, err := a.Receive(t0, Frame{FrameAck, []byte{3}}); err == nil {
 		t.Error("ack beyond what was sent accepted")
 	}
 }
 
 func FuzzReadFrame(f *testing.F) {
-	f.Add(AppendFrame(nil, FrameHello, Hello{Version, 7, 0, 0}.append(nil)))
+	f.Add(AppendFrame(nil, FrameHello, Hello{Version, 0, 7, 0, 0}.append(nil)))
 	f.Add(AppendFrame(nil, FrameAck, []byte{5}))
 	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -255,7 +257,7 @@ func FuzzReadFrame(f *testing.F) {
 			s.Receive(t0, fr)
 			return
 		}
-		s.Receive(t0, Frame{FrameHello, Hello{Version, 5, 0, 0}.append(nil)})
+		s.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
 		s.Receive(t0, fr) // must not panic
 	})
 }
