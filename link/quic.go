@@ -130,8 +130,6 @@ func (l *Link) acceptQUIC(ctx context.Context, ln *quic.Listener) error {
 	}
 }
 
-
-
 func (l *Link) serveQUIC(ctx context.Context, conn *quic.Conn, client bool) error {
 	defer conn.CloseWithError(0, "")
 	var st *quic.Stream
