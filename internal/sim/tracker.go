@@ -163,6 +163,14 @@ func (t *Tracker) iqAnswered(requesterDomain string) {
 	t.mu.Unlock()
 }
 
+// Latencies returns the send-to-delivery latencies of the latest deliveries
+// (see maxSamples) per direction, in no particular order.
+func (t *Tracker) Latencies() (a2b, b2a []time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.dirs[A2B].latencies), slices.Clone(t.dirs[B2A].latencies)
+}
+
 // Summary returns the counts so far, with latency percentiles.
 func (t *Tracker) Summary() Summary {
 	t.mu.Lock()
