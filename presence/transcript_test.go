@@ -53,7 +53,9 @@ func newPair(t testing.TB) *pair {
 	return p
 }
 
-func (p *pair) printf(format string, args ...any) { p.out = append(p.out, fmt.Sprintf(format, args...)) }
+func (p *pair) printf(format string, args ...any) {
+	p.out = append(p.out, fmt.Sprintf(format, args...))
+}
 
 // setLink takes the link down or up. Coming up, the stanzas held while it
 // was down arrive first, as the link session resends its unacknowledged

@@ -47,21 +47,25 @@ type Config struct {
 	RemoteDomains   []string          `toml:"remote_domains"`   // domains reached through the peer (at least one; disjoint from local)
 	Link            Link              `toml:"link"`
 	S2S             S2S               `toml:"s2s"`
+	Presence        Presence          `toml:"presence"`
 }
 
 // Link configures the link to the peer gateway.
 type Link struct {
 	Listen        string   `toml:"listen"`          // address to accept the peer on
 	Dial          string   `toml:"dial"`            // address of the peer; at least one of listen/dial
-	Transport     string   `toml:"transport"`       // "tcp" (default); "quic" not yet supported
+	Transport     string   `toml:"transport"`       // "tcp" (default) or "quic"
 	KeyFile       string   `toml:"key_file"`        // this gateway's private key (PEM, from `isthmus keygen`), relative to the config file's dir
 	PeerKey       string   `toml:"peer_key"`        // the peer's public key "ed25519:BASE64" (required)
 	RateBPS       int64    `toml:"rate_bps"`        // link rate bit/s used for pacing; 0 = unpaced (default 0)
 	BatchWindow   Duration `toml:"batch_window"`    // default 50ms; 0..10s
 	MaxBatchBytes int      `toml:"max_batch_bytes"` // default 16384; 256..1<<20
-	Keepalive     Duration `toml:"keepalive"`       // default 60s; 0 = off
+	Keepalive     Duration `toml:"keepalive"`       // default 15m; 0 = off
 	ReconnectMin  Duration `toml:"reconnect_min"`   // default 1s
 	ReconnectMax  Duration `toml:"reconnect_max"`   // default 60s; >= reconnect_min
+	SpoolMaxBytes int64    `toml:"spool_max_bytes"` // bytes of stanzas held for the peer; default 64 MiB; 64 KiB..64 GiB
+	SpoolSync     string   `toml:"spool_sync"`      // fsync policy: "batch" (default), "always", "none"
+	MaxAge        Duration `toml:"max_age"`         // iqs/messages not delivered by then are bounced; default 24h; 1s..30 days
 }
 
 // S2S configures the XMPP server-to-server edge towards local servers.
@@ -77,6 +81,17 @@ type S2S struct {
 	QueueLimit     int      `toml:"queue_limit"`     // stanzas waiting per outgoing stream while it connects, default 1000
 }
 
+// Presence configures the presence mirror (package presence).
+type Presence struct {
+	Enable          bool     `toml:"enable"`           // default true
+	FanoutWindow    Duration `toml:"fanout_window"`    // default 30ms; 1ms..10s
+	RefreshInterval Duration `toml:"refresh_interval"` // default 5m; 1s..24h
+	ReprobeInterval Duration `toml:"reprobe_interval"` // default 10m; 1s..24h
+	Timeout         Duration `toml:"timeout"`          // default 30m; 2×reprobe_interval..168h
+	MaxEntries      int      `toml:"max_entries"`      // default 100000; 1..10000000
+	StateFile       string   `toml:"state_file"`       // default "presence.json", relative to state_dir; "" = not persisted
+}
+
 // Default returns a configuration with every default filled in. Name,
 // LocalDomains, RemoteDomains, Link.Listen/Dial, Link.KeyFile, Link.PeerKey and
 // S2S.DialbackSecret have no default and must be set.
@@ -89,9 +104,12 @@ func Default() Config {
 			Transport:     "tcp",
 			BatchWindow:   D(50 * time.Millisecond),
 			MaxBatchBytes: 16384,
-			Keepalive:     D(60 * time.Second),
+			Keepalive:     D(15 * time.Minute),
 			ReconnectMin:  D(time.Second),
 			ReconnectMax:  D(60 * time.Second),
+			SpoolMaxBytes: 64 << 20,
+			SpoolSync:     "batch",
+			MaxAge:        D(24 * time.Hour),
 		},
 		S2S: S2S{
 			Listen:         "0.0.0.0:5269",
@@ -100,6 +118,15 @@ func Default() Config {
 			Keepalive:      D(60 * time.Second),
 			IdleTimeout:    D(10 * time.Minute),
 			QueueLimit:     1000,
+		},
+		Presence: Presence{
+			Enable:          true,
+			FanoutWindow:    D(30 * time.Millisecond),
+			RefreshInterval: D(5 * time.Minute),
+			ReprobeInterval: D(10 * time.Minute),
+			Timeout:         D(30 * time.Minute),
+			MaxEntries:      100000,
+			StateFile:       "presence.json",
 		},
 	}
 }

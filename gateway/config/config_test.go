@@ -110,7 +110,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad-table.toml", `bad-table.toml:9: unknown key "lnk" (did you mean "link"?)`, ErrUnknownKey},
 		{"bad-duration.toml", `bad-duration.toml:13: link.batch_window: "fast" is not a duration`, nil},
 		{"bad-type.toml", `bad-type.toml:13: link.rate_bps: value is a TOML string, want integer`, nil},
-		{"bad-quic.toml", `bad-quic.toml:13: link.transport: "quic" is not yet supported`, nil},
+		{"bad-quic.toml", `bad-quic.toml:13: link.transport: "udp" is not a transport (use "tcp" or "quic")`, nil},
 		{"bad-syntax.toml", `bad-syntax.toml:13: `, nil},
 		{"bad-batchbytes.toml", `bad-batchbytes.toml:13: link.max_batch_bytes: 100 is out of range (256..1048576)`, nil},
 		{"bad-reconnect.toml", `bad-reconnect.toml: link.reconnect_max: 1m0s is less than link.reconnect_min (2m0s)`, nil},
@@ -210,6 +210,11 @@ func TestValidationErrors(t *testing.T) {
 		{"reconnect zero", `key_file = "k"`, "key_file = \"k\"\nreconnect_min = \"0s\"", `t.toml:8: link.reconnect_min: must be more than 0`},
 		{"reconnect order", `key_file = "k"`, "key_file = \"k\"\nreconnect_min = \"5s\"\nreconnect_max = \"4s\"", `t.toml:9: link.reconnect_max: 4s is less than link.reconnect_min (5s)`},
 		{"link keepalive off", `key_file = "k"`, "key_file = \"k\"\nkeepalive = \"0s\"", ``},
+		{"link quic", `key_file = "k"`, "key_file = \"k\"\ntransport = \"quic\"", ``},
+		{"spool tiny", `key_file = "k"`, "key_file = \"k\"\nspool_max_bytes = 1000", `link.spool_max_bytes: 1000 is out of range`},
+		{"spool sync", `key_file = "k"`, "key_file = \"k\"\nspool_sync = \"sometimes\"", `link.spool_sync: "sometimes" is not one of batch, always, none`},
+		{"max age zero", `key_file = "k"`, "key_file = \"k\"\nmax_age = \"0s\"", `link.max_age: must be more than 0`},
+		{"max age ok", `key_file = "k"`, "key_file = \"k\"\nmax_age = \"1h\"\nspool_sync = \"always\"", ``},
 		{"link keepalive tiny", `key_file = "k"`, "key_file = \"k\"\nkeepalive = \"1ms\"", `link.keepalive: 1ms is out of range`},
 		{"no secret", `dialback_secret = "0123456789abcdef"`, ``, `t.toml: s2s.dialback_secret: required`},
 		{"short secret", `dialback_secret = "0123456789abcdef"`, `dialback_secret = "0123456789abcde"`, `t.toml:10: s2s.dialback_secret: is 15 characters, want at least 16`},
@@ -318,5 +323,35 @@ func TestLoadResolvesAbsoluteAndCert(t *testing.T) {
 
 	if _, err := Load(filepath.Join(dir, "nope.toml")); err == nil || !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "config: ") {
 		t.Errorf("Load(missing) = %v", err)
+	}
+}
+
+func TestPresenceKeys(t *testing.T) {
+	c, err := Parse([]byte(base), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Presence; !p.Enable || p.FanoutWindow.Duration != 30*time.Millisecond || p.ReprobeInterval.Duration != 10*time.Minute ||
+		p.Timeout.Duration != 30*time.Minute || p.MaxEntries != 100000 || p.StateFile != "presence.json" {
+		t.Errorf("presence defaults: %+v", p)
+	}
+	c, err = Parse([]byte(base+"\n[presence]\nenable = false\nreprobe_interval = \"1m\"\ntimeout = \"2m\"\nstate_file = \"\"\n"), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Presence.Enable || c.Presence.Timeout.Duration != 2*time.Minute || c.Presence.StateFile != "" {
+		t.Errorf("presence: %+v", c.Presence)
+	}
+	for _, tc := range []struct{ add, want string }{
+		{"timeout = \"15m\"", "presence.timeout: 15m0s is out of range"},
+		{"max_entries = 0", "presence.max_entries: 0 is out of range"},
+		{"state_file = \"../x\"", "presence.state_file"},
+		{"fanout_window = \"0s\"", "presence.fanout_window: must be more than 0"},
+		{"reprobe = \"1m\"", `unknown key "presence.reprobe"`},
+	} {
+		_, err := Parse([]byte(base+"\n[presence]\n"+tc.add+"\n"), "t.toml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.add, err, tc.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ const (
 	MinSecretLength = 16
 	MaxNameLength   = 64
 	MaxBatchWindow  = 10 * time.Second
+	MinSpoolBytes   = 64 << 10
+	MaxSpoolBytes   = 64 << 30
 	maxLongDuration = 24 * time.Hour
 )
 
@@ -42,7 +45,35 @@ func (c *Config) Validate() error {
 	if err := c.Link.validate(); err != nil {
 		return err
 	}
-	return c.S2S.validate()
+	if err := c.S2S.validate(); err != nil {
+		return err
+	}
+	return c.Presence.validate()
+}
+
+// MaxPresenceEntries bounds presence.max_entries.
+const MaxPresenceEntries = 10_000_000
+
+func (p *Presence) validate() error {
+	if err := checkDuration("presence.fanout_window", p.FanoutWindow, 1, time.Millisecond, MaxBatchWindow); err != nil {
+		return err
+	}
+	if err := checkDuration("presence.refresh_interval", p.RefreshInterval, 1, time.Second, maxLongDuration); err != nil {
+		return err
+	}
+	if err := checkDuration("presence.reprobe_interval", p.ReprobeInterval, 1, time.Second, maxLongDuration); err != nil {
+		return err
+	}
+	if err := checkDuration("presence.timeout", p.Timeout, 1, 2*p.ReprobeInterval.Duration, 7*maxLongDuration); err != nil {
+		return err
+	}
+	if p.MaxEntries < 1 || p.MaxEntries > MaxPresenceEntries {
+		return fieldErr("presence.max_entries", "%d is out of range (1..%d)", p.MaxEntries, MaxPresenceEntries)
+	}
+	if p.StateFile != "" && (filepath.IsAbs(p.StateFile) || strings.Contains(p.StateFile, "..")) {
+		return fieldErr("presence.state_file", "%q: give a file name inside state_dir", p.StateFile)
+	}
+	return nil
 }
 
 func (c *Config) validateTop() error {
@@ -120,11 +151,9 @@ func (l *Link) validate() error {
 		}
 	}
 	switch l.Transport {
-	case "tcp":
-	case "quic":
-		return fieldErr("link.transport", "\"quic\" is not yet supported; use \"tcp\"")
+	case "tcp", "quic":
 	default:
-		return fieldErr("link.transport", "%q is not a transport (use \"tcp\")", l.Transport)
+		return fieldErr("link.transport", "%q is not a transport (use \"tcp\" or \"quic\")", l.Transport)
 	}
 	if l.KeyFile == "" {
 		return fieldErr("link.key_file", "required (create a key with `isthmus keygen`)")
@@ -156,7 +185,15 @@ func (l *Link) validate() error {
 	if l.ReconnectMax.Duration < l.ReconnectMin.Duration {
 		return fieldErr("link.reconnect_max", "%v is less than link.reconnect_min (%v)", l.ReconnectMax.Duration, l.ReconnectMin.Duration)
 	}
-	return nil
+	if l.SpoolMaxBytes < MinSpoolBytes || l.SpoolMaxBytes > MaxSpoolBytes {
+		return fieldErr("link.spool_max_bytes", "%d is out of range (%d..%d)", l.SpoolMaxBytes, MinSpoolBytes, int64(MaxSpoolBytes))
+	}
+	switch l.SpoolSync {
+	case "batch", "always", "none":
+	default:
+		return fieldErr("link.spool_sync", "%q is not one of batch, always, none", l.SpoolSync)
+	}
+	return checkDuration("link.max_age", l.MaxAge, -1, time.Second, 30*maxLongDuration)
 }
 
 func (s *S2S) validate() error {
