@@ -18,22 +18,35 @@ const (
 	MaxStanzaSize = 16 << 20
 	// MaxBatchStanzas bounds the stanzas in one block.
 	MaxBatchStanzas = 1 << 16
+	// MaxBatchBytes bounds the XML of one batch, and so what one block may
+	// decode to.
+	MaxBatchBytes = 64 << 20
+)
+
+// Block modes (first byte of a block).
+const (
+	modePlain  = 0  // uvarint(n), then the batch's structural form, outside the zstd stream
+	modeZstd   = 1  // the bytes one flush of the epoch's zstd stream produced
+	modePlain1 = 2  // one stanza's structural form, outside the zstd stream
+	plainMax   = 24 // batches whose structural form is at most this long go plain
 )
 
 // ErrCorrupt is wrapped by every decoding error caused by the block's bytes.
 var ErrCorrupt = errors.New("compress: corrupt block")
 
 type options struct {
-	dict  []byte
-	level zstd.EncoderLevel
+	dict    []byte
+	dictSet bool
+	level   zstd.EncoderLevel
 }
 
 // Option configures an Encoder or Decoder.
 type Option func(*options)
 
 // WithDict primes both ends with a zstd dictionary (as built by
-// zstd.BuildDict). Both ends must use the same one.
-func WithDict(dict []byte) Option { return func(o *options) { o.dict = dict } }
+// zstd.BuildDict or TrainDict) instead of the embedded one; nil means no
+// dictionary. Both ends must use the same one.
+func WithDict(dict []byte) Option { return func(o *options) { o.dict, o.dictSet = dict, true } }
 
 // WithLevel sets the encoder's zstd level (default SpeedBestCompression: the
 // link, not the CPU, is the bottleneck).
@@ -44,6 +57,12 @@ func collect(opts []Option) options {
 	for _, f := range opts {
 		f(&o)
 	}
+	if !o.dictSet {
+		o.dict = Dictionary()
+	}
+	if len(o.dict) == 0 {
+		o.dict = nil
+	}
 	return o
 }
 
@@ -53,20 +72,24 @@ type Encoder struct {
 	out  bytes.Buffer
 	zw   *zstd.Encoder
 	tmp  []byte
+	st   structEncoder
 }
 
 // NewEncoder returns an encoder at the start of an epoch.
 func NewEncoder(opts ...Option) (*Encoder, error) {
 	e := &Encoder{opts: collect(opts)}
+	e.st.t = newTables(true)
 	if err := e.Reset(); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-// Reset starts a new epoch: the next block begins a new zstd stream.
+// Reset starts a new epoch: the next block begins a new zstd stream and the
+// mirrored tables start empty.
 func (e *Encoder) Reset() error {
 	e.out.Reset()
+	e.st.t.reset()
 	zo := []zstd.EOption{
 		zstd.WithEncoderLevel(e.opts.level),
 		zstd.WithEncoderConcurrency(1),
@@ -96,14 +119,36 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 		return nil, fmt.Errorf("compress: batch of %d stanzas (want 1..%d)", len(batch), MaxBatchStanzas)
 	}
 	e.out.Reset()
-	e.tmp = binary.AppendUvarint(e.tmp[:0], uint64(len(batch)))
+	total := 0
 	for _, st := range batch {
 		if len(st) > MaxStanzaSize {
 			return nil, fmt.Errorf("compress: stanza of %d bytes exceeds %d", len(st), MaxStanzaSize)
 		}
-		e.tmp = binary.AppendUvarint(e.tmp, uint64(len(st)))
-		e.tmp = append(e.tmp, st...)
+		total += len(st)
 	}
+	if total > MaxBatchBytes {
+		return nil, fmt.Errorf("compress: batch of %d bytes exceeds %d", total, MaxBatchBytes)
+	}
+	e.st.out = e.st.out[:0]
+	for _, st := range batch {
+		e.st.stanza(st)
+	}
+	if len(e.st.out) <= plainMax {
+		// Too small for zstd to win: send the tokens as they are, outside
+		// the zstd stream.
+		if len(batch) == 1 {
+			e.tmp = append(e.tmp[:0], modePlain1)
+		} else {
+			e.tmp = append(e.tmp[:0], modePlain)
+			e.tmp = binary.AppendUvarint(e.tmp, uint64(len(batch)))
+		}
+		e.tmp = append(e.tmp, e.st.out...)
+		return e.tmp, nil
+	}
+	e.tmp = binary.AppendUvarint(e.tmp[:0], uint64(len(batch)))
+	e.tmp = binary.AppendUvarint(e.tmp, uint64(len(e.st.out)))
+	e.tmp = append(e.tmp, e.st.out...)
+	e.out.WriteByte(modeZstd)
 	if _, err := e.zw.Write(e.tmp); err != nil {
 		return nil, fmt.Errorf("compress: encoding: %w", err)
 	}
@@ -116,10 +161,12 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 // Decoder turns blocks back into batches. It is not safe for concurrent use.
 // After an error it stays failed until Reset.
 type Decoder struct {
-	opts options
-	in   blockReader
-	zr   *zstd.Decoder
-	err  error
+	opts    options
+	in      blockReader
+	zr      *zstd.Decoder
+	err     error
+	st      structDecoder
+	payload bytes.Buffer
 }
 
 // blockReader hands the zstd decoder the bytes of the current block and
@@ -139,6 +186,7 @@ func (r *blockReader) Read(p []byte) (int, error) {
 // NewDecoder returns a decoder at the start of an epoch.
 func NewDecoder(opts ...Option) (*Decoder, error) {
 	d := &Decoder{opts: collect(opts)}
+	d.st.t = newTables(false)
 	if err := d.Reset(); err != nil {
 		return nil, err
 	}
@@ -149,6 +197,7 @@ func NewDecoder(opts ...Option) (*Decoder, error) {
 func (d *Decoder) Reset() error {
 	d.in.b = nil
 	d.err = nil
+	d.st.t.reset()
 	if d.zr != nil {
 		d.zr.Close()
 	}
@@ -175,11 +224,7 @@ func (d *Decoder) Decode(block []byte) ([][]byte, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	d.in.b = block
-	batch, err := d.decode()
-	if err == nil && len(d.in.b) != 0 {
-		err = fmt.Errorf("%w: %d bytes left after the batch", ErrCorrupt, len(d.in.b))
-	}
+	batch, err := d.decode(block)
 	if err != nil {
 		d.err = err
 		return nil, err
@@ -187,29 +232,70 @@ func (d *Decoder) Decode(block []byte) ([][]byte, error) {
 	return batch, nil
 }
 
-func (d *Decoder) decode() ([][]byte, error) {
-	br := byteReader{d.zr}
-	n, err := binary.ReadUvarint(br)
-	if err != nil {
-		return nil, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
+func (d *Decoder) decode(block []byte) ([][]byte, error) {
+	if len(block) == 0 {
+		return nil, fmt.Errorf("%w: empty block", ErrCorrupt)
+	}
+	var n uint64
+	switch block[0] {
+	case modePlain1:
+		n, d.st.in = 1, block[1:]
+	case modePlain:
+		var k int
+		n, k = binary.Uvarint(block[1:])
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: batch header", ErrCorrupt)
+		}
+		d.st.in = block[1+k:]
+	case modeZstd:
+		d.in.b = block[1:]
+		br := byteReader{d.zr}
+		var err error
+		if n, err = binary.ReadUvarint(br); err != nil {
+			return nil, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
+		}
+		l, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: batch length: %v", ErrCorrupt, err)
+		}
+		if l > MaxBatchBytes+MaxBatchStanzas*16 {
+			return nil, fmt.Errorf("%w: batch declares %d bytes", ErrCorrupt, l)
+		}
+		d.payload.Reset()
+		if m, err := d.payload.ReadFrom(io.LimitReader(d.zr, int64(l))); err != nil || m != int64(l) {
+			return nil, fmt.Errorf("%w: batch of %d bytes: got %d: %v", ErrCorrupt, l, m, err)
+		}
+		if len(d.in.b) != 0 {
+			return nil, fmt.Errorf("%w: %d bytes left after the batch", ErrCorrupt, len(d.in.b))
+		}
+		d.st.in = d.payload.Bytes()
+	default:
+		return nil, fmt.Errorf("%w: block mode %#x", ErrCorrupt, block[0])
 	}
 	if n == 0 || n > MaxBatchStanzas {
 		return nil, fmt.Errorf("%w: batch of %d stanzas", ErrCorrupt, n)
 	}
-	batch := make([][]byte, 0, n)
+	d.st.pos, d.st.out = 0, nil
+	ends := make([]int, 0, min(n, 1024))
 	for i := uint64(0); i < n; i++ {
-		l, err := binary.ReadUvarint(br)
-		if err != nil {
-			return nil, fmt.Errorf("%w: stanza %d length: %v", ErrCorrupt, i, err)
+		if err := d.st.stanza(); err != nil {
+			return nil, fmt.Errorf("stanza %d: %w", i, err)
 		}
-		if l > MaxStanzaSize {
-			return nil, fmt.Errorf("%w: stanza %d declares %d bytes", ErrCorrupt, i, l)
+		if len(d.st.out) > MaxBatchBytes {
+			return nil, fmt.Errorf("%w: batch decodes to more than %d bytes", ErrCorrupt, MaxBatchBytes)
 		}
-		st := make([]byte, l)
-		if _, err := io.ReadFull(d.zr, st); err != nil {
-			return nil, fmt.Errorf("%w: stanza %d: %v", ErrCorrupt, i, err)
-		}
-		batch = append(batch, st)
+		ends = append(ends, len(d.st.out))
+	}
+	if d.st.pos != len(d.st.in) {
+		return nil, fmt.Errorf("%w: %d bytes left in the batch", ErrCorrupt, len(d.st.in)-d.st.pos)
+	}
+	out := d.st.out
+	d.st.out = nil
+	batch := make([][]byte, n)
+	start := 0
+	for i, end := range ends {
+		batch[i] = out[start:end:end]
+		start = end
 	}
 	return batch, nil
 }

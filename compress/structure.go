@@ -1,0 +1,975 @@
+package compress
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Sizes of the mirrored tables and limits of the structural form. They are
+// part of the wire format (Version).
+const (
+	valueSlots    = 1024 // interned attribute and text values
+	bareSlots     = 1024 // bare JIDs (local@domain or domain)
+	resourceSlots = 1024 // JID resources
+	nameSlots     = 256  // element and attribute names missing from vocab
+	ringSize      = 64   // recent id attribute values
+	maxInterned   = 256  // longest string a table holds
+	internMax     = 64   // longest generic value the encoder interns
+	maxDepth      = 64   // deepest element nesting carried structurally
+)
+
+// Stanza flags (first byte of every stanza in a batch).
+const (
+	flagRaw      = 1 << 0 // raw form: uvarint(len) and the bytes follow
+	flagTextFull = 1 << 1 // text escapes ' and " as &apos; &quot; (Prosody does)
+	flagDQ       = 1 << 2 // attributes are written in double quotes
+	flagStore    = 1 << 3 // keep the decoded stanza as the next template
+	flagTemplate = 1 << 4 // a template: one byte (slot), then the value of 'to'
+	flagsKnown   = flagRaw | flagTextFull | flagDQ | flagStore | flagTemplate
+)
+
+// Templates: a stanza sent again to another recipient (a presence fanned
+// out to every contact, the same probe to each) crosses as a slot number
+// and its new 'to'.
+const (
+	templateSlots = 32   // FIFO of stanzas kept as templates
+	templateMax   = 4096 // longest stanza kept as a template
+)
+
+// Content items (uvarint): end markers, text, or an element by name code.
+const (
+	itemEnd      = 0 // end of element (<x/> when it had no content)
+	itemEndEmpty = 1 // end of an empty element written <x></x>
+	itemText     = 2 // text value follows
+	itemReserved = 3 // name codes start here
+)
+
+// Value forms (uvarint); vocab entries start at formStatic, the value
+// table's slots after them.
+const (
+	formEmpty      = 0
+	formLit        = 1 // uvarint(len), bytes
+	formLitI       = 2 // same, interned
+	formUUID       = 3 // 16 bytes: lower-case 8-4-4-4-12 UUID
+	formUUIDI      = 4
+	formHex        = 5 // uvarint(n), n bytes: lower-case hex
+	formHexI       = 6
+	formB64        = 7 // uvarint(n), n bytes: padded standard base64
+	formB64I       = 8
+	formB64URL     = 9 // uvarint(chars), 6 bits a char: [A-Za-z0-9-_]
+	formB64URLI    = 10
+	formJID        = 11 // bare code, resource code
+	formRing       = 12 // one byte: slot of the recent-id ring
+	formTime       = 13 // uvarint(unix seconds), uvarint(digits), uvarint(fraction): XEP-0082 UTC
+	formStatic     = 16
+	formFirstTable = formStatic + 0 // + len(vocab) + slot
+)
+
+// tables is the state both ends mirror during an epoch.
+type tables struct {
+	values, bare, res, names *lru
+	ids                      ring
+	// templates: encoder keys (stanza without its 'to' value) or decoder
+	// halves (XML before and after the 'to' value), FIFO at tpos.
+	tkeys  map[string]int
+	tnames []string
+	tpre   [][]byte
+	tsuf   [][]byte
+	tpos   int
+}
+
+func (t *tables) storeKey(key string) {
+	if len(t.tnames) < templateSlots {
+		t.tnames = append(t.tnames, key)
+		t.tkeys[key] = len(t.tnames) - 1
+		return
+	}
+	if t.tkeys[t.tnames[t.tpos]] == t.tpos {
+		delete(t.tkeys, t.tnames[t.tpos])
+	}
+	t.tnames[t.tpos] = key
+	t.tkeys[key] = t.tpos
+	t.tpos = (t.tpos + 1) % templateSlots
+}
+
+func (t *tables) storeHalves(pre, suf []byte) {
+	if len(t.tpre) < templateSlots {
+		t.tpre = append(t.tpre, pre)
+		t.tsuf = append(t.tsuf, suf)
+		return
+	}
+	t.tpre[t.tpos], t.tsuf[t.tpos] = pre, suf
+	t.tpos = (t.tpos + 1) % templateSlots
+}
+
+func newTables(enc bool) *tables {
+	t := &tables{
+		values: newLRU(valueSlots, enc),
+		bare:   newLRU(bareSlots, enc),
+		res:    newLRU(resourceSlots, enc),
+		names:  newLRU(nameSlots, enc),
+	}
+	if enc {
+		t.ids.index = make(map[string]int, ringSize)
+		t.tkeys = make(map[string]int, templateSlots)
+	}
+	return t
+}
+
+func (t *tables) reset() {
+	t.values.reset()
+	t.bare.reset()
+	t.res.reset()
+	t.names.reset()
+	t.ids.reset()
+	clear(t.tkeys)
+	t.tnames, t.tpre, t.tsuf, t.tpos = t.tnames[:0], t.tpre[:0], t.tsuf[:0], 0
+}
+
+// structEncoder appends the structural form of stanzas to out.
+type structEncoder struct {
+	t   *tables
+	p   parser
+	out []byte
+	key []byte
+}
+
+func (e *structEncoder) uv(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
+
+func (e *structEncoder) stanza(st []byte) {
+	if len(st) > MaxStanzaSize || !e.p.parse(st) {
+		e.out = append(e.out, flagRaw)
+		e.uv(uint64(len(st)))
+		e.out = append(e.out, st...)
+		return
+	}
+	var flags byte
+	if e.p.textEscapedQuote && !e.p.textLiteralQuote {
+		flags |= flagTextFull
+	}
+	if e.p.dq {
+		flags |= flagDQ
+	}
+	ev := e.p.ev
+	if to := rootTo(ev); to != nil && len(st) <= templateMax {
+		// The 'to' value is a slice of st when it had no entities.
+		off := cap(st) - cap(to)
+		if off > 0 && off+len(to) <= len(st) && &st[off] == &to[0] {
+			e.key = strconv.AppendInt(e.key[:0], int64(off), 10)
+			e.key = append(e.key, ':')
+			e.key = append(e.key, st[:off]...)
+			e.key = append(e.key, st[off+len(to):]...)
+			if slot, ok := e.t.tkeys[string(e.key)]; ok {
+				e.out = append(e.out, flagTemplate, byte(slot))
+				e.value([]byte("to"), to)
+				return
+			}
+			e.t.storeKey(string(e.key))
+			flags |= flagStore
+		}
+	}
+	e.out = append(e.out, flags)
+	for k, x := range ev {
+		if x.kind != evAttr && k > 0 && (ev[k-1].kind == evStart || ev[k-1].kind == evAttr) {
+			e.uv(0) // end of attributes
+		}
+		switch x.kind {
+		case evStart:
+			e.name(x.name, itemReserved)
+		case evAttr:
+			e.name(x.name, 1)
+			e.value(x.name, x.val)
+		case evText:
+			e.uv(itemText)
+			e.value(nil, x.val)
+		case evEnd:
+			e.uv(itemEnd)
+		case evEndEmpty:
+			e.uv(itemEndEmpty)
+		}
+	}
+}
+
+// name writes an element or attribute name: reserved codes below r, then
+// r = new name (uvarint(len), bytes), then vocab, then the name table.
+func (e *structEncoder) name(n []byte, r uint64) {
+	if i, ok := vocabIndex[string(n)]; ok {
+		e.uv(r + 1 + uint64(i))
+		return
+	}
+	if s, ok := e.t.names.lookup(n); ok {
+		e.t.names.touch(s)
+		e.uv(r + 1 + uint64(len(vocab)) + uint64(s))
+		return
+	}
+	e.uv(r)
+	e.uv(uint64(len(n)))
+	e.out = append(e.out, n...)
+	e.t.names.insert(string(n))
+}
+
+// rootTo returns the value of the root element's 'to' attribute.
+func rootTo(ev []event) []byte {
+	for _, x := range ev[1:] {
+		if x.kind != evAttr {
+			break
+		}
+		if string(x.name) == "to" && len(x.val) > 0 {
+			return x.val
+		}
+	}
+	return nil
+}
+
+func jidAttr(name []byte) bool {
+	switch string(name) {
+	case "from", "to", "jid", "by":
+		return true
+	}
+	return false
+}
+
+func (e *structEncoder) value(attr, v []byte) {
+	if len(v) == 0 {
+		e.uv(formEmpty)
+		return
+	}
+	isID := string(attr) == "id"
+	if isID {
+		if s, ok := e.t.ids.index[string(v)]; ok {
+			e.out = append(e.out, formRing, byte(s))
+			return
+		}
+	}
+	if i, ok := vocabIndex[string(v)]; ok {
+		e.uv(formStatic + uint64(i))
+		return
+	}
+	if !isID {
+		if s, ok := e.t.values.lookup(v); ok {
+			e.t.values.touch(s)
+			e.uv(formStatic + uint64(len(vocab)) + uint64(s))
+			return
+		}
+		if jidAttr(attr) && e.jid(v) {
+			return
+		}
+	}
+	if isID {
+		e.t.ids.push(string(v))
+	}
+	if isTimestamp(v) {
+		t, digits, frac, ok := parseTimestamp(v)
+		if ok {
+			e.uv(formTime)
+			e.uv(uint64(t))
+			e.uv(uint64(digits))
+			e.uv(uint64(frac))
+			return
+		}
+	}
+	intern := uint64(0)
+	if !isID && len(v) <= internMax {
+		intern = 1
+		e.t.values.insert(string(v))
+	}
+	switch {
+	case isUUID(v):
+		e.uv(formUUID + intern)
+		e.out = appendUUID(e.out, v)
+	case len(v) >= 8 && len(v)%2 == 0 && isLowerHex(v):
+		e.uv(formHex + intern)
+		e.uv(uint64(len(v) / 2))
+		e.out, _ = hex.AppendDecode(e.out, v)
+	case isB64(v):
+		e.uv(formB64 + intern)
+		e.uv(uint64(len(v)/4*3 - padding(v)))
+		e.out, _ = base64.StdEncoding.AppendDecode(e.out, v)
+	case len(v) >= 8 && (isID || looksRandom(v)) && isB64URLAlpha(v):
+		e.uv(formB64URL + intern)
+		e.uv(uint64(len(v)))
+		e.out = packB64URL(e.out, v)
+	default:
+		e.uv(formLit + intern)
+		e.uv(uint64(len(v)))
+		e.out = append(e.out, v...)
+	}
+}
+
+// jid writes v in JID form if it splits cleanly into parts.
+func (e *structEncoder) jid(v []byte) bool {
+	local, domain, bare, res, hasRes, ok := splitJID(v)
+	if !ok {
+		return false
+	}
+	e.uv(formJID)
+	if s, ok := e.t.bare.lookup(bare); ok {
+		e.t.bare.touch(s)
+		e.uv(1 + uint64(s))
+	} else {
+		e.uv(0)
+		e.uv(uint64(len(local)))
+		e.out = append(e.out, local...)
+		e.value(nil, domain)
+		e.t.bare.insert(string(bare))
+	}
+	switch {
+	case !hasRes:
+		e.uv(0)
+	default:
+		if s, ok := e.t.res.lookup(res); ok {
+			e.t.res.touch(s)
+			e.uv(2 + uint64(s))
+		} else {
+			e.uv(1)
+			e.uv(uint64(len(res)))
+			e.out = append(e.out, res...)
+			e.t.res.insert(string(res))
+		}
+	}
+	return true
+}
+
+func splitJID(v []byte) (local, domain, bare, res []byte, hasRes, ok bool) {
+	bare = v
+	for i, c := range v {
+		if c == '/' {
+			bare, res, hasRes = v[:i], v[i+1:], true
+			break
+		}
+	}
+	domain = bare
+	for i, c := range bare {
+		if c == '@' {
+			local, domain = bare[:i], bare[i+1:]
+			break
+		}
+	}
+	if hasRes && len(res) == 0 || local != nil && len(local) == 0 || len(domain) == 0 ||
+		len(bare) > maxInterned || len(res) > maxInterned || len(domain) > internMax {
+		return nil, nil, nil, nil, false, false
+	}
+	for _, c := range domain {
+		if c == '@' {
+			return nil, nil, nil, nil, false, false
+		}
+	}
+	return local, domain, bare, res, hasRes, true
+}
+
+// structDecoder reads the structural form and writes canonical XML.
+type structDecoder struct {
+	t     *tables
+	in    []byte
+	pos   int
+	out   []byte
+	stack []string
+	tmp   []byte
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+func (d *structDecoder) uv() (uint64, error) {
+	v, n := binary.Uvarint(d.in[d.pos:])
+	if n <= 0 {
+		return 0, corrupt("bad varint at %d", d.pos)
+	}
+	d.pos += n
+	return v, nil
+}
+
+func (d *structDecoder) bytes(n uint64) ([]byte, error) {
+	if n > uint64(len(d.in)-d.pos) {
+		return nil, corrupt("%d bytes declared, %d left", n, len(d.in)-d.pos)
+	}
+	b := d.in[d.pos : d.pos+int(n)]
+	d.pos += int(n)
+	return b, nil
+}
+
+// stanza decodes one stanza and appends its XML to d.out.
+func (d *structDecoder) stanza() error {
+	if d.pos >= len(d.in) {
+		return corrupt("missing stanza")
+	}
+	flags := d.in[d.pos]
+	d.pos++
+	if flags&^flagsKnown != 0 {
+		return corrupt("stanza flags %#x", flags)
+	}
+	if flags&flagRaw != 0 {
+		n, err := d.uv()
+		if err != nil {
+			return err
+		}
+		if n > MaxStanzaSize {
+			return corrupt("raw stanza of %d bytes", n)
+		}
+		b, err := d.bytes(n)
+		if err != nil {
+			return err
+		}
+		d.out = append(d.out, b...)
+		return nil
+	}
+	if flags&flagTemplate != 0 {
+		if flags != flagTemplate || d.pos >= len(d.in) || int(d.in[d.pos]) >= len(d.t.tpre) {
+			return corrupt("bad template reference")
+		}
+		slot := d.in[d.pos]
+		d.pos++
+		var err error
+		if d.tmp, err = d.value(d.tmp[:0], "to", true); err != nil {
+			return err
+		}
+		d.out = append(d.out, d.t.tpre[slot]...)
+		d.out = escapeAttr(d.out, d.tmp)
+		d.out = append(d.out, d.t.tsuf[slot]...)
+		return nil
+	}
+	q := byte('\'')
+	if flags&flagDQ != 0 {
+		q = '"'
+	}
+	toStart, toEnd := -1, -1
+	full := flags&flagTextFull != 0
+	start := len(d.out)
+	d.stack = d.stack[:0]
+	item, err := d.uv()
+	if err != nil {
+		return err
+	}
+	for {
+		if len(d.out)-start > MaxStanzaSize {
+			return corrupt("stanza exceeds %d bytes", MaxStanzaSize)
+		}
+		switch {
+		case item >= itemReserved:
+			if len(d.stack) >= maxDepth {
+				return corrupt("nesting deeper than %d", maxDepth)
+			}
+			name, err := d.name(item, itemReserved)
+			if err != nil {
+				return err
+			}
+			d.out = append(d.out, '<')
+			d.out = append(d.out, name...)
+			for {
+				a, err := d.uv()
+				if err != nil {
+					return err
+				}
+				if a == 0 {
+					break
+				}
+				an, err := d.name(a, 1)
+				if err != nil {
+					return err
+				}
+				d.tmp, err = d.value(d.tmp[:0], an, true)
+				if err != nil {
+					return err
+				}
+				d.out = append(d.out, ' ')
+				d.out = append(d.out, an...)
+				d.out = append(d.out, '=', q)
+				isTo := len(d.stack) == 0 && an == "to" && len(d.tmp) > 0 && toStart < 0
+				if isTo {
+					toStart = len(d.out)
+				}
+				d.out = escapeAttr(d.out, d.tmp)
+				if isTo {
+					toEnd = len(d.out)
+				}
+				d.out = append(d.out, q)
+			}
+			next, err := d.uv()
+			if err != nil {
+				return err
+			}
+			switch next {
+			case itemEnd:
+				d.out = append(d.out, '/', '>')
+			case itemEndEmpty:
+				d.out = append(d.out, '>', '<', '/')
+				d.out = append(d.out, name...)
+				d.out = append(d.out, '>')
+			default:
+				d.out = append(d.out, '>')
+				d.stack = append(d.stack, name)
+				item = next
+				continue
+			}
+		case item == itemText:
+			if len(d.stack) == 0 {
+				return corrupt("text outside the stanza")
+			}
+			d.tmp, err = d.value(d.tmp[:0], "", true)
+			if err != nil {
+				return err
+			}
+			d.out = escapeText(d.out, d.tmp, full)
+		case item == itemEnd:
+			if len(d.stack) == 0 {
+				return corrupt("end without element")
+			}
+			name := d.stack[len(d.stack)-1]
+			d.stack = d.stack[:len(d.stack)-1]
+			d.out = append(d.out, '<', '/')
+			d.out = append(d.out, name...)
+			d.out = append(d.out, '>')
+		default:
+			return corrupt("item %d", item)
+		}
+		if len(d.stack) == 0 {
+			if flags&flagStore != 0 {
+				if toStart < 0 || len(d.out)-start > templateMax {
+					return corrupt("bad template")
+				}
+				d.t.storeHalves(bytes.Clone(d.out[start:toStart]), bytes.Clone(d.out[toEnd:]))
+			}
+			return nil
+		}
+		if item, err = d.uv(); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *structDecoder) name(code, r uint64) (string, error) {
+	switch {
+	case code == r:
+		n, err := d.uv()
+		if err != nil {
+			return "", err
+		}
+		if n > maxInterned {
+			return "", corrupt("name of %d bytes", n)
+		}
+		b, err := d.bytes(n)
+		if err != nil {
+			return "", err
+		}
+		if !validName(b, true) {
+			return "", corrupt("bad name %q", b)
+		}
+		s := string(b)
+		d.t.names.insert(s)
+		return s, nil
+	case code-r-1 < uint64(len(vocab)):
+		return vocab[code-r-1], nil
+	default:
+		s, ok := d.t.names.get(code - r - 1 - uint64(len(vocab)))
+		if !ok {
+			return "", corrupt("name slot %d", code-r-1-uint64(len(vocab)))
+		}
+		return s, nil
+	}
+}
+
+// value appends the value's unescaped bytes to dst. attr is the attribute
+// name ("" for text and JID domains); jidOK is false inside a JID.
+func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, error) {
+	form, err := d.uv()
+	if err != nil {
+		return dst, err
+	}
+	isID := attr == "id"
+	start := len(dst)
+	switch form {
+	case formEmpty:
+		return dst, nil
+	case formRing:
+		if d.pos >= len(d.in) || int(d.in[d.pos]) >= len(d.t.ids.vals) {
+			return dst, corrupt("bad id ring reference")
+		}
+		dst = append(dst, d.t.ids.vals[d.in[d.pos]]...)
+		d.pos++
+		return dst, nil
+	case formJID:
+		if !jidOK {
+			return dst, corrupt("JID inside a JID")
+		}
+		return d.jid(dst)
+	case formLit, formLitI:
+		n, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		b, err := d.bytes(n)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, b...)
+	case formUUID, formUUIDI:
+		b, err := d.bytes(16)
+		if err != nil {
+			return dst, err
+		}
+		dst = formatUUID(dst, b)
+	case formHex, formHexI, formB64, formB64I:
+		n, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		b, err := d.bytes(n)
+		if err != nil {
+			return dst, err
+		}
+		if form <= formHexI {
+			dst = hex.AppendEncode(dst, b)
+		} else {
+			dst = base64.StdEncoding.AppendEncode(dst, b)
+		}
+	case formB64URL, formB64URLI:
+		n, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		if n > MaxStanzaSize {
+			return dst, corrupt("packed value of %d chars", n)
+		}
+		b, err := d.bytes((n*6 + 7) / 8)
+		if err != nil {
+			return dst, err
+		}
+		dst = unpackB64URL(dst, b, int(n))
+	case formTime:
+		var v [3]uint64
+		for i := range v {
+			if v[i], err = d.uv(); err != nil {
+				return dst, err
+			}
+		}
+		if v[0] > 1<<40 || v[1] > 9 || v[2] >= pow10[v[1]] {
+			return dst, corrupt("bad timestamp")
+		}
+		dst = appendTimestamp(dst, int64(v[0]), int(v[1]), v[2])
+	default:
+		if form < formStatic {
+			return dst, corrupt("value form %d", form)
+		}
+		i := form - formStatic
+		if i < uint64(len(vocab)) {
+			return append(dst, vocab[i]...), nil
+		}
+		s, ok := d.t.values.get(i - uint64(len(vocab)))
+		if !ok {
+			return dst, corrupt("value slot %d", i-uint64(len(vocab)))
+		}
+		return append(dst, s...), nil
+	}
+	v := dst[start:]
+	if form == formLitI || form == formUUIDI || form == formHexI || form == formB64I || form == formB64URLI {
+		if len(v) > maxInterned {
+			return dst, corrupt("interned value of %d bytes", len(v))
+		}
+		d.t.values.insert(string(v))
+	}
+	if isID {
+		d.t.ids.push(string(v))
+	}
+	return dst, nil
+}
+
+func (d *structDecoder) jid(dst []byte) ([]byte, error) {
+	b, err := d.uv()
+	if err != nil {
+		return dst, err
+	}
+	if b == 0 {
+		n, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		local, err := d.bytes(n)
+		if err != nil {
+			return dst, err
+		}
+		start := len(dst)
+		dst = append(dst, local...)
+		if n > 0 {
+			dst = append(dst, '@')
+		}
+		if dst, err = d.value(dst, "", false); err != nil {
+			return dst, err
+		}
+		if len(dst)-start > maxInterned {
+			return dst, corrupt("bare JID of %d bytes", len(dst)-start)
+		}
+		d.t.bare.insert(string(dst[start:]))
+	} else {
+		s, ok := d.t.bare.get(b - 1)
+		if !ok {
+			return dst, corrupt("bare JID slot %d", b-1)
+		}
+		dst = append(dst, s...)
+	}
+	r, err := d.uv()
+	if err != nil {
+		return dst, err
+	}
+	switch r {
+	case 0:
+	case 1:
+		n, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		if n > maxInterned {
+			return dst, corrupt("resource of %d bytes", n)
+		}
+		res, err := d.bytes(n)
+		if err != nil {
+			return dst, err
+		}
+		d.t.res.insert(string(res))
+		dst = append(dst, '/')
+		dst = append(dst, res...)
+	default:
+		s, ok := d.t.res.get(r - 2)
+		if !ok {
+			return dst, corrupt("resource slot %d", r-2)
+		}
+		dst = append(dst, '/')
+		dst = append(dst, s...)
+	}
+	return dst, nil
+}
+
+// escapeAttr escapes all five XML special characters, as Prosody does.
+func escapeAttr(dst, s []byte) []byte {
+	for _, c := range s {
+		switch c {
+		case '&':
+			dst = append(dst, "&amp;"...)
+		case '<':
+			dst = append(dst, "&lt;"...)
+		case '>':
+			dst = append(dst, "&gt;"...)
+		case '\'':
+			dst = append(dst, "&apos;"...)
+		case '"':
+			dst = append(dst, "&quot;"...)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// escapeText escapes & < > and, when full, the quotes.
+func escapeText(dst, s []byte, full bool) []byte {
+	for _, c := range s {
+		switch c {
+		case '&':
+			dst = append(dst, "&amp;"...)
+		case '<':
+			dst = append(dst, "&lt;"...)
+		case '>':
+			dst = append(dst, "&gt;"...)
+		case '\'':
+			if full {
+				dst = append(dst, "&apos;"...)
+			} else {
+				dst = append(dst, c)
+			}
+		case '"':
+			if full {
+				dst = append(dst, "&quot;"...)
+			} else {
+				dst = append(dst, c)
+			}
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+var pow10 = [10]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000}
+
+func isTimestamp(v []byte) bool {
+	return len(v) >= 20 && len(v) <= 30 && v[4] == '-' && v[10] == 'T' && v[len(v)-1] == 'Z'
+}
+
+// parseTimestamp reads XEP-0082 "2006-01-02T15:04:05[.frac]Z" and reports
+// whether formatting it back gives the same bytes.
+func parseTimestamp(v []byte) (sec int64, digits int, frac uint64, ok bool) {
+	t, err := time.Parse("2006-01-02T15:04:05Z", string(v[:19])+"Z")
+	if err != nil || t.Unix() < 0 {
+		return 0, 0, 0, false
+	}
+	rest := v[19 : len(v)-1]
+	if len(rest) > 0 {
+		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
+			return 0, 0, 0, false
+		}
+		for _, c := range rest[1:] {
+			if c < '0' || c > '9' {
+				return 0, 0, 0, false
+			}
+			frac = frac*10 + uint64(c-'0')
+		}
+		digits = len(rest) - 1
+	}
+	var buf [32]byte
+	if string(appendTimestamp(buf[:0], t.Unix(), digits, frac)) != string(v) {
+		return 0, 0, 0, false
+	}
+	return t.Unix(), digits, frac, true
+}
+
+func appendTimestamp(dst []byte, sec int64, digits int, frac uint64) []byte {
+	dst = time.Unix(sec, 0).UTC().AppendFormat(dst, "2006-01-02T15:04:05")
+	if digits > 0 {
+		dst = append(dst, '.')
+		for p := digits - 1; p >= 0; p-- {
+			dst = append(dst, byte('0'+frac/pow10[p]%10))
+		}
+	}
+	return append(dst, 'Z')
+}
+
+func isLowerHex(v []byte) bool {
+	for _, c := range v {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func isUUID(v []byte) bool {
+	if len(v) != 36 || v[8] != '-' || v[13] != '-' || v[18] != '-' || v[23] != '-' {
+		return false
+	}
+	for i, c := range v {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			continue
+		}
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func appendUUID(dst, v []byte) []byte {
+	for _, part := range [][2]int{{0, 8}, {9, 13}, {14, 18}, {19, 23}, {24, 36}} {
+		dst, _ = hex.AppendDecode(dst, v[part[0]:part[1]])
+	}
+	return dst
+}
+
+func formatUUID(dst, b []byte) []byte {
+	dst = hex.AppendEncode(dst, b[0:4])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, b[4:6])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, b[6:8])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, b[8:10])
+	dst = append(dst, '-')
+	return hex.AppendEncode(dst, b[10:16])
+}
+
+func padding(v []byte) int {
+	n := 0
+	for i := len(v) - 1; i >= 0 && v[i] == '='; i-- {
+		n++
+	}
+	return n
+}
+
+// isB64 reports whether v is padded standard base64 of at least 12 bytes
+// that re-encodes to itself.
+func isB64(v []byte) bool {
+	if len(v) < 16 || len(v)%4 != 0 || len(v) > 4*maxInterned {
+		return false
+	}
+	var buf [3 * maxInterned]byte
+	n, err := base64.StdEncoding.Decode(buf[:], v)
+	if err != nil {
+		return false
+	}
+	var back [4 * maxInterned]byte
+	base64.StdEncoding.Encode(back[:], buf[:n])
+	return string(back[:len(v)]) == string(v)
+}
+
+const b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+var b64urlIndex = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for i := 0; i < len(b64url); i++ {
+		t[b64url[i]] = int8(i)
+	}
+	return t
+}()
+
+func isB64URLAlpha(v []byte) bool {
+	for _, c := range v {
+		if b64urlIndex[c] < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// looksRandom: mixed case and digits, as generated ids are.
+func looksRandom(v []byte) bool {
+	var lo, up, dig bool
+	for _, c := range v {
+		switch {
+		case c >= 'a' && c <= 'z':
+			lo = true
+		case c >= 'A' && c <= 'Z':
+			up = true
+		case c >= '0' && c <= '9':
+			dig = true
+		}
+	}
+	return lo && up && dig
+}
+
+func packB64URL(dst, v []byte) []byte {
+	var acc uint32
+	bits := 0
+	for _, c := range v {
+		acc = acc<<6 | uint32(b64urlIndex[c])
+		bits += 6
+		if bits >= 8 {
+			bits -= 8
+			dst = append(dst, byte(acc>>bits))
+		}
+	}
+	if bits > 0 {
+		dst = append(dst, byte(acc<<(8-bits)))
+	}
+	return dst
+}
+
+func unpackB64URL(dst, b []byte, n int) []byte {
+	var acc uint32
+	bits := 0
+	for _, c := range b {
+		acc = acc<<8 | uint32(c)
+		bits += 8
+		for bits >= 6 && n > 0 {
+			bits -= 6
+			dst = append(dst, b64url[acc>>bits&63])
+			n--
+		}
+	}
+	return dst
+}

@@ -1,0 +1,204 @@
+package compress
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
+)
+
+// roundTrip encodes each stanza as its own batch and decodes it.
+func roundTrip(t testing.TB, stanzas [][]byte) [][]byte {
+	t.Helper()
+	enc, err := NewEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for i, st := range stanzas {
+		b, err := enc.Encode([][]byte{st})
+		if err != nil {
+			t.Fatalf("stanza %d: %v", i, err)
+		}
+		got, err := dec.Decode(bytes.Clone(b))
+		if err != nil {
+			t.Fatalf("stanza %d %q: %v", i, st, err)
+		}
+		out = append(out, got[0])
+	}
+	return out
+}
+
+func TestCanonicalForm(t *testing.T) {
+	cases := []struct{ in, want string }{
+		// kept byte for byte
+		{`<message from='a@x/r' to='b@y' type='chat' id='1'><body>hi &amp; &lt;3 &gt;</body></message>`, ""},
+		{`<presence from='a@x/r' to='b@y'></presence>`, ""},
+		{`<iq type='get' id='x' to='y'><query xmlns='jabber:iq:version'/></iq>`, ""},
+		{`<message to='b@y'><body>don&apos;t &quot;quote&quot;</body></message>`, ""},
+		{`<message to='b@y'><body>don't "quote"</body></message>`, ""},
+		{`<message to="b@y" type="chat"><body>x</body></message>`, ""},
+		{`<message to='b@y' xml:lang='en'><body>  two  spaces
+and a newline	tab </body></message>`, ""},
+		{`<message to='a&amp;b@y'/>`, ""},
+		// canonicalized: same infoset, other bytes
+		{`<message  to = 'b@y'   type='chat' ><body >x</body ></message >`, `<message to='b@y' type='chat'><body>x</body></message>`},
+		{`<message to='b@y' a='&#65;&#x42;"&gt;'/>`, `<message to='b@y' a='AB&quot;&gt;'/>`},
+		{`<message to='b@y'><body>a>b "q" &apos;</body></message>`, `<message to='b@y'><body>a&gt;b "q" '</body></message>`},
+		// not representable: raw, byte for byte
+		{`<message to='b@y'><body><![CDATA[<x>]]></body></message>`, ""},
+		{`<message to='b@y'><!-- c --></message>`, ""},
+		{`<message xmlns:foo='urn:x' to='b@y'><foo:bar/></message>`, ""},
+		{"<message to='b@y'><body>a\r\nb</body></message>", ""},
+		{"<message to='b@y' a='x\ny'/>", ""},
+		{` <message to='b@y'/>`, ""},
+		{`<message to='b@y'>`, ""},
+		{`not xml`, ""},
+		{"\xff\xfe", ""},
+	}
+	var in [][]byte
+	for _, c := range cases {
+		in = append(in, []byte(c.in))
+	}
+	got := roundTrip(t, in)
+	for i, c := range cases {
+		want := c.want
+		if want == "" {
+			want = c.in
+		}
+		if string(got[i]) != want {
+			t.Errorf("%q:\n got %q\nwant %q", c.in, got[i], want)
+		}
+		if c.want != "" && !EqualInfoset(got[i], in[i]) {
+			t.Errorf("%q: infoset changed", c.in)
+		}
+	}
+}
+
+// randomStanza builds a stanza with random structure, names, values and
+// text, including characters that need escaping.
+func randomStanza(r *rand.Rand) []byte {
+	pick := func(xs ...string) string { return xs[r.Intn(len(xs))] }
+	value := func() string {
+		switch r.Intn(9) {
+		case 0:
+			return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", r.Uint32(), r.Intn(65536), r.Intn(65536), r.Intn(65536), r.Int63n(1<<48))
+		case 1:
+			return fmt.Sprintf("%x", r.Int63())
+		case 2:
+			return pick("a@b.test", "a@b.test/res", "b.test", "x@y/z/w", "@bad", "a@", "u@d/")
+		case 3:
+			return fmt.Sprintf("2023-11-%02dT%02d:%02d:%02d%sZ", 1+r.Intn(28), r.Intn(24), r.Intn(60), r.Intn(60), pick("", ".1", ".123456"))
+		case 4:
+			return pick("chat", "get", "urn:xmpp:ping", "", "sha-1")
+		case 5:
+			b := make([]byte, r.Intn(30))
+			r.Read(b)
+			return strings.NewReplacer("\uFFFE", "", "\uFFFF", "").Replace(strings.ToValidUTF8(string(b), "?"))
+		case 6:
+			return pick("aB3dE5fG7hJ9kL", "R2ZT+MKtOpgjzL8NM+Enh4ipUgo=", "abc", "Zm9v")
+		default:
+			return pick("a<b", "a&b", "'q'", `"dq"`, "x>y", "é ü 🛰️")
+		}
+	}
+	esc := func(s string, attr bool) string {
+		var b strings.Builder
+		for _, c := range s {
+			switch {
+			case c == '&':
+				b.WriteString("&amp;")
+			case c == '<':
+				b.WriteString("&lt;")
+			case c == '>':
+				b.WriteString("&gt;")
+			case attr && c == '\'':
+				b.WriteString("&apos;")
+			case c < 0x20 && c != '\n' && c != '\t' || attr && c < 0x20 || c == '\r':
+				fmt.Fprintf(&b, "&#%d;", c+0x100)
+			default:
+				b.WriteRune(c)
+			}
+		}
+		return b.String()
+	}
+	var b strings.Builder
+	var elem func(depth int, name string)
+	elem = func(depth int, name string) {
+		b.WriteString("<" + name)
+		used := map[string]bool{}
+		for i := r.Intn(5); i > 0; i-- {
+			a := pick("from", "to", "id", "type", "xmlns", "node", "ver", "jid", "stamp", "x-custom")
+			if used[a] {
+				continue
+			}
+			used[a] = true
+			b.WriteString(" " + a + "='" + esc(value(), true) + "'")
+		}
+		if depth > 3 || r.Intn(3) == 0 {
+			b.WriteString("/>")
+			return
+		}
+		b.WriteString(">")
+		for i := r.Intn(4); i > 0; i-- {
+			if r.Intn(2) == 0 {
+				b.WriteString(esc(value(), false))
+			} else {
+				elem(depth+1, pick("body", "c", "x", "item", "custom-el", "delay"))
+			}
+		}
+		b.WriteString("</" + name + ">")
+	}
+	elem(0, pick("message", "presence", "iq"))
+	return []byte(b.String())
+}
+
+func TestRoundTripGenerated(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	var in [][]byte
+	for i := 0; i < 3000; i++ {
+		st := randomStanza(r)
+		in = append(in, st)
+		if r.Intn(3) == 0 { // fan-out: the same stanza to another recipient
+			in = append(in, bytes.Replace(st, []byte("to='"), []byte("to='z"), 1))
+		}
+	}
+	got := roundTrip(t, in)
+	for i := range in {
+		if !bytes.Equal(got[i], in[i]) && !EqualInfoset(got[i], in[i]) {
+			t.Fatalf("stanza %d changed:\n got %s\nwant %s", i, got[i], in[i])
+		}
+		_, errIn := s2s.ParseStanza(in[i])
+		_, errOut := s2s.ParseStanza(got[i])
+		if (errIn == nil) != (errOut == nil) {
+			t.Fatalf("stanza %d: ParseStanza in %v, out %v\n%s\n%s", i, errIn, errOut, in[i], got[i])
+		}
+	}
+}
+
+func TestTemplatesCarryOnlyTheRecipient(t *testing.T) {
+	enc, _ := NewEncoder()
+	dec, _ := NewDecoder()
+	base := `<presence from='erin@a.test/gajim.H0GHS61F' to='%s@b.test'><show>away</show><status>On watch</status><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://gajim.org' ver='R2ZT+MKtOpgjzL8NM+Enh4ipUgo='/></presence>`
+	who := []string{"hana", "oskar", "lena", "vera"}
+	for i := range 8 {
+		st := fmt.Appendf(nil, base, who[i%4])
+		b, err := enc.Encode([][]byte{st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dec.Decode(bytes.Clone(b))
+		if err != nil || !bytes.Equal(got[0], st) {
+			t.Fatalf("%d: %v %s", i, err, got)
+		}
+		if i >= 4 && len(b) > 6 { // recipients known: slot and JID reference
+			t.Errorf("fan-out copy %d took %d bytes (%x), want <= 6", i, len(b), b)
+		}
+	}
+}
