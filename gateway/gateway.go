@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,6 +39,7 @@ type Gateway struct {
 	local  map[string]string
 
 	link   *link.Link
+	spool  io.Closer // the link's spool (nil: none)
 	server *s2s.Server
 	pool   *s2s.Pool
 	s2sLn  net.Listener
@@ -164,19 +166,15 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			BatchWindow:   cfg.Link.BatchWindow.Duration,
 			MaxBatchBytes: cfg.Link.MaxBatchBytes,
 			Keepalive:     cfg.Link.Keepalive.Duration,
+			MaxQueueBytes: int(cfg.Link.SpoolMaxBytes),
+			MaxAge:        cfg.Link.MaxAge.Duration,
 		},
 		Deliver: g.fromLink,
+		Expired: g.linkExpired,
 		Logger:  g.log,
 	}
 	if cfg.Link.Keepalive.Duration == 0 {
-		lc.Session.Keepalive = 100 * 365 * 24 * time.Hour // off
-	}
-	if lc.Dial == nil && cfg.Link.Dial != "" {
-		addr := cfg.Link.Dial
-		lc.Dial = func(ctx context.Context) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", addr)
-		}
+		lc.Session.Keepalive = -1 // off
 	}
 	closeAll := func() {
 		for _, l := range []net.Listener{g.s2sLn, g.linkLn, g.admin} {
@@ -185,12 +183,14 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			}
 		}
 	}
-	if lc.Listener == nil && cfg.Link.Listen != "" {
-		if lc.Listener, err = net.Listen("tcp", cfg.Link.Listen); err != nil {
-			return nil, fmt.Errorf("gateway: link listen: %w", err)
-		}
+	if err := linkTransport(cfg, &lc); err != nil {
+		return nil, err
 	}
 	g.linkLn = lc.Listener
+	if g.spool, err = openSpool(cfg, &lc); err != nil {
+		closeAll()
+		return nil, err
+	}
 	if g.link, err = link.New(lc); err != nil {
 		closeAll()
 		return nil, err
@@ -268,6 +268,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	eg.Go(func() error { return g.ops.run(ctx) }) // history samples, summary log
 	err := eg.Wait()
+	if g.spool != nil {
+		if cerr := g.spool.Close(); err == nil {
+			err = cerr
+		}
+	}
 	g.logSummary()
 	return err
 }
@@ -299,7 +304,7 @@ func (g *Gateway) fromLocal(st s2s.Stanza) {
 // toLink sends a stanza to the peer, or bounces it to its local sender when
 // the link queue is full.
 func (g *Gateway) toLink(st s2s.Stanza) {
-	if err := g.link.Send(st.Raw); err != nil {
+	if err := g.link.Send(linkItem(st)); err != nil {
 		g.c.drop("link-queue-full")
 		g.log.Warn("gateway: link queue full: bouncing", "from", st.From, "to", st.To)
 		if reply, ok := s2s.ErrorReply(st, s2s.CondResourceConstraint); ok {

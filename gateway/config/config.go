@@ -64,7 +64,7 @@ type Link struct {
 	ReconnectMin  Duration `toml:"reconnect_min"`   // default 1s
 	ReconnectMax  Duration `toml:"reconnect_max"`   // default 60s; >= reconnect_min
 	SpoolMaxBytes int64    `toml:"spool_max_bytes"` // bytes of stanzas held for the peer; default 64 MiB; 64 KiB..64 GiB
-	SpoolSync     string   `toml:"spool_sync"`      // fsync policy: "batch" (default), "always", "none"
+	SpoolSync     string   `toml:"spool_sync"`      // fsync policy: "batch" (default), "always", "none"; "off" = no disk spool
 	MaxAge        Duration `toml:"max_age"`         // iqs/messages not delivered by then are bounced; default 24h; 1s..30 days
 }
 

@@ -212,7 +212,7 @@ func TestValidationErrors(t *testing.T) {
 		{"link keepalive off", `key_file = "k"`, "key_file = \"k\"\nkeepalive = \"0s\"", ``},
 		{"link quic", `key_file = "k"`, "key_file = \"k\"\ntransport = \"quic\"", ``},
 		{"spool tiny", `key_file = "k"`, "key_file = \"k\"\nspool_max_bytes = 1000", `link.spool_max_bytes: 1000 is out of range`},
-		{"spool sync", `key_file = "k"`, "key_file = \"k\"\nspool_sync = \"sometimes\"", `link.spool_sync: "sometimes" is not one of batch, always, none`},
+		{"spool sync", `key_file = "k"`, "key_file = \"k\"\nspool_sync = \"sometimes\"", `link.spool_sync: "sometimes" is not one of batch, always, none, off`},
 		{"max age zero", `key_file = "k"`, "key_file = \"k\"\nmax_age = \"0s\"", `link.max_age: must be more than 0`},
 		{"max age ok", `key_file = "k"`, "key_file = \"k\"\nmax_age = \"1h\"\nspool_sync = \"always\"", ``},
 		{"link keepalive tiny", `key_file = "k"`, "key_file = \"k\"\nkeepalive = \"1ms\"", `link.keepalive: 1ms is out of range`},

@@ -189,9 +189,9 @@ func (l *Link) validate() error {
 		return fieldErr("link.spool_max_bytes", "%d is out of range (%d..%d)", l.SpoolMaxBytes, MinSpoolBytes, int64(MaxSpoolBytes))
 	}
 	switch l.SpoolSync {
-	case "batch", "always", "none":
+	case "batch", "always", "none", "off":
 	default:
-		return fieldErr("link.spool_sync", "%q is not one of batch, always, none", l.SpoolSync)
+		return fieldErr("link.spool_sync", "%q is not one of batch, always, none, off", l.SpoolSync)
 	}
 	return checkDuration("link.max_age", l.MaxAge, -1, time.Second, 30*maxLongDuration)
 }

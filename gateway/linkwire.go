@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+
+	"github.com/isthmus-xmpp/isthmus/gateway/config"
+	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
+	"github.com/isthmus-xmpp/isthmus/link"
+	"github.com/isthmus-xmpp/isthmus/link/spool"
+)
+
+// linkTransport fills in how the link reaches the peer (unless Options did):
+// TCP with the kernel keepalive off, or QUIC on one UDP socket.
+func linkTransport(cfg *config.Config, lc *link.Config) error {
+	lc.Transport = cfg.Link.Transport
+	if cfg.Link.Transport == link.TransportQUIC && lc.Dial == nil && lc.Listener == nil {
+		laddr := "0.0.0.0:0"
+		if cfg.Link.Listen != "" {
+			laddr = cfg.Link.Listen
+			lc.QUICAccept = true
+		}
+		pc, err := net.ListenPacket("udp", laddr)
+		if err != nil {
+			return fmt.Errorf("gateway: link listen: %w", err)
+		}
+		lc.PacketConn = pc
+		if cfg.Link.Dial != "" {
+			ua, err := net.ResolveUDPAddr("udp", cfg.Link.Dial)
+			if err != nil {
+				pc.Close()
+				return fmt.Errorf("gateway: link dial: %w", err)
+			}
+			lc.PeerAddr = ua
+		}
+		return nil
+	}
+	lc.Transport = link.TransportTCP
+	if lc.Dial == nil && cfg.Link.Dial != "" {
+		lc.Dial = link.DialTCP(cfg.Link.Dial)
+	}
+	if lc.Listener == nil && cfg.Link.Listen != "" {
+		ln, err := link.ListenTCP(cfg.Link.Listen)
+		if err != nil {
+			return fmt.Errorf("gateway: link listen: %w", err)
+		}
+		lc.Listener = ln
+	}
+	return nil
+}
+
+// openSpool opens the link's disk spool in state_dir (none when
+// link.spool_sync is "off").
+func openSpool(cfg *config.Config, lc *link.Config) (io.Closer, error) {
+	if cfg.Link.SpoolSync == "off" {
+		return nil, nil
+	}
+	pol, err := spool.ParseSyncPolicy(cfg.Link.SpoolSync)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	sp, err := spool.Open(filepath.Join(cfg.StateDir, "spool"), pol)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	lc.Journal = sp
+	return sp, nil
+}
+
+// linkItem tells the link what a stanza is: its class (priority and drop
+// rule) and, for availability presence, the (from, to) it is about, so a
+// newer one replaces a queued older one.
+func linkItem(st s2s.Stanza) link.Item {
+	it := link.Item{Data: st.Raw}
+	switch st.Name {
+	case "iq":
+		it.Class = link.ClassIQ
+	case "presence":
+		// Subscription presence is a request, not state: never coalesced
+		// or dropped.
+		if st.Type == "" || st.Type == "unavailable" {
+			it.Class = link.ClassPresence
+			it.Coalesce = st.From + "|" + st.To
+		}
+	}
+	return it
+}
+
+// linkExpired bounces iqs and messages the link gave up on (link.max_age).
+func (g *Gateway) linkExpired(items []link.Item) {
+	for _, it := range items {
+		st, err := s2s.ParseStanza(it.Data)
+		if err != nil {
+			continue
+		}
+		g.c.drop("link-expired")
+		if reply, ok := s2s.ErrorReply(st, s2s.CondRemoteServerTimeout); ok {
+			g.toLocal(reply)
+		}
+	}
+}
