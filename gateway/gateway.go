@@ -295,8 +295,8 @@ func (g *Gateway) resolveLocal(domain string) (string, error) {
 
 // fromLocal takes a stanza a local server sent to a remote domain.
 func (g *Gateway) fromLocal(st s2s.Stanza) {
-	if g.mirror != nil && st.Name == "presence" && g.mirror.fromLocal(st) {
-		return // answered or absorbed by the presence mirror
+	if g.mirror != nil && (st.Name == "presence" || st.Name == "iq") && g.mirror.fromLocal(st) {
+		return // answered or absorbed by the presence mirror (iq: caps cache)
 	}
 	g.toLink(st)
 }
@@ -335,7 +335,7 @@ func (g *Gateway) fromLink(batch [][]byte) {
 			g.bounceToRemote(st, s2s.CondItemNotFound)
 			continue
 		}
-		if g.mirror != nil && st.Name == "presence" && g.mirror.fromLink(st) {
+		if g.mirror != nil && (st.Name == "presence" || st.Name == "iq") && g.mirror.fromLink(st) {
 			continue
 		}
 		g.toLocal(st)

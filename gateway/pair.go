@@ -39,6 +39,7 @@ func NewPairConfig(localA, localB map[string]string, secret string) (PairConfig,
 		c.S2S.DialbackSecret = secret + "-" + name
 		c.SummaryInterval = config.D(0)
 		c.Link.SpoolSync = "off" // in memory: pairs in one process share no state_dir
+		c.Presence.StateFile = "" // likewise: the presence mirror is not persisted
 		return &c
 	}
 	return PairConfig{

@@ -2,24 +2,227 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
+	"github.com/isthmus-xmpp/isthmus/presence"
 )
 
+// saveEvery is the shortest interval between two writes of the mirror's
+// state file.
+const saveEvery = 5 * time.Second
+
+// linkPoll is how often the mirror's loop looks at the link state.
+const linkPoll = time.Second
+
 // mirrorEdge connects the presence mirror (package presence) to the
-// gateway. Until it is wired, presence passes through unchanged.
-type mirrorEdge struct{}
+// gateway: S2S stanzas and link stanzas in, one timer loop, the state file.
+type mirrorEdge struct {
+	g    *Gateway
+	path string        // state file; "" = not persisted
+	kick chan struct{} // wakes run when the mirror's next deadline may have moved
+
+	mu       sync.Mutex // guards the following fields, and keeps the mirror's actions in order
+	m        *presence.Mirror
+	lastSave time.Time
+}
 
 // newMirrorEdge returns nil when the mirror is disabled.
-func newMirrorEdge(g *Gateway) (*mirrorEdge, error) { return nil, nil }
+func newMirrorEdge(g *Gateway) (*mirrorEdge, error) {
+	pc := g.cfg.Presence
+	if !pc.Enable {
+		return nil, nil
+	}
+	local := make([]string, 0, len(g.local))
+	for d := range g.local {
+		local = append(local, d)
+	}
+	slices.Sort(local)
+	remote := make([]string, 0, len(g.remote))
+	for d := range g.remote {
+		remote = append(remote, d)
+	}
+	slices.Sort(remote)
+	m, err := presence.New(presence.Config{
+		Self:       local[0],
+		Peer:       remote[0],
+		Window:     pc.FanoutWindow.Duration,
+		Refresh:    pc.RefreshInterval.Duration,
+		Reprobe:    pc.ReprobeInterval.Duration,
+		Timeout:    pc.Timeout.Duration,
+		MaxEntries: pc.MaxEntries,
+	}, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	e := &mirrorEdge{g: g, m: m, kick: make(chan struct{}, 1)}
+	if pc.StateFile != "" {
+		e.path = filepath.Join(g.cfg.StateDir, pc.StateFile)
+		data, err := os.ReadFile(e.path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("gateway: presence state: %w", err)
+		default:
+			st, err := presence.UnmarshalState(data)
+			if err == nil {
+				err = m.Restore(st)
+			}
+			if err != nil {
+				// A damaged state file costs a resync, not the gateway.
+				g.log.Warn("gateway: presence state unreadable, starting empty", "file", e.path, "err", err)
+			} else {
+				out, in := m.Entries()
+				g.log.Info("gateway: presence mirror restored", "file", e.path, "out", out, "in", in)
+			}
+		}
+	}
+	return e, nil
+}
 
-// fromLocal sees each presence a local server sends to a remote domain;
-// true means the mirror handled it (the gateway sends nothing itself).
-func (m *mirrorEdge) fromLocal(st s2s.Stanza) bool { return false }
+func toPresence(st s2s.Stanza) presence.Stanza {
+	return presence.Stanza{Name: st.Name, From: st.From, To: st.To, Type: st.Type, ID: st.ID, Raw: st.Raw}
+}
 
-// fromLink sees each presence from the peer for a local domain; true means
-// the mirror handled it.
-func (m *mirrorEdge) fromLink(st s2s.Stanza) bool { return false }
+// perform sends the mirror's actions; called with mu held, so that actions
+// leave in the order the mirror produced them.
+func (e *mirrorEdge) perform() {
+	for _, a := range e.m.Actions() {
+		st := s2s.Stanza{Name: a.Stanza.Name, From: a.Stanza.From, To: a.Stanza.To, Type: a.Stanza.Type, ID: a.Stanza.ID, Raw: a.Stanza.Raw}
+		if a.Dest == presence.ToLink {
+			e.g.toLink(st)
+		} else {
+			e.g.toLocal(st)
+		}
+	}
+}
 
-// run drives the mirror's timers until ctx ends.
-func (m *mirrorEdge) run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (e *mirrorEdge) wake() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// fromLocal sees each presence and iq a local server sends to a remote
+// domain; true means the mirror handled it (the gateway sends nothing itself).
+func (e *mirrorEdge) fromLocal(st s2s.Stanza) bool {
+	e.mu.Lock()
+	handled := e.m.FromLocal(time.Now(), toPresence(st))
+	e.perform()
+	e.mu.Unlock()
+	e.wake()
+	return handled
+}
+
+// fromLink sees each presence and iq from the peer for a local domain; true
+// means the mirror consumed it.
+func (e *mirrorEdge) fromLink(st s2s.Stanza) bool {
+	e.mu.Lock()
+	handled := e.m.FromPeer(time.Now(), toPresence(st))
+	e.perform()
+	e.mu.Unlock()
+	e.wake()
+	return handled
+}
+
+// run drives the mirror's timers and tells it the link state until ctx
+// ends; then it flushes the fan-outs being collected and saves the state.
+func (e *mirrorEdge) run(ctx context.Context) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		now := time.Now()
+		e.m.SetLink(now, e.g.link.Stats().Up)
+		if !now.Before(e.m.Next()) {
+			e.m.Tick(now)
+		}
+		e.perform()
+		wait := min(e.m.Next().Sub(now), linkPoll)
+		if e.m.Dirty() && now.Sub(e.lastSave) >= saveEvery {
+			e.save(now)
+		}
+		e.mu.Unlock()
+		t.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			e.mu.Lock()
+			e.m.FlushAll()
+			e.perform()
+			e.save(time.Now())
+			e.mu.Unlock()
+			return nil
+		case <-t.C:
+		case <-e.kick:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// save writes the state file atomically (temporary file, then rename);
+// called with mu held. Errors are logged: the mirror works without it.
+func (e *mirrorEdge) save(now time.Time) {
+	if e.path == "" {
+		return
+	}
+	e.lastSave = now
+	data, err := presence.MarshalState(e.m.State())
+	if err == nil {
+		err = writeFileAtomic(e.path, data)
+	}
+	if err != nil {
+		e.g.c.drop("presence-state-write")
+		e.g.log.Warn("gateway: presence state not saved", "file", e.path, "err", err)
+	}
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// PresenceCounters returns the presence mirror's counters and its table
+// sizes (this side's contacts, the other side's); ok is false when the
+// mirror is disabled.
+func (g *Gateway) PresenceCounters() (c presence.Counters, out, in int, ok bool) {
+	if g.mirror == nil {
+		return presence.Counters{}, 0, 0, false
+	}
+	g.mirror.mu.Lock()
+	defer g.mirror.mu.Unlock()
+	out, in = g.mirror.m.Entries()
+	return g.mirror.m.Counters(), out, in, true
+}
