@@ -2,6 +2,8 @@ package link
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -56,7 +58,7 @@ func (l *Link) QUICConfig() *quic.Config {
 // dialling side opens.
 func (l *Link) runQUIC(ctx context.Context) error {
 	pc := &countPacketConn{PacketConn: l.cfg.PacketConn, l: l}
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: pc, StatelessResetKey: l.resetKey()}
 	defer tr.Close()
 	qc := l.QUICConfig()
 	g, ctx := errgroup.WithContext(ctx)
@@ -156,6 +158,22 @@ func (l *Link) serveQUIC(ctx context.Context, conn *quic.Conn, client bool) erro
 	}()
 	l.log.Info("link: connected", "transport", "quic", "peer", conn.RemoteAddr().String(), "resumed_tls", conn.ConnectionState().TLS.DidResume)
 	return l.run(ctx, st, nil)
+}
+
+// resetKey derives the QUIC stateless reset key from this gateway's private
+// key, so that a restarted gateway resets the peer's connection to its
+// previous process at once (instead of the peer waiting for the idle
+// timeout).
+func (l *Link) resetKey() *quic.StatelessResetKey {
+	if l.cfg.TLS == nil || len(l.cfg.TLS.Certificates) == 0 {
+		return nil
+	}
+	priv, ok := l.cfg.TLS.Certificates[0].PrivateKey.(ed25519.PrivateKey)
+	if !ok {
+		return nil
+	}
+	k := quic.StatelessResetKey(sha256.Sum256(append([]byte("isthmus quic stateless reset\x00"), priv.Seed()...)))
+	return &k
 }
 
 // countPacketConn counts the datagrams QUIC sends and receives.
