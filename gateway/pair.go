@@ -38,7 +38,7 @@ func NewPairConfig(localA, localB map[string]string, secret string) (PairConfig,
 		c.S2S.Listen = "127.0.0.1:0"
 		c.S2S.DialbackSecret = secret + "-" + name
 		c.SummaryInterval = config.D(0)
-		c.Link.SpoolSync = "off" // in memory: pairs in one process share no state_dir
+		c.Link.SpoolSync = "off"  // in memory: pairs in one process share no state_dir
 		c.Presence.StateFile = "" // likewise: the presence mirror is not persisted
 		return &c
 	}
