@@ -135,7 +135,8 @@ func (s *Server) verifyKey(ctx context.Context, originating, receiving, id, key 
 		return false, fmt.Errorf("s2s: dial %s (%s): %w", originating, addr, err)
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	raw := conn
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(s.lim.ConnectTimeout))
 	conn, rd, _, err := initiate(conn, receiving, originating, s.cfg.VerifyTLS, s.lim)

@@ -245,13 +245,14 @@ func (o *outStream) connect(addr string) (_ net.Conn, _ *xmlReader, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("s2s: dial %s (%s): %w", o.key.to, addr, err)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	raw := conn // closing it also ends a TLS connection on top
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer func() {
 		if !stop() && err == nil {
 			err = o.ctxErr(ctx, errors.New("s2s: connect interrupted"))
 		}
 		if err != nil {
-			conn.Close()
+			raw.Close()
 		}
 	}()
 	_ = conn.SetDeadline(time.Now().Add(p.lim.ConnectTimeout))
