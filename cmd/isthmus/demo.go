@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"time"
@@ -56,8 +57,10 @@ func runDemo(args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout instead of the table")
 	seed := fs.Int64("seed", 1, "seed for the workload and the emulated link")
 	verbose := fs.Bool("v", false, "show the gateways' logs")
+	admin := fs.String("admin", "", "serve gateway A's status page and /metrics on this `HOST:PORT` while the demo runs")
+	report := fs.String("report", "", "write a self-contained HTML report with plots to this `FILE`")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N]")
+		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N] [--admin HOST:PORT] [--report FILE.html]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +90,14 @@ func runDemo(args []string) error {
 		fmt.Fprintf(os.Stderr, "isthmus demo: profile %s, %v of simulated traffic, then draining the queues\n", p, *duration)
 	}
 	opts := demo.Options{Profile: p, Duration: *duration, Seed: *seed, Logger: logger}
+	if *admin != "" {
+		ln, err := net.Listen("tcp", *admin)
+		if err != nil {
+			return fmt.Errorf("--admin: %w", err)
+		}
+		opts.AdminA = ln // gateway A closes it when the run ends
+		fmt.Fprintf(os.Stderr, "gateway A: status page http://%s/ and metrics http://%s/metrics while the demo runs\n", ln.Addr(), ln.Addr())
+	}
 	if tty {
 		opts.Progress = func(pr demo.Progress) { progressLine(os.Stderr, pr) }
 	}
@@ -97,10 +108,31 @@ func runDemo(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *report != "" {
+		if err := writeReport(*report, res); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "report written to %s\n", *report)
+	}
 	if *asJSON {
 		return printDemoJSON(os.Stdout, res)
 	}
 	printDemo(os.Stdout, res)
+	return nil
+}
+
+func writeReport(path string, res demo.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	if err := demo.WriteReport(f, res); err != nil {
+		f.Close()
+		return fmt.Errorf("--report: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
 	return nil
 }
 

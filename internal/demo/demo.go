@@ -42,6 +42,24 @@ type Progress struct {
 	LinkUp   bool
 }
 
+// Sample is the cumulative figures of both directions at one moment of a
+// run (one a second), for the report's plots.
+type Sample struct {
+	T        time.Duration // since the start
+	A2B, B2A Bytes
+	Queued   int // stanzas waiting or unacknowledged, both sides
+	LinkUp   bool
+}
+
+// Bytes is one direction's cumulative byte counts.
+type Bytes struct {
+	Stanzas, Raw, Link, Wire uint64
+}
+
+func bytesOf(d gateway.Direction) Bytes {
+	return Bytes{Stanzas: d.StanzasTotal, Raw: d.RawBytes, Link: d.LinkBytes, Wire: d.WireBytes}
+}
+
 // Result is what a run measured.
 type Result struct {
 	Profile  string
@@ -51,6 +69,13 @@ type Result struct {
 	Messages sim.Summary
 	Emu      emu.Stats
 	A, B     gateway.Snapshot
+
+	// For the report (report.go).
+	RateBPS int64    // the link's rate (0: unlimited)
+	Samples []Sample // one a second, workload and drain
+	// Latencies are the chat messages' send-to-delivery times per
+	// direction (index sim.A2B, sim.B2A).
+	Latencies [2][]time.Duration
 }
 
 // side is one simulated server wired to the S2S sockets.
@@ -213,14 +238,17 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		wlg.Add(1)
 		go func() { defer wlg.Done(); sd.workload(wlCtx) }()
 	}
+	var samples []Sample
 	progress := func(draining bool) (queued int) {
 		sa, sb := ga.Snapshot(), gb.Snapshot()
 		queued = sa.Link.Waiting + sa.Link.Unacked + sb.Link.Waiting + sb.Link.Unacked
+		samples = append(samples, Sample{T: time.Since(start), A2B: bytesOf(sa.Out), B2A: bytesOf(sb.Out), Queued: queued, LinkUp: sa.Link.Up})
 		if o.Progress != nil {
 			o.Progress(Progress{Elapsed: time.Since(start), Draining: draining, A2B: sa.Out, B2A: sb.Out, Queued: queued, LinkUp: sa.Link.Up})
 		}
 		return queued
 	}
+	samples = append(samples, Sample{})
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 wait:
@@ -271,7 +299,10 @@ wait:
 		B:        gb.Snapshot(),
 		Messages: simA.Tracker().Summary(),
 		Emu:      l.Stats(),
+		RateBPS:  o.Profile.RateBPS,
+		Samples:  samples,
 	}
+	res.Latencies[sim.A2B], res.Latencies[sim.B2A] = simA.Tracker().Latencies()
 	res.A2B, res.B2A = res.A.Out, res.B.Out
 	if res.A2B.StanzasTotal == 0 || res.B2A.StanzasTotal == 0 {
 		return res, errors.New("demo: no stanzas crossed the link in one direction")

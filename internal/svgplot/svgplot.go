@@ -96,13 +96,15 @@ func (c Chart) SVG() string {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#eee"/>`, marginL, y, float64(marginL)+pw, y)
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`, marginL-4, y, esc(yf(t)))
 	}
+	prev := ""
 	for _, t := range Ticks(xmin, xmax, 6) {
-		if t < xmin || t > xmax {
-			continue
+		if t < xmin || t > xmax || xf(t) == prev {
+			continue // outside, or a label that rounds to the one before
 		}
+		prev = xf(t)
 		x := px(t)
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#eee"/>`, x, marginT, x, float64(marginT)+ph)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x, float64(marginT)+ph+14, esc(xf(t)))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x, float64(marginT)+ph+14, esc(prev))
 	}
 	if c.XLabel != "" {
 		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle" fill="#555">%s</text>`, float64(marginL)+pw/2, h-6, esc(c.XLabel))
