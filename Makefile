@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build demo test test-short lint fuzz clean
+.PHONY: all build demo test test-short lint fuzz clean dict
 
 all: build
 
@@ -37,6 +37,12 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+# Rebuild the codec's embedded dictionary from the training part of the
+# corpus (the seed-9 captures are held out for `isthmus bench`).
+DICT_TRAIN ?= $(wildcard testdata/corpus/sim-seed[123]-*.xml.gz) $(wildcard testdata/corpus/prosody-train-*.xml.gz)
+dict:
+	$(GO) run ./cmd/isthmus train-dict -o compress/dict/isthmus.zdict $(DICT_TRAIN)
 
 clean:
 	rm -rf bin

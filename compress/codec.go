@@ -28,7 +28,7 @@ const (
 	modePlain  = 0  // uvarint(n), then the batch's structural form, outside the zstd stream
 	modeZstd   = 1  // the bytes one flush of the epoch's zstd stream produced
 	modePlain1 = 2  // one stanza's structural form, outside the zstd stream
-	plainMax   = 24 // batches whose structural form is at most this long go plain
+	plainMax   = 16 // batches whose structural form is at most this long go plain
 )
 
 // ErrCorrupt is wrapped by every decoding error caused by the block's bytes.
@@ -48,12 +48,12 @@ type Option func(*options)
 // dictionary. Both ends must use the same one.
 func WithDict(dict []byte) Option { return func(o *options) { o.dict, o.dictSet = dict, true } }
 
-// WithLevel sets the encoder's zstd level (default SpeedBestCompression: the
+// WithLevel sets the encoder's zstd level (default SpeedBetterCompression: as
 // link, not the CPU, is the bottleneck).
 func WithLevel(l zstd.EncoderLevel) Option { return func(o *options) { o.level = l } }
 
 func collect(opts []Option) options {
-	o := options{level: zstd.SpeedBestCompression}
+	o := options{level: zstd.SpeedBetterCompression}
 	for _, f := range opts {
 		f(&o)
 	}
