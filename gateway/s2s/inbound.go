@@ -143,7 +143,7 @@ func (s *Server) verifyKey(ctx context.Context, originating, receiving, id, key 
 	if err != nil {
 		return false, err
 	}
-	defer conn.Close()
+	defer closeRaw(conn)
 	if _, err := conn.Write(dbVerify(receiving, originating, id, key, "")); err != nil {
 		return false, fmt.Errorf("s2s: write db:verify to %s: %w", originating, err)
 	}

@@ -208,7 +208,11 @@ func (o *outStream) serve() (string, error) {
 	if err != nil {
 		return fail(addr, err)
 	}
-	p.event(Event{Kind: "out-auth", Local: o.key.from, Remote: o.key.to, Addr: addr})
+	ev := Event{Kind: "out-auth", Local: o.key.from, Remote: o.key.to, Addr: addr}
+	if _, ok := conn.(*tls.Conn); ok {
+		ev.Reason = "tls"
+	}
+	p.event(ev)
 	log := p.log.With("from", o.key.from, "to", o.key.to)
 	sess := newSession(conn, rd, p.lim, log)
 	sess.notify = o.notify

@@ -150,7 +150,11 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 		if _, err := conn.Write(out); err != nil {
 			return conn, nil, element{}, fmt.Errorf("s2s: write header: %w", err)
 		}
-		s.event(Event{Kind: "in-open", Local: to, Remote: from, Addr: in.addr})
+		ev := Event{Kind: "in-open", Local: to, Remote: from, Addr: in.addr}
+		if tlsDone {
+			ev.Reason = "tls"
+		}
+		s.event(ev)
 		el, err := rd.next()
 		if errors.As(err, &se) {
 			_, _ = conn.Write(streamErrorXML(se.Cond))
@@ -196,7 +200,7 @@ func (in *inStream) run(ctx context.Context, c net.Conn) error {
 		return err
 	}
 	_ = conn.SetDeadline(time.Time{})
-	defer conn.Close()
+	defer closeRaw(conn)
 	in.sess = newSession(conn, rd, s.lim, s.log.With("addr", in.addr, "id", in.id))
 	in.sess.handle = in.handle
 	var first []element

@@ -54,8 +54,8 @@ func (l Limits) closeWait() time.Duration {
 
 // Event reports something that happened on a stream, for metrics and logs.
 //
-// Kinds: "in-open", "in-auth", "in-refused", "in-close", "verify-answer",
-// "out-open", "out-auth", "out-fail", "out-close", "bounce", "stream-error".
+// Kinds: "in-open" (Reason "tls" once STARTTLS is done), "in-auth", "in-refused", "in-close", "verify-answer",
+// "out-open", "out-auth" (Reason "tls" over TLS), "out-fail", "out-close", "bounce", "stream-error".
 type Event struct {
 	Kind   string
 	Local  string // our domain
@@ -172,7 +172,7 @@ func (s *session) run(ctx context.Context, first []element) error {
 		return err
 	})
 	err := g.Wait()
-	s.conn.Close()
+	closeRaw(s.conn)
 	return err
 }
 
@@ -239,7 +239,18 @@ func (s *session) write(b []byte) error {
 
 func (s *session) closeSocket() {
 	s.sockClosed.Store(true)
-	s.conn.Close()
+	closeRaw(s.conn)
+}
+
+// closeRaw closes c's transport. For TLS it skips close_notify, whose write
+// can block for seconds on a peer that stopped reading: </stream:stream>
+// already ended the stream.
+func closeRaw(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		tc.NetConn().Close()
+		return
+	}
+	c.Close()
 }
 
 // writeLoop writes control elements and queued stanzas, keepalives, and
