@@ -12,6 +12,10 @@ import (
 // valid (or the receiving server refused our db:result).
 var ErrDialbackInvalid = errors.New("s2s: dialback key invalid")
 
+// maxPendingVerify bounds the dialback verifications one inbound stream
+// may have running at once (each is an outgoing connection).
+const maxPendingVerify = 16
+
 // handle processes one top-level element of an inbound stream.
 func (in *inStream) handle(el element) error {
 	s := in.srv
@@ -34,11 +38,17 @@ func (in *inStream) handle(el element) error {
 		}
 		p := pair{from: from, to: to}
 		in.mu.Lock()
-		busy := in.pending[p]
-		in.pending[p] = true
+		busy, full := in.pending[p], len(in.pending) >= maxPendingVerify
+		if !busy && !full {
+			in.pending[p] = true
+		}
 		in.mu.Unlock()
 		if busy {
 			return nil
+		}
+		if full {
+			s.event(Event{Kind: "in-refused", Local: to, Remote: from, Addr: in.addr, Reason: CondResourceConstraint})
+			return in.sess.send(in.sess.abort, dbResult(to, from, "", "error", CondResourceConstraint))
 		}
 		key := n.Text
 		in.sess.spawn(func(ctx context.Context) { in.verify(ctx, p, key) })

@@ -138,8 +138,8 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 		from, to := h.attr("from"), Domain(h.attr("to"))
 		in.id = newStreamID()
 		if to == "" || !s.cfg.Hosts(to) {
-			_, _ = conn.Write(append(streamHeader(h.attr("to"), from, in.id), streamErrorXML(SErrHostUnknown)...))
 			s.event(Event{Kind: "stream-error", Local: to, Remote: from, Addr: in.addr, Reason: SErrHostUnknown})
+			_, _ = conn.Write(append(streamHeader(h.attr("to"), from, in.id), streamErrorXML(SErrHostUnknown)...))
 			return conn, nil, element{}, &StreamError{Cond: SErrHostUnknown, Text: h.attr("to")}
 		}
 		out := streamHeader(to, from, in.id)
@@ -203,6 +203,9 @@ func (in *inStream) run(ctx context.Context, c net.Conn) error {
 	defer closeRaw(conn)
 	in.sess = newSession(conn, rd, s.lim, s.log.With("addr", in.addr, "id", in.id))
 	in.sess.handle = in.handle
+	in.sess.onError = func(se *StreamError) {
+		s.event(Event{Kind: "stream-error", Addr: in.addr, Reason: se.Cond})
+	}
 	var first []element
 	if el.Node != nil || el.Stanza != nil {
 		first = append(first, el)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -208,8 +209,13 @@ func TestServerStreamErrors(t *testing.T) {
 			}
 			go func() { _, _ = cl.c.Write([]byte(tc.input)) }() // may block on a refused big stanza
 			cl.expectStreamError(tc.cond)
+			r.sink.mu.Lock()
+			defer r.sink.mu.Unlock()
 			if len(r.sink.got) != 0 {
 				t.Errorf("delivered %d stanzas", len(r.sink.got))
+			}
+			if !slices.ContainsFunc(r.sink.events, func(e Event) bool { return e.Kind == "stream-error" && e.Reason == tc.cond }) {
+				t.Errorf("no stream-error event for %s: %+v", tc.cond, r.sink.events)
 			}
 		})
 	}

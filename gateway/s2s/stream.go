@@ -113,6 +113,7 @@ type session struct {
 	writeFail func(Stanza, error)    // a pulled stanza could not be written
 	idleClose func() bool            // may the stream close for idleness now? (claims it)
 	handle    func(el element) error // called by the reader for each element
+	onError   func(se *StreamError)  // a stream error we are about to send; may be nil
 
 	g     *errgroup.Group // the session's goroutines; set by run
 	abort context.Context // ends when the stream does; set by run
@@ -216,6 +217,9 @@ func (s *session) readLoop(first []element) error {
 			return nil
 		case errors.As(err, &se):
 			s.log.Info("s2s: stream error", "cond", se.Cond, "err", se.Text)
+			if s.onError != nil {
+				s.onError(se)
+			}
 			s.requestClose(closeReq{kind: closeStreamErr, cond: se.Cond})
 			return nil
 		default:
