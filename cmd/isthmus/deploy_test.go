@@ -1,0 +1,71 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/isthmus-xmpp/isthmus/gateway/config"
+	"github.com/isthmus-xmpp/isthmus/link"
+)
+
+// The deployment kit's example configurations form a pair, are valid once
+// the placeholders are replaced, and are refused as shipped.
+func TestDeployExamples(t *testing.T) {
+	load := func(name string) *config.Config {
+		t.Helper()
+		data, err := os.ReadFile("../../deploy/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Parse(data, name); err == nil || !strings.Contains(err.Error(), "peer_key") {
+			t.Errorf("%s as shipped: error %v, want the placeholder peer_key refused", name, err)
+		}
+		k, err := link.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := link.FormatPublicKey(k.Public().(ed25519.PublicKey))
+		var lines []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "peer_key = ") {
+				l = `peer_key = "` + pub + `"`
+			}
+			lines = append(lines, l)
+		}
+		c, err := config.Parse([]byte(strings.Join(lines, "\n")), name)
+		if err != nil {
+			t.Fatalf("%s with a real peer key: %v", name, err)
+		}
+		return c
+	}
+	ship, shore := load("ship.toml"), load("shore.toml")
+	if !slices.Equal(slices.Sorted(maps.Keys(ship.LocalDomains)), slices.Sorted(slices.Values(shore.RemoteDomains))) ||
+		!slices.Equal(slices.Sorted(maps.Keys(shore.LocalDomains)), slices.Sorted(slices.Values(ship.RemoteDomains))) {
+		t.Errorf("domains do not pair: ship local %v remote %v, shore local %v remote %v",
+			ship.LocalDomains, ship.RemoteDomains, shore.LocalDomains, shore.RemoteDomains)
+	}
+	if ship.Link.Dial == "" || shore.Link.Listen == "" {
+		t.Error("the ship should dial and the shore listen")
+	}
+	if !strings.HasPrefix(ship.AdminListen, "127.0.0.1:") || !strings.HasPrefix(shore.AdminListen, "127.0.0.1:") {
+		t.Error("the examples should keep the admin address on loopback")
+	}
+
+	unit, err := os.ReadFile("../../deploy/isthmus@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"ExecStart=/usr/local/bin/isthmus run -drain 20s /etc/isthmus/%i.toml",
+		"ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGTERM", "StateDirectory=isthmus/%i",
+		"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=\n", "SystemCallFilter=@system-service",
+	} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("unit lacks %q", want)
+		}
+	}
+}
