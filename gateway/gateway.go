@@ -144,6 +144,14 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		Events:  events,
 		Dial:    opts.S2SDial,
 	})
+	var capture *capturer // [capture]: record what local servers send
+	poolDial := opts.S2SDial
+	if cfg.Capture.Dir != "" {
+		if capture, err = newCapturer(cfg.Capture.Dir, g.log); err != nil {
+			return nil, err
+		}
+		poolDial = capture.dialer(opts.S2SDial)
+	}
 	g.pool = s2s.NewPool(s2s.PoolConfig{
 		Resolve: g.resolveLocal,
 		Secret:  cfg.S2S.DialbackSecret,
@@ -152,7 +160,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		Bounce:  g.bounceToRemote,
 		Logger:  g.log,
 		Events:  events,
-		Dial:    opts.S2SDial,
+		Dial:    poolDial,
 	})
 
 	lc := link.Config{
@@ -205,6 +213,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			closeAll()
 			return nil, fmt.Errorf("gateway: s2s listen: %w", err)
 		}
+	}
+	if capture != nil {
+		g.s2sLn = capture.listener(g.s2sLn)
 	}
 	g.admin = opts.AdminListener
 	if g.admin == nil && cfg.AdminListen != "" {

@@ -48,6 +48,14 @@ type Config struct {
 	Link            Link              `toml:"link"`
 	S2S             S2S               `toml:"s2s"`
 	Presence        Presence          `toml:"presence"`
+	Capture         Capture           `toml:"capture"`
+}
+
+// Capture records the raw S2S streams the gateway receives from local
+// servers, per connection and direction, for `isthmus bench` and
+// `isthmus train-dict`.
+type Capture struct {
+	Dir string `toml:"dir"` // directory for capture files, relative to the config file's dir; "" = off (default)
 }
 
 // Link configures the link to the peer gateway.
@@ -184,6 +192,7 @@ func Load(path string) (*Config, error) {
 	c.Link.KeyFile = rel(c.Link.KeyFile)
 	c.S2S.CertFile = rel(c.S2S.CertFile)
 	c.S2S.KeyFile = rel(c.S2S.KeyFile)
+	c.Capture.Dir = rel(c.Capture.Dir)
 
 	fail := func(key string, err error) error {
 		return &Error{File: path, Line: lines.exact(key), Key: key, Msg: err.Error(), Err: err}
