@@ -76,7 +76,10 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 		rep.Methods[m] = &benchMethod{PerKind: map[string]float64{}}
 	}
 	var streams [][][]byte
-	for _, path := range fs.Args() {
+	pr := newProgress(stderr) // quiet unless stderr is a terminal
+	defer pr.Done()
+	for i, path := range fs.Args() {
+		pr.Set("bench: reading %s (%d/%d)", path, i+1, fs.NArg())
 		st, err := compress.ReadCapture(path)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
@@ -93,7 +96,8 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 	}
 	var rawTotal int64
 	var encTime, decTime time.Duration
-	for _, st := range streams {
+	for i, st := range streams {
+		pr.Set("bench: compressing stream %d/%d (%d stanzas)", i+1, len(streams), len(st))
 		rep.Stanzas += len(st)
 		for _, s := range st {
 			rep.PerKind[compress.Kind(s)]++
@@ -109,6 +113,7 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 		encTime += et
 		decTime += dt
 	}
+	pr.Set("bench: verifying %d streams", len(streams))
 	if err := verifyStreams(rep, streams, *batch, opts); err != nil {
 		return err
 	}

@@ -34,7 +34,10 @@ func runTrainDict(stdout, stderr io.Writer, args []string) error {
 	}
 	var streams [][][]byte
 	n := 0
-	for _, p := range fs.Args() {
+	pr := newProgress(stderr) // quiet unless stderr is a terminal
+	defer pr.Done()
+	for i, p := range fs.Args() {
+		pr.Set("train-dict: reading %s (%d/%d)", p, i+1, fs.NArg())
 		st, err := compress.ReadCapture(p)
 		if err != nil {
 			return fmt.Errorf("train-dict: %w", err)
@@ -42,6 +45,7 @@ func runTrainDict(stdout, stderr io.Writer, args []string) error {
 		streams = append(streams, st)
 		n += len(st)
 	}
+	pr.Set("train-dict: training on %d stanzas from %d captures...", n, len(streams))
 	d, err := compress.TrainDict(streams)
 	if err != nil {
 		return fmt.Errorf("train-dict: %w", err)
