@@ -1,26 +1,101 @@
 // Package compress is the isthmus stanza codec: it turns ordered batches of
 // serialized stanzas into compact blocks for the link, and back.
 //
-// # Block format (codec "zstd-stream", version 1)
+// # Layers
 //
-// Within one epoch the encoder keeps a single zstd stream (klauspost/compress)
-// open: every batch is appended to it and the stream is flushed, so each block
-// is the bytes that one flush produced and the compression context (the zstd
-// window, up to WindowSize) runs across blocks. The decoder therefore must see
-// every block of an epoch, in order, exactly once: the link session guarantees
-// that, and starts a new epoch (Reset on both ends) when a peer lost its state.
+//  1. Structure. Each stanza is parsed (parse.go) and written as a compact
+//     structural form: element and attribute names and namespaces as codes
+//     from a static table of the XMPP vocabulary (vocab.go, RFC 6120/6121 and
+//     the common XEPs), JIDs split into bare JID and resource and interned,
+//     repeated values (caps ver and node, avatar hashes, status texts)
+//     interned, ids and hashes carried as binary (UUIDs, hex, base64, random
+//     [A-Za-z0-9_-] ids at 6 bits a character, XEP-0082 timestamps as
+//     seconds), recent ids referenced by position (origin-id repeating the
+//     message id), and a stanza that repeats a recent one except for its
+//     'to' (a presence fanned out to every contact) as a template reference
+//     plus the new recipient.
+//  2. Entropy. The structural form of a batch goes through one streaming
+//     zstd context per epoch (klauspost/compress), flushed after each batch
+//     and primed with a dictionary trained on captured traffic
+//     (dict/isthmus.zdict, embedded; `make dict` rebuilds it with
+//     TrainDict). A batch whose structural form is at most plainMax bytes
+//     skips zstd: a zstd block costs more than it saves there.
 //
-// Inside the zstd stream, a batch is
+// # Mirrored tables and epochs
 //
-//	uvarint(n)                       number of stanzas, 1..MaxBatchStanzas
-//	n × ( uvarint(len) , len bytes ) each stanza's XML as it appears in a
-//	                                 jabber:server stream
+// Both ends keep the same tables: interned values (valueSlots), bare JIDs
+// (bareSlots), resources (resourceSlots), unknown names (nameSlots), each
+// with fixed slot numbers and least-recently-used replacement when full; a
+// FIFO ring of the last ringSize id values; a FIFO of templateSlots
+// templates. Every table operation (insert on a new string, touch on a
+// reference) happens at the same point of the stream on both ends, so slot
+// numbers are never sent. The state therefore advances only with the ordered
+// link stream: the decoder must see every block of an epoch, in order,
+// exactly once (the link session guarantees it). When a peer loses its state
+// the link starts a new epoch: Reset on both ends empties every table and
+// starts a new zstd stream primed with the dictionary.
 //
-// Sizes declared by the peer are checked against MaxStanzaSize and
-// MaxBatchStanzas before anything is allocated, and the zstd decoder is
-// limited with WithDecoderMaxMemory, so a hostile block cannot exhaust memory.
+// # Block format (codec version 2)
 //
-// The structural codec (mirrored interning tables, binary ids, a trained
-// dictionary) plugs in here later behind the same Encoder/Decoder API; a
-// dictionary can already be supplied with WithDict.
+//	block := mode(1 byte) rest
+//	mode 0: uvarint(n) stanza×n                  plain, outside the zstd stream
+//	mode 2: stanza                               plain, one stanza
+//	mode 1: bytes of one flush of the epoch's zstd stream, which carry
+//	        uvarint(n) uvarint(len) stanza×n     (len bytes in all)
+//
+//	stanza := flags(1 byte) ...
+//	  flags&1  raw:      uvarint(len) bytes       the stanza byte for byte
+//	  flags&16 template: slot(1 byte) value       template with a new 'to'
+//	  otherwise element; flags&2: text escapes quotes, &4: attributes in
+//	  double quotes, &8: keep the decoded stanza as the next template
+//	element := name(code, reserved 3) { attrname(code, reserved 1) value } 0 content
+//	content := 0 (end; <x/> if nothing came) | 1 (<x></x>) | 2 value (text) |
+//	           element, repeated until 0
+//	code    := uvarint: reserved values, then r = new name (uvarint len,
+//	           bytes), then vocab entries, then name-table slots
+//	value   := uvarint form: 0 empty, 1/2 literal (2 = interned), 3/4 UUID,
+//	           5/6 hex, 7/8 base64, 9/10 packed id, 11 JID, 12 id ring,
+//	           13 timestamp, 16.. vocab entries then value-table slots
+//	JID     := uvarint(0) uvarint(len) local value(domain) | uvarint(1+slot)
+//	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2+slot
+//
+// The vocabulary, the table sizes and these codes are the wire format: both
+// ends must run the same build (they do: the two gateways of a pair are
+// deployed together).
+//
+// # What decoding gives back (canonicalization)
+//
+// Decoding yields the same XML infoset: the same elements, attributes (in
+// the same order) and namespaces, and the same character data, whitespace
+// included. The bytes are identical for stanzas written the way Prosody,
+// ejabberd and isthmus's simulator write them. Otherwise they are
+// canonicalized as follows:
+//   - attribute values in single quotes, or all in double quotes when the
+//     stanza's first attribute was; one space before each attribute and none
+//     before '>' or '/>' or in end tags;
+//   - entity and character references are replaced by the characters; on
+//     output attribute values escape & < > ' " and text escapes & < > (and
+//     ' " as well when the stanza wrote them as entities in text);
+//   - an empty element keeps its form (<x/> or <x></x>).
+//
+// Stanzas the structure cannot carry cross byte for byte (raw): namespace
+// prefixes other than xml:lang (xmlns:foo declarations, prefixed elements
+// or attributes), comments, processing instructions, CDATA, DOCTYPE, a
+// carriage return, tab or newline in an attribute value, control or
+// non-XML characters, invalid UTF-8, nesting deeper than maxDepth, and
+// anything that is not exactly one well-formed element.
+//
+// # Limits
+//
+// Sizes declared by the peer are checked before anything is allocated:
+// MaxBatchStanzas, MaxStanzaSize, MaxBatchBytes of decoded XML per block,
+// table entries of at most maxInterned bytes, templates of at most
+// templateMax; the zstd decoder runs with WithDecoderMaxMemory. Every
+// decoding error wraps ErrCorrupt and leaves the decoder failed until Reset,
+// so the link session ends cleanly instead of guessing.
+//
+// Captures (SplitStream, ReadCapture) are raw S2S streams as a gateway's
+// [capture] records them; `isthmus bench` compares the codec with plain XML,
+// XEP-0138-style zlib and streaming zstd on them, and EqualInfoset is its
+// independent check of every decoded stanza.
 package compress
