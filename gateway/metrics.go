@@ -10,36 +10,32 @@ import (
 )
 
 // MirrorStats is what the presence mirror reports for metrics and the
-// status page. The mirror edge provides it with a method
-//
-//	func (m *mirrorEdge) stats() MirrorStats
-//
-// and until it does (or when the mirror is off) the figures stay zero.
+// status page (zero when the mirror is off).
 type MirrorStats struct {
-	Entries              int    `json:"entries"`               // contacts whose presence the mirror holds
-	DuplicatesSuppressed uint64 `json:"duplicates_suppressed"` // presences not sent because the mirror held the same
+	Enabled              bool   `json:"enabled"`
+	Entries              int    `json:"entries"`               // contact resources whose presence the mirror holds (both tables)
+	Local, Remote        int    `json:"-"`                     // this side's contacts, the other side's
+	DuplicatesSuppressed uint64 `json:"duplicates_suppressed"` // presences not sent: same content already delivered
+	FanoutAbsorbed       uint64 `json:"fanout_absorbed"`       // presences carried inside one fan-out instead of alone
 	ProbesAnsweredLocal  uint64 `json:"probes_answered_local"` // probes answered from the mirror
 	ProbesForwarded      uint64 `json:"probes_forwarded"`      // probes sent over the link
+	CapsAnsweredLocal    uint64 `json:"caps_answered_local"`   // disco#info answered from the caps cache
 }
 
 func (g *Gateway) mirrorStats() MirrorStats {
-	if g.mirror == nil {
+	c, local, remote, ok := g.PresenceCounters()
+	if !ok {
 		return MirrorStats{}
 	}
-	if m, ok := any(g.mirror).(interface{ stats() MirrorStats }); ok {
-		return m.stats()
+	return MirrorStats{
+		Enabled: true, Entries: local + remote, Local: local, Remote: remote,
+		DuplicatesSuppressed: c.Duplicates, FanoutAbsorbed: c.Absorbed,
+		ProbesAnsweredLocal: c.ProbesAnswered, ProbesForwarded: c.ProbesForwarded, CapsAnsweredLocal: c.CapsHits,
 	}
-	return MirrorStats{}
 }
 
-// spoolBytes is the link's on-disk spool size when the link has one
-// (a method SpoolBytes() int64 on *link.Link), else 0.
-func (g *Gateway) spoolBytes() int64 {
-	if s, ok := any(g.link).(interface{ SpoolBytes() int64 }); ok {
-		return s.SpoolBytes()
-	}
-	return 0
-}
+// spoolBytes is the stanza bytes in the link's disk spool (0 without one).
+func (g *Gateway) spoolBytes() int64 { return g.link.Stats().SpoolBytes }
 
 // metricsHandler serves /metrics from a registry of its own (the demo runs
 // two gateways in one process, so nothing goes to the global registry).
@@ -88,9 +84,12 @@ var (
 	mEvents     = desc("s2s_events_total", "S2S edge events (in-open, in-auth, out-open, out-auth, out-fail, ...), by event and short reason.", "event", "reason")
 	mStreams    = desc("s2s_connections", "S2S connections with local servers: in/connected (TCP), out/dialback, out/established.", "direction", "state")
 	mPairs      = desc("s2s_inbound_verified_pairs", "Domain pairs verified by dialback on open incoming S2S streams.")
-	mMirror     = desc("presence_mirror_entries", "Contacts whose presence the mirror holds.")
+	mMirror     = desc("presence_mirror_entries", "Contact resources whose presence the mirror holds, by table (local: this side's contacts, remote: the other side's).", "table")
 	mDup        = desc("presence_duplicates_suppressed_total", "Presence stanzas not sent over the link because the mirror held the same presence.")
+	mAbsorbed   = desc("presence_fanout_absorbed_total", "Presence stanzas carried inside one fan-out to several recipients instead of crossing alone.")
 	mProbes     = desc("presence_probes_total", "Presence probes from local servers, by how they were handled (answered_locally, forwarded).", "result")
+	mCaps       = desc("caps_disco_answered_locally_total", "Entity-capabilities disco#info queries answered from the cache.")
+	mQDrops     = desc("link_queue_dropped_total", "Stanzas the link queue removed without sending, by reason (coalesced: a newer presence replaced it; presence_full, expired, expired_presence, refused).", "reason")
 )
 
 // collector reads the gateway's figures at scrape time.
@@ -98,7 +97,7 @@ type collector struct{ g *Gateway }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mInfo, mStanzas, mRaw, mLinkBytes, mWire, mRatio, mLinkUp, mConnects, mResumes, mEpochs,
-		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mDrops, mBounces, mEvents, mStreams, mPairs, mMirror, mDup, mProbes} {
+		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mDrops, mBounces, mEvents, mStreams, mPairs, mMirror, mDup, mAbsorbed, mProbes, mCaps, mQDrops} {
 		ch <- d
 	}
 }
@@ -150,7 +149,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		age = max(0, time.Since(ls.Oldest).Seconds())
 	}
 	gauge(mOldest, age)
-	gauge(mSpool, float64(g.spoolBytes()))
+	gauge(mSpool, float64(ls.SpoolBytes))
+	for _, d := range []struct {
+		reason string
+		n      uint64
+	}{{"coalesced", ls.Drops.Coalesced}, {"presence_full", ls.Drops.PresenceFull}, {"expired", ls.Drops.Expired},
+		{"expired_presence", ls.Drops.ExpiredPres}, {"refused", ls.Drops.Refused}} {
+		counter(mQDrops, float64(d.n), d.reason)
+	}
 
 	drops, bounces := map[string]float64{}, map[string]float64{}
 	for k, v := range s.Drops {
@@ -163,6 +169,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range []string{"link-queue-full", "bad-stanza-from-link", "misrouted-from-link"} {
 		if _, ok := drops[r]; !ok {
 			drops[r] = 0
+		}
+	}
+	for _, c := range []string{"resource-constraint", "remote-server-not-found", "remote-server-timeout", "item-not-found"} {
+		if _, ok := bounces[c]; !ok {
+			bounces[c] = 0 // the usual conditions, present from the start
 		}
 	}
 	for r, v := range drops {
@@ -189,8 +200,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(mStreams, float64(st.OutEstablish), "out", "established")
 
 	ms := g.mirrorStats()
-	gauge(mMirror, float64(ms.Entries))
+	gauge(mMirror, float64(ms.Local), "local")
+	gauge(mMirror, float64(ms.Remote), "remote")
 	counter(mDup, float64(ms.DuplicatesSuppressed))
+	counter(mAbsorbed, float64(ms.FanoutAbsorbed))
+	counter(mCaps, float64(ms.CapsAnsweredLocal))
 	counter(mProbes, float64(ms.ProbesAnsweredLocal), "answered_locally")
 	counter(mProbes, float64(ms.ProbesForwarded), "forwarded")
 }

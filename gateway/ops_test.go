@@ -112,7 +112,8 @@ func TestMetricsLintAndValues(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"isthmus_link_queue_stanzas", "isthmus_link_queue_oldest_age_seconds", "isthmus_spool_bytes",
-		"isthmus_presence_duplicates_suppressed_total", "isthmus_presence_probes_total", "isthmus_dropped_stanzas_total", "go_goroutines"} {
+		"isthmus_presence_duplicates_suppressed_total", "isthmus_presence_probes_total", "isthmus_dropped_stanzas_total", "go_goroutines",
+		"isthmus_link_queue_dropped_total", "isthmus_presence_mirror_entries", "isthmus_caps_disco_answered_locally_total"} {
 		if _, ok := metricValue(t, p.ga, name, nil); !ok {
 			t.Errorf("%s missing", name)
 		}

@@ -107,6 +107,7 @@ type Stats struct {
 	QueuedBytes           int           // stanza bytes queued and unacknowledged
 	Oldest                time.Time     // when the oldest of them was queued (zero: none or unknown)
 	RTT                   time.Duration // smoothed DATA-to-ack time (see Session.RTT); 0: no sample yet
+	SpoolBytes            int64         // stanza bytes in the journal (when it has Len() (int, int64))
 }
 
 // Link runs the session with the peer over successive connections.
@@ -280,13 +281,17 @@ func (l *Link) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w, u := l.sess.Queued()
+	var spooled int64
+	if j, ok := l.cfg.Journal.(interface{ Len() (int, int64) }); ok {
+		_, spooled = j.Len() // under l.mu, as the journal requires
+	}
 	return Stats{
 		Up: l.sess.Ready(), Connects: l.connects, Resumes: l.sess.Resumes,
 		EpochChanges: l.sess.EpochChanges, Epoch: l.sess.Epoch(),
 		Waiting: w, Unacked: u, HeldBytes: l.sess.HeldBytes(), Drops: l.sess.Drops,
 		Out: l.sess.Out, In: l.sess.In,
 		WireOut: l.wireOut, WireIn: l.wireIn, HandshakeFailures: l.hsFails,
-		QueuedBytes: l.sess.HeldBytes(), Oldest: l.sess.Oldest(), RTT: l.sess.RTT(),
+		QueuedBytes: l.sess.HeldBytes(), Oldest: l.sess.Oldest(), RTT: l.sess.RTT(), SpoolBytes: spooled,
 	}
 }
 
@@ -466,8 +471,18 @@ func (l *Link) readLoop(ctx context.Context, tc stream) error {
 			return fmt.Errorf("link: read: %w", err)
 		}
 		l.mu.Lock()
+		var before [2]uint64
+		if f.Type == FrameHello {
+			before = [2]uint64{l.sess.Resumes, l.sess.EpochChanges}
+		}
 		batch, err := l.sess.Receive(time.Now(), f)
 		l.applyOps() // the received count is on disk before the stanzas leave
+		if f.Type == FrameHello && err == nil {
+			h, _ := ParseHello(f.Payload)
+			w, u := l.sess.Queued()
+			l.log.Info("link: peer hello", "peer_epoch", h.Epoch, "our_epoch_seen", h.PeerEpoch, "h", h.H, "decoder_lost", h.Flags&HelloDecoderLost != 0,
+				"resumed", l.sess.Resumes > before[0], "new_epoch", l.sess.EpochChanges > before[1], "epoch", l.sess.Epoch(), "waiting", w, "unacked", u)
+		}
 		l.mu.Unlock()
 		if err != nil {
 			return err

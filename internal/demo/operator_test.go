@@ -106,6 +106,9 @@ func checkMetrics(t *testing.T, base string) {
 		`isthmus_s2s_connections{direction="in",state="connected"}`,
 		`isthmus_s2s_connections{direction="out",state="established"}`,
 		`isthmus_s2s_events_total{event="in-auth",reason=""}`,
+		`isthmus_presence_mirror_entries{table="remote"}`,
+		`isthmus_presence_fanout_absorbed_total`,
+		`isthmus_presence_probes_total{result="forwarded"}`,
 	} {
 		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(m) + ` (\S+)$`)
 		v := re.FindStringSubmatch(text)
@@ -119,7 +122,8 @@ func checkMetrics(t *testing.T, base string) {
 	}
 	for _, m := range []string{"isthmus_link_queue_stanzas", "isthmus_link_queue_oldest_age_seconds", "isthmus_spool_bytes",
 		"isthmus_presence_duplicates_suppressed_total", "isthmus_presence_probes_total", "isthmus_presence_mirror_entries",
-		"isthmus_dropped_stanzas_total", "isthmus_link_resumes_total", "isthmus_link_epoch_restarts_total"} {
+		"isthmus_dropped_stanzas_total", "isthmus_link_resumes_total", "isthmus_link_epoch_restarts_total",
+		"isthmus_link_queue_dropped_total", "isthmus_bounced_stanzas_total", "isthmus_caps_disco_answered_locally_total"} {
 		if !strings.Contains(text, "\n"+m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

@@ -88,18 +88,21 @@ func cumulativeChart(title string, ss []Sample, dir func(Sample) Bytes) string {
 	return svgplot.Chart{Title: title, XLabel: "time since start", YLabel: "bytes", Series: series, YZero: true, XFormat: svgplot.Duration}.SVG()
 }
 
-// utilizationChart plots each direction's wire bits per second as a share
-// of the link rate (or in bit/s when the link is unlimited).
+// utilizationChart plots each direction's wire bits per second, averaged
+// over utilAvg samples (a paced write may put a whole batch on the wire at
+// once and then wait), as a share of the link rate (or in bit/s when the
+// link is unlimited).
 func utilizationChart(r Result) string {
+	const utilAvg = 3
 	series := []svgplot.Series{{Name: "a → b", Color: "#d9480f"}, {Name: "b → a", Color: "#1864ab", Dash: true}}
-	title, ylabel := "link utilization (wire bits per second / link rate)", "% of link rate"
+	title, ylabel := "link utilization (wire bits per second / link rate, 3 s average)", "% of link rate"
 	scale := func(bps float64) float64 { return 100 * bps / float64(r.RateBPS) }
 	if r.RateBPS <= 0 {
-		title, ylabel = "wire bits per second", "bit/s"
+		title, ylabel = "wire bits per second (3 s average)", "bit/s"
 		scale = func(bps float64) float64 { return bps }
 	}
 	for i := 1; i < len(r.Samples); i++ {
-		a, b := r.Samples[i-1], r.Samples[i]
+		a, b := r.Samples[max(0, i-utilAvg)], r.Samples[i]
 		dt := (b.T - a.T).Seconds()
 		if dt <= 0 {
 			continue

@@ -32,7 +32,7 @@ type Chart struct {
 const (
 	marginL = 64
 	marginR = 16
-	marginT = 30
+	marginT = 40 // title, then the legend
 	marginB = 40
 )
 
@@ -112,13 +112,12 @@ func (c Chart) SVG() string {
 	if c.YLabel != "" {
 		fmt.Fprintf(&b, `<text x="12" y="%.0f" text-anchor="middle" fill="#555" transform="rotate(-90 12 %.0f)">%s</text>`, float64(marginT)+ph/2, float64(marginT)+ph/2, esc(c.YLabel))
 	}
-	// Legend, top right.
-	lx := float64(w - marginR)
-	for i := len(c.Series) - 1; i >= 0; i-- {
-		s := c.Series[i]
-		lx -= float64(7*len(s.Name) + 34)
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="12" x2="%.0f" y2="12" stroke="%s" stroke-width="3"%s/>`, lx, lx+18, esc(s.Color), dash(s.Dash))
-		fmt.Fprintf(&b, `<text x="%.0f" y="16">%s</text>`, lx+22, esc(s.Name))
+	// Legend, under the title.
+	lx := float64(marginL)
+	for _, s := range c.Series {
+		fmt.Fprintf(&b, `<line x1="%.0f" y1="28" x2="%.0f" y2="28" stroke="%s" stroke-width="3"%s/>`, lx, lx+18, esc(s.Color), dash(s.Dash))
+		fmt.Fprintf(&b, `<text x="%.0f" y="32">%s</text>`, lx+22, esc(s.Name))
+		lx += float64(6*len([]rune(s.Name)) + 40)
 	}
 	for _, s := range c.Series {
 		var pts strings.Builder
