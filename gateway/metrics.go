@@ -75,7 +75,7 @@ var (
 	mHSFail     = desc("link_handshake_failures_total", "Link connections whose TLS handshake failed.")
 	mRetrans    = desc("link_retransmitted_bytes_total", "DATA frame bytes sent again after a resume.")
 	mRTT        = desc("link_rtt_seconds", "Smoothed time from sending a DATA frame to its acknowledgement (includes the peer's ack delay); 0 before the first sample.")
-	mQueue      = desc("link_queue_stanzas", "Stanzas in the link queue: waiting for a frame, or sent and unacknowledged.", "state")
+	mQueue      = desc("link_queue_stanzas", "Stanzas in the link queue: waiting for a frame (by priority: high = iq and message, low = presence), or sent and unacknowledged (priority all).", "state", "priority")
 	mQueueBytes = desc("link_queue_bytes", "Stanza bytes waiting or unacknowledged.")
 	mOldest     = desc("link_queue_oldest_age_seconds", "Age of the oldest stanza waiting or unacknowledged; 0 when none.")
 	mSpool      = desc("spool_bytes", "Bytes in the on-disk spool of unacknowledged stanzas.")
@@ -141,8 +141,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(mHSFail, float64(s.Link.HandshakeFailures))
 	counter(mRetrans, float64(s.Link.Retransmitted))
 	gauge(mRTT, ls.RTT.Seconds())
-	gauge(mQueue, float64(ls.Waiting), "waiting")
-	gauge(mQueue, float64(ls.Unacked), "unacked")
+	gauge(mQueue, float64(ls.WaitingHigh), "waiting", "high")
+	gauge(mQueue, float64(ls.WaitingLow), "waiting", "low")
+	gauge(mQueue, float64(ls.Unacked), "unacked", "all")
 	gauge(mQueueBytes, float64(ls.QueuedBytes))
 	age := 0.0
 	if !ls.Oldest.IsZero() {

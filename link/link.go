@@ -108,6 +108,8 @@ type Stats struct {
 	Oldest                time.Time     // when the oldest of them was queued (zero: none or unknown)
 	RTT                   time.Duration // smoothed DATA-to-ack time (see Session.RTT); 0: no sample yet
 	SpoolBytes            int64         // stanza bytes in the journal (when it has Len() (int, int64))
+	WaitingHigh           int           // of Waiting: iq and message
+	WaitingLow            int           // of Waiting: presence
 }
 
 // Link runs the session with the peer over successive connections.
@@ -285,7 +287,9 @@ func (l *Link) Stats() Stats {
 	if j, ok := l.cfg.Journal.(interface{ Len() (int, int64) }); ok {
 		_, spooled = j.Len() // under l.mu, as the journal requires
 	}
+	hi, lo := l.sess.WaitingByPriority()
 	return Stats{
+		WaitingHigh: hi, WaitingLow: lo,
 		Up: l.sess.Ready(), Connects: l.connects, Resumes: l.sess.Resumes,
 		EpochChanges: l.sess.EpochChanges, Epoch: l.sess.Epoch(),
 		Waiting: w, Unacked: u, HeldBytes: l.sess.HeldBytes(), Drops: l.sess.Drops,

@@ -246,6 +246,10 @@ func (s *Session) Queued() (waiting, unacked int) {
 	return len(s.hi) + len(s.lo), n
 }
 
+// WaitingByPriority returns the stanzas waiting for a frame per priority:
+// iq and message (high), presence (low).
+func (s *Session) WaitingByPriority() (high, low int) { return len(s.hi), len(s.lo) }
+
 // HeldBytes returns the stanza bytes queued and unacknowledged.
 func (s *Session) HeldBytes() int { return s.held }
 
