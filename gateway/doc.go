@@ -19,4 +19,16 @@
 // link session (codec output plus session overhead); and wire bytes, link
 // bytes after TLS plus estimated TCP/IP headers (see package link). The
 // savings ratio is raw / wire.
+//
+// # Admin interface
+//
+// On admin_listen (ops.go, metrics.go, status.go): a status page at / with
+// live SVG charts of raw vs wire bytes and the savings ratio (history: one
+// sample a second for an hour; nothing is loaded from elsewhere), its data
+// at /api/status and /chart/{rate,ratio}.svg, Prometheus metrics at
+// /metrics (all isthmus_*, read from the gateway's counters at scrape time
+// by one Collector, on a registry of the gateway's own), /stats (JSON
+// Snapshot) and /text. Drain stops accepting S2S connections and waits for
+// the link to empty (SIGTERM); Reload applies the settings that are safe to
+// change while running (SIGHUP).
 package gateway
