@@ -191,6 +191,25 @@ func TestHistoryRing(t *testing.T) {
 	}
 }
 
+func TestThin(t *testing.T) {
+	ss := make([]Sample, historySize)
+	for i := range ss {
+		ss[i].OutRaw = uint64(i)
+	}
+	th := thin(ss)
+	if len(th) > maxPoints+1 || len(th) < maxPoints/2 || th[len(th)-1].OutRaw != historySize-1 {
+		t.Fatalf("thin: %d samples, last %d", len(th), th[len(th)-1].OutRaw)
+	}
+	for i := 1; i < len(th); i++ {
+		if th[i].OutRaw <= th[i-1].OutRaw {
+			t.Fatalf("thin: out of order at %d", i)
+		}
+	}
+	if got := thin(ss[:10]); len(got) != 10 {
+		t.Fatalf("thin shortened a short history to %d", len(got))
+	}
+}
+
 func TestStatusPage(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -290,5 +309,31 @@ func TestReload(t *testing.T) {
 	r = g.Reload(&next)
 	if len(r.Applied) != 0 || !slices.Equal(r.NeedRestart, []string{"local_domains"}) {
 		t.Errorf("second reload: %+v", r)
+	}
+}
+
+// BenchmarkScrape measures one /metrics scrape and one status page render
+// of a running gateway with an hour of history.
+func BenchmarkScrape(b *testing.B) {
+	t := &testing.T{}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	p := startPair(t, ctx, &wg)
+	now := time.Now()
+	for i := range historySize {
+		p.ga.ops.hist.add(Sample{Time: now.Add(time.Duration(i-historySize) * time.Second), OutRaw: uint64(i * 1000), OutWire: uint64(i * 300)})
+	}
+	h := p.ga.adminHandler()
+	for name, path := range map[string]string{"metrics": "/metrics", "status-page-1h": "/?window=3600"} {
+		b.Run(name, func(b *testing.B) {
+			var n int
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+				n = rec.Body.Len()
+			}
+			b.ReportMetric(float64(n), "resp-bytes")
+		})
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"embed"
 	"encoding/json"
 	"html/template"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -91,9 +93,30 @@ const (
 	colorInWire  = "#3bc9db"
 )
 
+// maxPoints bounds the points per chart line: a chart is 720 pixels wide.
+const maxPoints = 600
+
+// thin keeps at most maxPoints samples, evenly spaced, and the last one.
+func thin(ss []Sample) []Sample {
+	if len(ss) <= maxPoints {
+		return ss
+	}
+	step := (len(ss) + maxPoints - 1) / maxPoints
+	out := make([]Sample, 0, maxPoints+1)
+	for i := len(ss) - 1; i >= 0; i -= step {
+		out = append(out, ss[i])
+	}
+	slices.Reverse(out)
+	return out
+}
+
 // Charts of the status page.
 func rateChart(ss []Sample, now time.Time) string {
-	const avg = 5 // seconds averaged per point
+	ss = thin(ss)
+	avg := 5 // samples averaged per point: 5 s, more when thinned
+	if len(ss) > 1 {
+		avg = max(1, int(math.Round(5/ss[len(ss)-1].Time.Sub(ss[len(ss)-2].Time).Seconds())))
+	}
 	series := []svgplot.Series{
 		{Name: "out raw", Color: colorOutRaw}, {Name: "out wire", Color: colorOutWire},
 		{Name: "in raw", Color: colorInRaw, Dash: true}, {Name: "in wire", Color: colorInWire, Dash: true},
@@ -120,6 +143,7 @@ func rateChart(ss []Sample, now time.Time) string {
 }
 
 func ratioChart(ss []Sample, now time.Time) string {
+	ss = thin(ss)
 	series := []svgplot.Series{{Name: "out (to peer)", Color: colorOutRaw}, {Name: "in (from peer)", Color: colorInRaw, Dash: true}}
 	for _, s := range ss {
 		x := s.Time.Sub(now).Seconds()
