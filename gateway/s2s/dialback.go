@@ -49,11 +49,15 @@ func streamHeader(from, to, id string) []byte {
 	return b.Bytes()
 }
 
-// featuresXML returns the stream features a receiving server offers.
-func featuresXML(tls bool) []byte {
+// featuresXML returns the stream features a receiving server offers;
+// required marks STARTTLS as mandatory-to-negotiate.
+func featuresXML(tls, required bool) []byte {
 	var b bytes.Buffer
 	b.WriteString("<stream:features>")
-	if tls {
+	switch {
+	case tls && required:
+		b.WriteString("<starttls xmlns='" + NSTLS + "'><required/></starttls>")
+	case tls:
 		b.WriteString("<starttls xmlns='" + NSTLS + "'/>")
 	}
 	b.WriteString("<dialback xmlns='" + NSDBFeature + "'><errors/></dialback></stream:features>")

@@ -32,6 +32,19 @@ func (in *inStream) handle(el element) error {
 		if from == "" || from != n.attr("from") {
 			return serr(SErrImproperAddressing, "db:result from %q", n.attr("from"))
 		}
+		if s.cfg.RequireTLS && s.cfg.TLS != nil {
+			in.mu.Lock()
+			tlsDone := in.tls
+			in.mu.Unlock()
+			if !tlsDone {
+				return lerr(SErrPolicyViolation, "tls-required", "dialback before STARTTLS")
+			}
+		}
+		if s.cfg.Peers != nil && !s.cfg.Peers(from) {
+			// Nobody could verify it: refused outright, not after a
+			// dialback that must fail.
+			return lerr(SErrInvalidFrom, "peer-domain", "db:result from %q, not a peer domain", from)
+		}
 		if to == "" || !s.cfg.Hosts(to) {
 			s.event(Event{Kind: "in-refused", Local: n.attr("to"), Remote: from, Addr: in.addr, Reason: CondItemNotFound})
 			return in.sess.send(in.sess.abort, dbResult(n.attr("to"), from, "", "error", CondItemNotFound))
@@ -86,18 +99,87 @@ func (in *inStream) stanza(st *Stanza) error {
 	if st.To == "" || st.From == "" {
 		return serr(SErrImproperAddressing, "stanza without from or to")
 	}
+	from := Domain(st.From)
+	if from == "" {
+		return serr(SErrInvalidFrom, "malformed from %q", st.From)
+	}
+	if err := in.throttle(); err != nil {
+		return err
+	}
 	to := Domain(st.To)
-	if to == "" || !s.cfg.Hosts(to) {
+	if to == "" {
+		// A malformed recipient is the stanza's fault, not the stream's:
+		// bounce it with jid-malformed (RFC 6120 §8.3.3.8) to its
+		// sender, if that sender is authenticated on this stream.
+		if !in.fromVerified(from) {
+			return serr(SErrInvalidFrom, "from %q not verified", st.From)
+		}
+		s.event(Event{Kind: "in-refused", Remote: from, Addr: in.addr, Reason: CondJIDMalformed})
+		if s.cfg.Reject != nil {
+			s.cfg.Reject(*st, CondJIDMalformed)
+		}
+		return nil
+	}
+	if !s.cfg.Hosts(to) {
 		return serr(SErrHostUnknown, "to %q", st.To)
 	}
-	from := Domain(st.From)
 	in.mu.Lock()
-	ok := from != "" && in.verified[pair{from: from, to: to}]
+	ok := in.verified[pair{from: from, to: to}]
 	in.mu.Unlock()
 	if !ok {
 		return serr(SErrInvalidFrom, "from %q to %q not verified", st.From, st.To)
 	}
 	s.cfg.Deliver(*st)
+	return nil
+}
+
+// fromVerified reports whether domain is authenticated on this stream for
+// any of our domains.
+func (in *inStream) fromVerified(domain string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for p := range in.verified {
+		if p.from == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// throttle takes one token from the stream's stanza-rate bucket, waiting
+// for it if the bucket is empty (Limits.StanzaRate). Waiting stops reading
+// the stream, so TCP slows the sender down. It fails only when the stream
+// ends meanwhile.
+func (in *inStream) throttle() error {
+	lim := in.srv.lim
+	if lim.StanzaRate <= 0 {
+		return nil
+	}
+	now := time.Now()
+	burst := float64(lim.StanzaBurst)
+	if in.lastFill.IsZero() {
+		in.tokens = burst
+	} else {
+		in.tokens = min(burst, in.tokens+now.Sub(in.lastFill).Seconds()*lim.StanzaRate)
+	}
+	in.lastFill = now
+	if in.tokens >= 1 {
+		in.tokens--
+		return nil
+	}
+	if !in.throttled {
+		in.throttled = true
+		in.srv.event(Event{Kind: "limit", Addr: in.addr, Reason: "throttled", Detail: "stanza-rate"})
+	}
+	wait := time.Duration((1 - in.tokens) / lim.StanzaRate * float64(time.Second))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-in.sess.abort.Done():
+		return in.sess.abort.Err()
+	}
+	in.tokens, in.lastFill = 0, time.Now()
 	return nil
 }
 

@@ -6,14 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // StreamError is a stream-level error condition (RFC 6120 §4.9.3). Reading
 // functions return it (wrapped) when the peer violated the protocol; the
 // stream owner then sends it and closes the stream.
 type StreamError struct {
-	Cond string // e.g. "policy-violation"
-	Text string // for logs only, not sent
+	Cond   string // e.g. "policy-violation"
+	Text   string // for logs only, not sent
+	Detail string // the limit or rule behind it (see Event.Detail); may be empty
 }
 
 func (e *StreamError) Error() string {
@@ -52,6 +54,11 @@ const (
 
 func serr(cond, format string, args ...any) error {
 	return &StreamError{Cond: cond, Text: fmt.Sprintf(format, args...)}
+}
+
+// lerr is a stream error caused by a limit or trust rule named detail.
+func lerr(cond, detail, format string, args ...any) error {
+	return &StreamError{Cond: cond, Detail: detail, Text: fmt.Sprintf(format, args...)}
 }
 
 // errTooBig is returned by the recorder once the current element exceeds
@@ -168,13 +175,21 @@ type xmlReader struct {
 	dec      *xml.Decoder
 	maxSize  int
 	maxDepth int
+	maxAttrs int
+	maxText  int
+	// inbound: only stanzas and the elements a receiving server expects
+	// (dialback, STARTTLS, stream errors) may start at the top level;
+	// anything else is refused at its start tag, not read to its end.
+	inbound bool
 }
 
 func newXMLReader(r io.Reader, lim Limits) *xmlReader {
+	lim = lim.withDefaults()
 	rec := newRecorder(r, lim.MaxStanzaSize+64)
 	d := xml.NewDecoder(rec)
 	d.Strict = true
-	return &xmlReader{rec: rec, dec: d, maxSize: lim.MaxStanzaSize, maxDepth: lim.MaxDepth}
+	return &xmlReader{rec: rec, dec: d, maxSize: lim.MaxStanzaSize, maxDepth: lim.MaxDepth,
+		maxAttrs: lim.MaxAttrs, maxText: lim.MaxTextSize}
 }
 
 // token reads one token and maps errors to stream errors.
@@ -184,10 +199,14 @@ func (x *xmlReader) token() (xml.Token, error) {
 		var synErr *xml.SyntaxError
 		switch {
 		case errors.Is(err, errTooBig):
-			return nil, serr(SErrPolicyViolation, "element larger than %d bytes", x.maxSize)
+			return nil, lerr(SErrPolicyViolation, "stanza-size", "element larger than %d bytes", x.maxSize)
 		case errors.As(err, &synErr):
 			if errors.Is(err, io.ErrUnexpectedEOF) || synErr.Msg == "unexpected EOF" {
 				return nil, io.ErrUnexpectedEOF
+			}
+			if strings.HasPrefix(synErr.Msg, "invalid character entity &") && !strings.HasPrefix(synErr.Msg, "invalid character entity &#") {
+				// RFC 6120 §11.1: no entity references but the five predefined.
+				return nil, lerr(SErrRestrictedXML, "restricted-xml", "%v", err)
 			}
 			return nil, serr(SErrNotWellFormed, "%v", err)
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -200,9 +219,22 @@ func (x *xmlReader) token() (xml.Token, error) {
 			return nil, err
 		}
 	}
-	switch tok.(type) {
+	switch t := tok.(type) {
 	case xml.Comment, xml.Directive:
-		return nil, serr(SErrRestrictedXML, "%T", tok)
+		return nil, lerr(SErrRestrictedXML, "restricted-xml", "%T", tok)
+	case xml.StartElement:
+		if len(t.Attr) > x.maxAttrs {
+			return nil, lerr(SErrPolicyViolation, "attributes", "<%s> has %d attributes, limit %d", t.Name.Local, len(t.Attr), x.maxAttrs)
+		}
+		for _, a := range t.Attr {
+			if len(a.Value) > x.maxText {
+				return nil, lerr(SErrPolicyViolation, "text-size", "attribute %s of %d bytes, limit %d", a.Name.Local, len(a.Value), x.maxText)
+			}
+		}
+	case xml.CharData:
+		if len(t) > x.maxText {
+			return nil, lerr(SErrPolicyViolation, "text-size", "text of %d bytes, limit %d", len(t), x.maxText)
+		}
 	}
 	return tok, nil
 }
@@ -219,7 +251,7 @@ func (x *xmlReader) header() (xml.StartElement, error) {
 		switch t := tok.(type) {
 		case xml.ProcInst:
 			if !first || t.Target != "xml" {
-				return xml.StartElement{}, serr(SErrRestrictedXML, "processing instruction")
+				return xml.StartElement{}, lerr(SErrRestrictedXML, "restricted-xml", "processing instruction")
 			}
 		case xml.CharData:
 			if len(bytes.TrimSpace(t)) != 0 {
@@ -237,6 +269,9 @@ func (x *xmlReader) header() (xml.StartElement, error) {
 			}
 			if ns != NSServer {
 				return t.Copy(), serr(SErrInvalidNamespace, "default namespace %q", ns)
+			}
+			if v := (&node{Attr: t.Attr}).attr("version"); v != "" && !supportedVersion(v) {
+				return t.Copy(), serr(SErrUnsupportedVersion, "version %q", v)
 			}
 			return t.Copy(), nil
 		case xml.EndElement:
@@ -266,10 +301,13 @@ func (x *xmlReader) next() (element, error) {
 			}
 			x.rec.trim(x.dec.InputOffset())
 		case xml.ProcInst:
-			return element{}, serr(SErrRestrictedXML, "processing instruction")
+			return element{}, lerr(SErrRestrictedXML, "restricted-xml", "processing instruction")
 		case xml.EndElement:
 			return element{}, errStreamEnd
 		case xml.StartElement:
+			if x.inbound && !inboundRoot(t.Name) {
+				return element{}, serr(SErrUnsupportedStanzaType, "<%s xmlns=%q>", t.Name.Local, t.Name.Space)
+			}
 			return x.element(t, before)
 		}
 	}
@@ -299,7 +337,7 @@ func (x *xmlReader) element(se xml.StartElement, start int64) (element, error) {
 		case xml.StartElement:
 			depth++
 			if depth > x.maxDepth {
-				return element{}, serr(SErrPolicyViolation, "nesting deeper than %d", x.maxDepth)
+				return element{}, lerr(SErrPolicyViolation, "depth", "nesting deeper than %d", x.maxDepth)
 			}
 			if !isStanza {
 				n := &node{Name: t.Name, Attr: append([]xml.Attr(nil), t.Attr...)}
@@ -318,12 +356,12 @@ func (x *xmlReader) element(se xml.StartElement, start int64) (element, error) {
 				top.Text += string(t)
 			}
 		case xml.ProcInst:
-			return element{}, serr(SErrRestrictedXML, "processing instruction")
+			return element{}, lerr(SErrRestrictedXML, "restricted-xml", "processing instruction")
 		}
 	}
 	end := x.dec.InputOffset()
 	if int(end-start) > x.maxSize {
-		return element{}, serr(SErrPolicyViolation, "element of %d bytes, limit %d", end-start, x.maxSize)
+		return element{}, lerr(SErrPolicyViolation, "stanza-size", "element of %d bytes, limit %d", end-start, x.maxSize)
 	}
 	raw := x.rec.slice(start, end)
 	if isStanza {
@@ -334,4 +372,43 @@ func (x *xmlReader) element(se xml.StartElement, start int64) (element, error) {
 		return element{Stanza: &st}, nil
 	}
 	return element{Node: root}, nil
+}
+
+// supportedVersion reports whether a stream header's version is one we
+// speak: major version 1 (RFC 6120 §4.7.5: a higher major version gets
+// <unsupported-version/>); a malformed version is not supported either.
+func supportedVersion(v string) bool {
+	major, minor, ok := strings.Cut(v, ".")
+	if !ok || !allDigits(major) || !allDigits(minor) {
+		return false
+	}
+	return strings.TrimLeft(major, "0") == "1"
+}
+
+func allDigits(s string) bool {
+	if s == "" || len(s) > 9 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// inboundRoot reports whether an element may start at the top level of an
+// inbound stream.
+func inboundRoot(n xml.Name) bool {
+	switch n.Space {
+	case NSServer:
+		return isStanzaName(n.Local)
+	case NSDialback:
+		return n.Local == "result" || n.Local == "verify"
+	case NSTLS:
+		return n.Local == "starttls"
+	case NSStream:
+		return n.Local == "error"
+	}
+	return false
 }

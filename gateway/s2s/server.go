@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"mellium.im/xmpp/jid"
 )
 
 // ServerConfig configures a Server (the receiving side of S2S streams).
@@ -27,6 +29,21 @@ type ServerConfig struct {
 	Dial    Dialer      // for dialback verification connections; nil: net.Dialer
 	// VerifyTLS, if set, is used for STARTTLS on verification connections.
 	VerifyTLS *tls.Config
+
+	// Peers, if set, says which originating domains may authenticate
+	// (the stream header's 'from' and db:result's 'from'); any other gets
+	// <invalid-from/> at once, without a dialback verification.
+	Peers func(domain string) bool
+	// Allow, if set, says which source addresses may connect; any other
+	// gets <policy-violation/> before its stream header is read.
+	Allow func(addr net.Addr) bool
+	// RequireTLS refuses dialback before STARTTLS (<policy-violation/>);
+	// STARTTLS is then offered as <required/>. Needs TLS.
+	RequireTLS bool
+	// Reject receives a stanza from an authenticated peer that is refused
+	// with a stanza error (a malformed 'to' JID: jid-malformed) rather than
+	// a stream error; the gateway bounces it to its sender. May be nil.
+	Reject func(st Stanza, cond string)
 }
 
 // Server accepts S2S streams and authenticates them with dialback.
@@ -34,6 +51,9 @@ type Server struct {
 	cfg ServerConfig
 	lim Limits
 	log *slog.Logger
+
+	mu    sync.Mutex     // guards the following fields
+	conns map[string]int // inbound connections open per source IP (Limits.MaxConnsPerAddr)
 }
 
 // NewServer returns a Server for cfg.
@@ -48,7 +68,36 @@ func NewServer(cfg ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, lim: cfg.Limits.withDefaults(), log: log}
+	return &Server{cfg: cfg, lim: cfg.Limits.withDefaults(), log: log, conns: map[string]int{}}
+}
+
+// admit checks a new connection against the allowlist and the per-address
+// limit. It returns the refusal's detail ("" when admitted) and, for an
+// admitted connection, the function that releases its slot.
+func (s *Server) admit(addr net.Addr) (detail string, release func()) {
+	if s.cfg.Allow != nil && !s.cfg.Allow(addr) {
+		return "address-not-allowed", nil
+	}
+	host := addr.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if s.lim.MaxConnsPerAddr <= 0 {
+		return "", func() {}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns[host] >= s.lim.MaxConnsPerAddr {
+		return "conns-per-address", nil
+	}
+	s.conns[host]++
+	return "", func() {
+		s.mu.Lock()
+		if s.conns[host]--; s.conns[host] <= 0 {
+			delete(s.conns, host)
+		}
+		s.mu.Unlock()
+	}
 }
 
 func (s *Server) event(e Event) {
@@ -88,7 +137,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.ServeConn(ctx, c); err != nil {
+			// Stream errors are reported (and logged) as events.
+			if err := s.ServeConn(ctx, c); err != nil && !errors.As(err, new(*StreamError)) {
 				s.log.Info("s2s: inbound stream", "addr", c.RemoteAddr(), "err", err)
 			}
 		}()
@@ -108,6 +158,12 @@ type inStream struct {
 	mu       sync.Mutex    // guards the following fields
 	verified map[pair]bool // pairs dialback accepted
 	pending  map[pair]bool // pairs being verified
+	tls      bool          // STARTTLS done
+
+	// Used by the reader goroutine only.
+	tokens    float64   // stanza-rate token bucket
+	lastFill  time.Time // when tokens was last refilled (zero: full bucket)
+	throttled bool      // the "limit" event for stanza-rate was sent
 }
 
 // ServeConn runs one inbound stream on c until it ends or ctx ends (then
@@ -115,7 +171,37 @@ type inStream struct {
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	defer c.Close()
 	in := &inStream{srv: s, addr: c.RemoteAddr().String(), verified: map[pair]bool{}, pending: map[pair]bool{}}
+	detail, release := s.admit(c.RemoteAddr())
+	if detail != "" {
+		// Refused before reading a byte: our header, the error, the close.
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		return in.fail(c, false, "", "", &StreamError{Cond: SErrPolicyViolation, Detail: detail, Text: "connection refused"})
+	}
+	defer release()
 	return in.run(ctx, c)
+}
+
+// fail ends a stream that is not established yet with the stream error se:
+// it writes our stream header first unless headerSent, reports the event
+// and returns se.
+func (in *inStream) fail(conn net.Conn, headerSent bool, local, remote string, se *StreamError) error {
+	var b []byte
+	if !headerSent {
+		b = streamHeader(local, remote, newStreamID())
+	}
+	_, _ = conn.Write(append(b, streamErrorXML(se.Cond)...))
+	in.srv.event(Event{Kind: "stream-error", Local: local, Remote: remote, Addr: in.addr, Reason: se.Cond, Detail: se.Detail})
+	return se
+}
+
+// timeoutErr turns a read deadline expiry while negotiating into
+// <connection-timeout/>.
+func timeoutErr(err error) *StreamError {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &StreamError{Cond: SErrConnectionTimeout, Detail: "connect-timeout", Text: "no stream within the connect timeout"}
+	}
+	return nil
 }
 
 // negotiate reads the initiator's header, answers it with features, does
@@ -125,11 +211,15 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 	tlsDone := false
 	for {
 		rd := newXMLReader(conn, s.lim)
+		rd.inbound = true
 		hdr, err := rd.header()
 		var se *StreamError
 		if errors.As(err, &se) {
-			_, _ = conn.Write(append(streamHeader("", "", newStreamID()), streamErrorXML(se.Cond)...))
-			return conn, nil, element{}, err
+			return conn, nil, element{}, in.fail(conn, false, "", "", se)
+		}
+		if te := timeoutErr(err); te != nil {
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+			return conn, nil, element{}, in.fail(conn, false, "", "", te)
 		}
 		if err != nil {
 			return conn, nil, element{}, fmt.Errorf("s2s: stream header: %w", err)
@@ -138,14 +228,18 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 		from, to := h.attr("from"), Domain(h.attr("to"))
 		in.id = newStreamID()
 		if to == "" || !s.cfg.Hosts(to) {
-			s.event(Event{Kind: "stream-error", Local: to, Remote: from, Addr: in.addr, Reason: SErrHostUnknown})
-			_, _ = conn.Write(append(streamHeader(h.attr("to"), from, in.id), streamErrorXML(SErrHostUnknown)...))
-			return conn, nil, element{}, &StreamError{Cond: SErrHostUnknown, Text: h.attr("to")}
+			return conn, nil, element{}, in.fail(conn, false, h.attr("to"), from, &StreamError{Cond: SErrHostUnknown, Text: h.attr("to")})
+		}
+		if from != "" && !isDomain(from) {
+			return conn, nil, element{}, in.fail(conn, false, to, from, &StreamError{Cond: SErrInvalidFrom, Text: "stream from " + from})
+		}
+		if from != "" && s.cfg.Peers != nil && !s.cfg.Peers(Domain(from)) {
+			return conn, nil, element{}, in.fail(conn, false, to, from, &StreamError{Cond: SErrInvalidFrom, Detail: "peer-domain", Text: "stream from " + from + ", not a peer domain"})
 		}
 		out := streamHeader(to, from, in.id)
 		offerTLS := s.cfg.TLS != nil && !tlsDone
 		if h.attr("version") != "" {
-			out = append(out, featuresXML(offerTLS)...)
+			out = append(out, featuresXML(offerTLS, offerTLS && s.cfg.RequireTLS)...)
 		}
 		if _, err := conn.Write(out); err != nil {
 			return conn, nil, element{}, fmt.Errorf("s2s: write header: %w", err)
@@ -157,8 +251,11 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 		s.event(ev)
 		el, err := rd.next()
 		if errors.As(err, &se) {
-			_, _ = conn.Write(streamErrorXML(se.Cond))
-			return conn, nil, element{}, err
+			return conn, nil, element{}, in.fail(conn, true, to, from, se)
+		}
+		if te := timeoutErr(err); te != nil {
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+			return conn, nil, element{}, in.fail(conn, true, to, from, te)
 		}
 		if errors.Is(err, errStreamEnd) {
 			_, _ = conn.Write([]byte(streamClose))
@@ -168,10 +265,14 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 			return conn, nil, element{}, fmt.Errorf("s2s: read: %w", err)
 		}
 		if el.Node == nil || el.Node.Name.Space != NSTLS || el.Node.Name.Local != "starttls" {
+			in.mu.Lock()
+			in.tls = tlsDone
+			in.mu.Unlock()
 			return conn, rd, el, nil
 		}
 		if !offerTLS {
 			_, _ = conn.Write([]byte("<failure xmlns='" + NSTLS + "'/></stream:stream>"))
+			s.event(Event{Kind: "in-refused", Local: to, Remote: from, Addr: in.addr, Reason: "starttls-not-offered"})
 			return conn, nil, element{}, errors.New("s2s: starttls not offered")
 		}
 		if _, err := conn.Write([]byte("<proceed xmlns='" + NSTLS + "'/>")); err != nil {
@@ -179,10 +280,18 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 		}
 		tc := tls.Server(conn, s.cfg.TLS)
 		if err := tc.Handshake(); err != nil {
+			s.event(Event{Kind: "in-refused", Local: to, Remote: from, Addr: in.addr, Reason: "tls-handshake"})
 			return conn, nil, element{}, fmt.Errorf("s2s: TLS handshake: %w", err)
 		}
 		conn, tlsDone = tc, true
 	}
+}
+
+// isDomain reports whether d is a valid JID domainpart (no localpart or
+// resource).
+func isDomain(d string) bool {
+	j, err := jid.Parse(d)
+	return err == nil && j.Localpart() == "" && j.Resourcepart() == ""
 }
 
 func (in *inStream) run(ctx context.Context, c net.Conn) error {
@@ -204,7 +313,7 @@ func (in *inStream) run(ctx context.Context, c net.Conn) error {
 	in.sess = newSession(conn, rd, s.lim, s.log.With("addr", in.addr, "id", in.id))
 	in.sess.handle = in.handle
 	in.sess.onError = func(se *StreamError) {
-		s.event(Event{Kind: "stream-error", Addr: in.addr, Reason: se.Cond})
+		s.event(Event{Kind: "stream-error", Addr: in.addr, Reason: se.Cond, Detail: se.Detail})
 	}
 	var first []element
 	if el.Node != nil || el.Stanza != nil {

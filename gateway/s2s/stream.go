@@ -14,14 +14,28 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Limits bound what one stream may cost. Zero fields take the defaults.
+// Limits bound what one stream, and one source address, may cost. Zero
+// fields take the defaults; the ones marked "off" are off unless set.
 type Limits struct {
 	MaxStanzaSize  int           // bytes; bigger -> stream error <policy-violation/> (default 262144)
 	MaxDepth       int           // XML nesting inside a stanza (default 64) -> <policy-violation/>
-	ConnectTimeout time.Duration // dial + stream + dialback deadline, and per-write deadline (default 30s)
+	MaxAttrs       int           // attributes (namespace declarations included) per element (default 64) -> <policy-violation/>
+	MaxTextSize    int           // bytes of one text node or attribute value (default MaxStanzaSize) -> <policy-violation/>
+	ConnectTimeout time.Duration // dial + stream + dialback deadline, and per-write deadline (default 30s); inbound: header and first element, else <connection-timeout/>
 	Keepalive      time.Duration // send a single space when the stream was write-idle this long (default 60s)
 	IdleTimeout    time.Duration // close a stream with no stanza either way this long (default 10m)
 	QueueLimit     int           // stanzas queued per outgoing stream (default 1000)
+	// MaxConnsPerAddr bounds the inbound connections open at once from
+	// one source IP address (off when <= 0); the excess gets
+	// <policy-violation/> at once.
+	MaxConnsPerAddr int
+	// StanzaRate is the stanzas per second one inbound stream may send on
+	// average, with bursts of StanzaBurst (default max(1, StanzaRate));
+	// off when <= 0. A faster sender is throttled, not refused: its
+	// stream is read no faster than the rate allows (TCP pushes back), as
+	// Prosody's mod_limits and ejabberd's shapers do.
+	StanzaRate  float64
+	StanzaBurst int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -30,6 +44,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = 64
+	}
+	if l.MaxAttrs <= 0 {
+		l.MaxAttrs = 64
+	}
+	if l.MaxTextSize <= 0 || l.MaxTextSize > l.MaxStanzaSize {
+		l.MaxTextSize = l.MaxStanzaSize
 	}
 	if l.ConnectTimeout <= 0 {
 		l.ConnectTimeout = 30 * time.Second
@@ -43,6 +63,9 @@ func (l Limits) withDefaults() Limits {
 	if l.QueueLimit <= 0 {
 		l.QueueLimit = 1000
 	}
+	if l.StanzaRate > 0 && l.StanzaBurst <= 0 {
+		l.StanzaBurst = max(1, int(l.StanzaRate))
+	}
 	return l
 }
 
@@ -55,13 +78,20 @@ func (l Limits) closeWait() time.Duration {
 // Event reports something that happened on a stream, for metrics and logs.
 //
 // Kinds: "in-open" (Reason "tls" once STARTTLS is done), "in-auth", "in-refused", "in-close", "verify-answer",
-// "out-open", "out-auth" (Reason "tls" over TLS), "out-fail", "out-close", "bounce", "stream-error".
+// "out-open", "out-auth" (Reason "tls" over TLS), "out-fail", "out-close", "bounce", "stream-error",
+// "limit" (Detail "stanza-rate": an inbound stream is being throttled; once per stream).
 type Event struct {
 	Kind   string
 	Local  string // our domain
 	Remote string // the peer's domain
 	Addr   string // the peer's address
 	Reason string // error condition or text
+	// Detail names the limit or trust rule behind a refusal or a
+	// throttle, as a short token: "stanza-size", "depth", "attributes",
+	// "text-size", "restricted-xml", "stanza-rate", "conns-per-address",
+	// "address-not-allowed", "peer-domain", "connect-timeout",
+	// "tls-required". Empty for other events.
+	Detail string
 	Bytes  int    // bytes concerned, when that means something
 }
 
@@ -216,9 +246,10 @@ func (s *session) readLoop(first []element) error {
 			}
 			return nil
 		case errors.As(err, &se):
-			s.log.Info("s2s: stream error", "cond", se.Cond, "err", se.Text)
 			if s.onError != nil {
-				s.onError(se)
+				s.onError(se) // reported (and logged) once, as an event
+			} else {
+				s.log.Info("s2s: stream error", "cond", se.Cond, "detail", se.Detail, "err", se.Text)
 			}
 			s.requestClose(closeReq{kind: closeStreamErr, cond: se.Cond})
 			return nil
