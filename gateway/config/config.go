@@ -87,6 +87,15 @@ type S2S struct {
 	Keepalive      Duration `toml:"keepalive"`       // whitespace keepalive interval, default 60s; 0 = off
 	IdleTimeout    Duration `toml:"idle_timeout"`    // default 10m; 0 = never
 	QueueLimit     int      `toml:"queue_limit"`     // stanzas waiting per outgoing stream while it connects, default 1000
+	// Limits on what local servers send (issue 6; see docs/configuration.md).
+	MaxDepth           int      `toml:"max_depth"`             // XML nesting inside a stanza, default 64; 4..1024
+	MaxAttributes      int      `toml:"max_attributes"`        // attributes per element, default 64; 8..4096
+	MaxTextSize        int      `toml:"max_text_size"`         // bytes of one text node or attribute value, default 131072; 256..max_stanza_size
+	MaxConnsPerAddress int      `toml:"max_conns_per_address"` // inbound connections open at once per source IP, default 64; 0 = off
+	StanzaRate         float64  `toml:"stanza_rate"`           // stanzas/s per inbound stream (throttled beyond), default 200; 0 = off
+	StanzaBurst        int      `toml:"stanza_burst"`          // burst above stanza_rate, default 2000; 1..1000000
+	AllowFrom          []string `toml:"allow_from"`            // source addresses (IPs or CIDR prefixes) local servers may connect from; empty = any
+	RequireTLS         bool     `toml:"require_tls"`           // refuse dialback before STARTTLS; needs cert_file
 }
 
 // Presence configures the presence mirror (package presence).
@@ -126,6 +135,13 @@ func Default() Config {
 			Keepalive:      D(60 * time.Second),
 			IdleTimeout:    D(10 * time.Minute),
 			QueueLimit:     1000,
+
+			MaxDepth:           64,
+			MaxAttributes:      64,
+			MaxTextSize:        131072,
+			MaxConnsPerAddress: 64,
+			StanzaRate:         200,
+			StanzaBurst:        2000,
 		},
 		Presence: Presence{
 			Enable:          true,

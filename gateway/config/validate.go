@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -227,7 +228,63 @@ func (s *S2S) validate() error {
 	if s.QueueLimit < 1 || s.QueueLimit > MaxQueueLimit {
 		return fieldErr("s2s.queue_limit", "%d is out of range (1..%d)", s.QueueLimit, MaxQueueLimit)
 	}
+	return s.validateLimits()
+}
+
+// Bounds of the [s2s] input limits.
+const (
+	MinDepth, MaxDepth           = 4, 1024
+	MinAttributes, MaxAttributes = 8, 4096
+	MinTextSize                  = 256
+	MaxConnsPerAddress           = 100_000
+	MaxStanzaRate                = 1_000_000
+)
+
+func (s *S2S) validateLimits() error {
+	if s.MaxDepth < MinDepth || s.MaxDepth > MaxDepth {
+		return fieldErr("s2s.max_depth", "%d is out of range (%d..%d)", s.MaxDepth, MinDepth, MaxDepth)
+	}
+	if s.MaxAttributes < MinAttributes || s.MaxAttributes > MaxAttributes {
+		return fieldErr("s2s.max_attributes", "%d is out of range (%d..%d)", s.MaxAttributes, MinAttributes, MaxAttributes)
+	}
+	if s.MaxTextSize < MinTextSize || s.MaxTextSize > MaxStanzaSize { // above max_stanza_size it is that
+		return fieldErr("s2s.max_text_size", "%d is out of range (%d..%d)", s.MaxTextSize, MinTextSize, MaxStanzaSize)
+	}
+	if s.MaxConnsPerAddress < 0 || s.MaxConnsPerAddress > MaxConnsPerAddress {
+		return fieldErr("s2s.max_conns_per_address", "%d is out of range (0 = off, or 1..%d)", s.MaxConnsPerAddress, MaxConnsPerAddress)
+	}
+	if !(s.StanzaRate >= 0 && s.StanzaRate <= MaxStanzaRate) { // also NaN
+		return fieldErr("s2s.stanza_rate", "%v is out of range (0 = off, or up to %d stanzas/s)", s.StanzaRate, MaxStanzaRate)
+	}
+	if s.StanzaBurst < 1 || s.StanzaBurst > MaxQueueLimit {
+		return fieldErr("s2s.stanza_burst", "%d is out of range (1..%d)", s.StanzaBurst, MaxQueueLimit)
+	}
+	for _, a := range s.AllowFrom {
+		if _, err := ParsePrefix(a); err != nil {
+			return fieldErr("s2s.allow_from", "%v", err)
+		}
+	}
+	if s.RequireTLS && s.CertFile == "" {
+		return fieldErr("s2s.require_tls", "needs s2s.cert_file and s2s.key_file (STARTTLS must be offered to be required)")
+	}
 	return nil
+}
+
+// ParsePrefix parses one s2s.allow_from entry: an IP address ("10.0.0.5",
+// "::1") or a CIDR prefix ("10.0.0.0/24").
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // checkDuration checks lo <= d <= hi. zero is 0 when zero means off (and is
