@@ -122,15 +122,19 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		IdleTimeout:    cfg.S2S.IdleTimeout.Duration,
 		QueueLimit:     cfg.S2S.QueueLimit,
 	}
+	inLimits := inboundLimits(cfg, limits) // input limits and trust: hostile.go
 	events := func(e s2s.Event) {
 		g.ops.event(e)
 		if e.Kind == "stream-error" || e.Kind == "in-refused" {
 			g.c.event(e.Kind + ":" + e.Reason)
-		} else {
+		} else if e.Kind != "limit" {
 			g.c.event(e.Kind)
 		}
-		if e.Kind == "in-refused" || e.Kind == "stream-error" || e.Kind == "out-fail" {
-			g.log.Warn("s2s: "+e.Kind, "local", e.Local, "remote", e.Remote, "addr", e.Addr, "reason", e.Reason)
+		if e.Detail != "" {
+			g.c.event("limit:" + e.Detail)
+		}
+		if e.Kind == "in-refused" || e.Kind == "stream-error" || e.Kind == "out-fail" || e.Kind == "limit" {
+			g.log.Warn("s2s: "+e.Kind, "local", e.Local, "remote", e.Remote, "addr", e.Addr, "reason", e.Reason, "detail", e.Detail)
 		}
 	}
 	g.server = s2s.NewServer(s2s.ServerConfig{
@@ -138,11 +142,16 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		Resolve: g.resolveLocal,
 		Secret:  cfg.S2S.DialbackSecret,
 		TLS:     s2sTLS,
-		Limits:  limits,
+		Limits:  inLimits,
 		Deliver: g.fromLocal,
 		Logger:  g.log,
 		Events:  events,
 		Dial:    opts.S2SDial,
+
+		Peers:      func(d string) bool { _, ok := g.local[strings.ToLower(d)]; return ok },
+		Allow:      allowFrom(cfg),
+		RequireTLS: cfg.S2S.RequireTLS,
+		Reject:     g.rejectLocal,
 	})
 	var capture *capturer // [capture]: record what local servers send
 	poolDial := opts.S2SDial

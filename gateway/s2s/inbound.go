@@ -111,12 +111,15 @@ func (in *inStream) stanza(st *Stanza) error {
 		// A malformed recipient is the stanza's fault, not the stream's:
 		// bounce it with jid-malformed (RFC 6120 §8.3.3.8) to its
 		// sender, if that sender is authenticated on this stream.
-		if !in.fromVerified(from) {
+		ours := in.verifiedFor(from)
+		if ours == "" {
 			return serr(SErrInvalidFrom, "from %q not verified", st.From)
 		}
-		s.event(Event{Kind: "in-refused", Remote: from, Addr: in.addr, Reason: CondJIDMalformed})
-		if s.cfg.Reject != nil {
-			s.cfg.Reject(*st, CondJIDMalformed)
+		s.event(Event{Kind: "in-refused", Local: ours, Remote: from, Addr: in.addr, Reason: CondJIDMalformed})
+		bad := *st
+		bad.To = ours // the reply comes from our domain: the malformed JID cannot be an address
+		if reply, ok := ErrorReply(bad, CondJIDMalformed); ok && s.cfg.Reject != nil {
+			s.cfg.Reject(reply)
 		}
 		return nil
 	}
@@ -133,17 +136,18 @@ func (in *inStream) stanza(st *Stanza) error {
 	return nil
 }
 
-// fromVerified reports whether domain is authenticated on this stream for
-// any of our domains.
-func (in *inStream) fromVerified(domain string) bool {
+// verifiedFor returns one of our domains for which domain is
+// authenticated on this stream ("" if none; the least, for determinism).
+func (in *inStream) verifiedFor(domain string) string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	ours := ""
 	for p := range in.verified {
-		if p.from == domain {
-			return true
+		if p.from == domain && (ours == "" || p.to < ours) {
+			ours = p.to
 		}
 	}
-	return false
+	return ours
 }
 
 // throttle takes one token from the stream's stanza-rate bucket, waiting

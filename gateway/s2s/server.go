@@ -40,10 +40,11 @@ type ServerConfig struct {
 	// RequireTLS refuses dialback before STARTTLS (<policy-violation/>);
 	// STARTTLS is then offered as <required/>. Needs TLS.
 	RequireTLS bool
-	// Reject receives a stanza from an authenticated peer that is refused
-	// with a stanza error (a malformed 'to' JID: jid-malformed) rather than
-	// a stream error; the gateway bounces it to its sender. May be nil.
-	Reject func(st Stanza, cond string)
+	// Reject receives the error reply to a stanza from an authenticated
+	// peer that is refused with a stanza error rather than a stream error
+	// (a malformed 'to' JID: jid-malformed, from one of our domains the
+	// sender is verified for), to be sent back to the sender. May be nil.
+	Reject func(reply Stanza)
 }
 
 // Server accepts S2S streams and authenticates them with dialback.

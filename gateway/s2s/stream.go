@@ -92,7 +92,7 @@ type Event struct {
 	// "address-not-allowed", "peer-domain", "connect-timeout",
 	// "tls-required". Empty for other events.
 	Detail string
-	Bytes  int    // bytes concerned, when that means something
+	Bytes  int // bytes concerned, when that means something
 }
 
 // Dialer opens a connection; nil means a net.Dialer.
