@@ -44,5 +44,12 @@ DICT_TRAIN ?= $(wildcard testdata/corpus/sim-seed[123]-*.xml.gz) $(wildcard test
 dict:
 	$(GO) run ./cmd/isthmus train-dict -o compress/dict/isthmus.zdict $(DICT_TRAIN)
 
+# The full chaos test: 10,000 messages both ways through two gateway
+# processes over an emulated link with outages (and 5% loss on QUIC), each
+# gateway killed with SIGKILL and restarted once; prints lost/duplicated/
+# reordered/drain_s per transport. `make test` runs the short form.
+chaos:
+	$(GO) test -count=1 -timeout 30m -run 'Chaos' -v ./internal/chaos -chaos.full
+
 clean:
 	rm -rf bin

@@ -170,6 +170,15 @@ func New(cfg Config) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Expired != nil {
+		sess.CollectExpired()
+	}
+	if cfg.Journal != nil {
+		r := cfg.Journal.Restored()
+		sess.Restore(r, time.Now())
+		cfg.Logger.Info("link: resuming from the spool", "items", len(r.Items), "epoch", r.Epoch, "acked", r.Acked,
+			"frames", len(r.Frames), "peer_epoch", r.PeerEpoch, "h", r.H)
+	}
 	l := &Link{cfg: cfg, log: cfg.Logger, sess: sess, wake: make(chan struct{}, 1)}
 	l.rate.Store(cfg.RateBPS)
 	return l, nil

@@ -714,12 +714,12 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 	s.Out.Stanzas += uint64(len(ents))
 	s.Out.StanzaBytes += uint64(size)
 	s.lastSent = now
-	s.op(Op{Kind: OpFrame, Epoch: s.epoch, N: s.sentData + 1, IDs: ids})
+	s.sentData = s.acked + uint32(len(s.unacked)) // this frame's sequence number
+	s.op(Op{Kind: OpFrame, Epoch: s.epoch, N: s.sentData, IDs: ids})
 	return s.data(out, block), true
 }
 
 func (s *Session) data(out, block []byte) []byte {
-	s.sentData++
 	p := binary.AppendUvarint(make([]byte, 0, len(block)+5), uint64(s.h))
 	p = append(p, block...)
 	s.ackOwed, s.ackNow = false, false
