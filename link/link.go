@@ -108,6 +108,7 @@ type Stats struct {
 	Oldest                time.Time     // when the oldest of them was queued (zero: none or unknown)
 	RTT                   time.Duration // smoothed DATA-to-ack time (see Session.RTT); 0: no sample yet
 	SpoolBytes            int64         // stanza bytes in the journal (when it has Len() (int, int64))
+	TLSResumes            uint64        // connections whose TLS (or QUIC) handshake resumed a session ticket
 	WaitingHigh           int           // of Waiting: iq and message
 	WaitingLow            int           // of Waiting: presence
 }
@@ -119,15 +120,16 @@ type Link struct {
 	wake chan struct{}
 	rate atomic.Int64 // pacing rate in bit/s (Config.RateBPS; SetRate)
 
-	mu        sync.Mutex // guards the following fields
-	sess      *Session
-	nextID    uint64 // item ids when there is no journal
-	wireOut   Wire
-	wireIn    Wire
-	connects  uint64
-	hsFails   uint64
-	activeEnd func()        // cancels the connection being served
-	activeWG  chan struct{} // closed when it has finished
+	mu         sync.Mutex // guards the following fields
+	sess       *Session
+	nextID     uint64 // item ids when there is no journal
+	tlsResumes uint64 // connections whose TLS handshake resumed a session
+	wireOut    Wire
+	wireIn     Wire
+	connects   uint64
+	hsFails    uint64
+	activeEnd  func()        // cancels the connection being served
+	activeWG   chan struct{} // closed when it has finished
 }
 
 // New returns a link; Run starts it.
@@ -298,13 +300,21 @@ func (l *Link) Stats() Stats {
 	}
 	hi, lo := l.sess.WaitingByPriority()
 	return Stats{
-		WaitingHigh: hi, WaitingLow: lo,
+		WaitingHigh: hi, WaitingLow: lo, TLSResumes: l.tlsResumes,
 		Up: l.sess.Ready(), Connects: l.connects, Resumes: l.sess.Resumes,
 		EpochChanges: l.sess.EpochChanges, Epoch: l.sess.Epoch(),
 		Waiting: w, Unacked: u, HeldBytes: l.sess.HeldBytes(), Drops: l.sess.Drops,
 		Out: l.sess.Out, In: l.sess.In,
 		WireOut: l.wireOut, WireIn: l.wireIn, HandshakeFailures: l.hsFails,
 		QueuedBytes: l.sess.HeldBytes(), Oldest: l.sess.Oldest(), RTT: l.sess.RTT(), SpoolBytes: spooled,
+	}
+}
+
+func (l *Link) noteResumed(did bool) {
+	if did {
+		l.mu.Lock()
+		l.tlsResumes++
+		l.mu.Unlock()
 	}
 }
 
@@ -420,6 +430,7 @@ func (l *Link) serve(ctx context.Context, raw net.Conn, client bool) error {
 		return fmt.Errorf("link: TLS handshake with %s: %w", raw.RemoteAddr(), err)
 	}
 	l.log.Info("link: connected", "transport", "tcp", "peer", raw.RemoteAddr().String(), "resumed_tls", tc.ConnectionState().DidResume)
+	l.noteResumed(tc.ConnectionState().DidResume)
 	return l.run(ctx, tc, cc.wireOut)
 }
 

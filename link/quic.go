@@ -157,6 +157,7 @@ func (l *Link) serveQUIC(ctx context.Context, conn *quic.Conn, client bool) erro
 		st.CancelWrite(0)
 	}()
 	l.log.Info("link: connected", "transport", "quic", "peer", conn.RemoteAddr().String(), "resumed_tls", conn.ConnectionState().TLS.DidResume)
+	l.noteResumed(conn.ConnectionState().TLS.DidResume)
 	return l.run(ctx, st, nil)
 }
 
