@@ -65,6 +65,11 @@ func lerr(cond, detail, format string, args ...any) error {
 // the size limit; the decoder passes it through.
 var errTooBig = errors.New("s2s: element too big")
 
+// errNotXML is returned by the recorder when a stream does not start with
+// '<' (after whitespace or a byte order mark): an HTTP request, TLS, noise.
+// Refused at once, without waiting for a '<' that may never come.
+var errNotXML = errors.New("s2s: not an XML stream")
+
 // recorder is the byte source of the XML decoder. It implements
 // io.ByteReader so that the decoder does not add its own buffering and
 // xml.Decoder.InputOffset counts exactly the bytes taken from it, and it
@@ -77,6 +82,8 @@ type recorder struct {
 	rec  []byte // bytes handed out since base
 	base int64  // decoder input offset of rec[0]
 	max  int
+	seen bool  // a '<' has been read
+	err  error // the last error of r (the decoder may wrap or replace it)
 }
 
 func newRecorder(r io.Reader, max int) *recorder {
@@ -91,6 +98,7 @@ func (r *recorder) ReadByte() (byte, error) {
 			if err == nil {
 				err = io.ErrNoProgress
 			}
+			r.err = err
 			return 0, err
 		}
 	}
@@ -98,6 +106,15 @@ func (r *recorder) ReadByte() (byte, error) {
 		return 0, errTooBig
 	}
 	b := r.buf[r.pos]
+	if !r.seen {
+		switch b {
+		case '<':
+			r.seen = true
+		case ' ', '\t', '\r', '\n', 0xEF, 0xBB, 0xBF:
+		default:
+			return 0, errNotXML
+		}
+	}
 	r.pos++
 	r.rec = append(r.rec, b)
 	return b, nil
@@ -200,6 +217,10 @@ func (x *xmlReader) token() (xml.Token, error) {
 		switch {
 		case errors.Is(err, errTooBig):
 			return nil, lerr(SErrPolicyViolation, "stanza-size", "element larger than %d bytes", x.maxSize)
+		case errors.Is(err, errNotXML):
+			return nil, serr(SErrNotWellFormed, "%v", err)
+		case x.rec.err != nil && !errors.Is(x.rec.err, io.EOF):
+			return nil, x.rec.err // a read error (a deadline, a reset): no stream error
 		case errors.As(err, &synErr):
 			if errors.Is(err, io.ErrUnexpectedEOF) || synErr.Msg == "unexpected EOF" {
 				return nil, io.ErrUnexpectedEOF
@@ -212,11 +233,9 @@ func (x *xmlReader) token() (xml.Token, error) {
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, err
 		default:
-			var ue xml.UnmarshalError
-			if errors.As(err, &ue) {
-				return nil, serr(SErrNotWellFormed, "%v", err)
-			}
-			return nil, err
+			// The decoder's own complaints (e.g. an XML declaration
+			// with version 2.0) are not read errors.
+			return nil, serr(SErrNotWellFormed, "%v", err)
 		}
 	}
 	switch t := tok.(type) {
