@@ -198,7 +198,12 @@ type xmlReader struct {
 	// (dialback, STARTTLS, stream errors) may start at the top level;
 	// anything else is refused at its start tag, not read to its end.
 	inbound bool
+	started bool // the stream header has been read
 }
+
+// headerAttrs is the least number of attributes a stream header may have
+// whatever Limits.MaxAttrs says: Prosody's carry eight.
+const headerAttrs = 32
 
 func newXMLReader(r io.Reader, lim Limits) *xmlReader {
 	lim = lim.withDefaults()
@@ -242,8 +247,12 @@ func (x *xmlReader) token() (xml.Token, error) {
 	case xml.Comment, xml.Directive:
 		return nil, lerr(SErrRestrictedXML, "restricted-xml", "%T", tok)
 	case xml.StartElement:
-		if len(t.Attr) > x.maxAttrs {
-			return nil, lerr(SErrPolicyViolation, "attributes", "<%s> has %d attributes, limit %d", t.Name.Local, len(t.Attr), x.maxAttrs)
+		limit := x.maxAttrs
+		if !x.started {
+			limit = max(limit, headerAttrs)
+		}
+		if len(t.Attr) > limit {
+			return nil, lerr(SErrPolicyViolation, "attributes", "<%s> has %d attributes, limit %d", t.Name.Local, len(t.Attr), limit)
 		}
 		for _, a := range t.Attr {
 			if len(a.Value) > x.maxText {
@@ -292,6 +301,7 @@ func (x *xmlReader) header() (xml.StartElement, error) {
 			if v := (&node{Attr: t.Attr}).attr("version"); v != "" && !supportedVersion(v) {
 				return t.Copy(), serr(SErrUnsupportedVersion, "version %q", v)
 			}
+			x.started = true
 			return t.Copy(), nil
 		case xml.EndElement:
 			return xml.StartElement{}, serr(SErrNotWellFormed, "end tag before the stream header")
