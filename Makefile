@@ -51,5 +51,12 @@ dict:
 chaos:
 	$(GO) test -count=1 -timeout 30m -run 'Chaos' -v ./internal/chaos -chaos.full
 
+# Presence at login and a login storm, real Prosody on both sides, direct
+# S2S against the isthmus pair over vhf-9600 and bgan-64k (issue 7; takes
+# about 15 minutes, most of it direct S2S at 9600 bit/s).
+# PRESENCE_PROFILES="bgan-64k" picks others.
+presence-bench:
+	ISTHMUS_PRESENCE_BENCH=1 ISTHMUS_PRESENCE_PROFILES="$(PRESENCE_PROFILES)" $(GO) test -count=1 -timeout 90m -run '^TestPresenceBench$$' -v ./internal/presencebench | grep -v '^=== \|^--- \|^    bench_test.go\|^PASS\|^ok '
+
 clean:
 	rm -rf bin
