@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build demo test test-short lint fuzz clean dict chaos
+.PHONY: all build demo test test-short lint fuzz clean dict chaos presence-bench
 
 all: build
 
