@@ -133,15 +133,17 @@ func TestProsodyThroughGateways(t *testing.T) {
 	must(err)
 	must(bob.Approve(ctx, "alice@a.test"))
 	must(bob.Subscribe(ctx, "alice@a.test"))
-	p, err := alice.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "" && from("bob@b.test")(p.From) })
-	must(err)
-	if p.Show != "chat" || p.Status != "ashore" {
+	// bob's full JID's presence and bob's bare JID's subscription request
+	// come from different entities: RFC 6120 orders stanzas per pair of
+	// entities only, so they may arrive either way round.
+	got := waitAll(ctx, t, alice,
+		func(p prosodytest.Presence) bool { return p.Type == "" && from("bob@b.test")(p.From) },
+		func(p prosodytest.Presence) bool { return p.Type == "subscribe" && from("bob@b.test")(p.From) })
+	if p := got[0]; p.Show != "chat" || p.Status != "ashore" {
 		t.Errorf("alice sees bob as show=%q status=%q", p.Show, p.Status)
 	}
-	_, err = alice.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "subscribe" && from("bob@b.test")(p.From) })
-	must(err)
 	must(alice.Approve(ctx, "bob@b.test"))
-	p, err = bob.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "" && from("alice@a.test")(p.From) })
+	p, err := bob.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "" && from("alice@a.test")(p.From) })
 	must(err)
 	if p.Status != "on the ship" {
 		t.Errorf("bob sees alice's status %q", p.Status)
@@ -175,6 +177,29 @@ func TestProsodyThroughGateways(t *testing.T) {
 	if sa.In.StanzasTotal != sb.Out.StanzasTotal && sb.Link.Unacked == 0 {
 		t.Errorf("a received %d stanzas, b sent %d", sa.In.StanzasTotal, sb.Out.StanzasTotal)
 	}
+}
+
+// waitAll reads c's presences until each predicate has matched one, in any
+// order, and returns the matches in predicate order.
+func waitAll(ctx context.Context, t *testing.T, c *prosodytest.Client, preds ...func(prosodytest.Presence) bool) []prosodytest.Presence {
+	t.Helper()
+	got := make([]prosodytest.Presence, len(preds))
+	done := make([]bool, len(preds))
+	for left := len(preds); left > 0; {
+		select {
+		case p := <-c.Presences():
+			for i, pred := range preds {
+				if !done[i] && pred(p) {
+					got[i], done[i] = p, true
+					left--
+					break
+				}
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: waiting for presence: %v (matched %v)", c.JID(), ctx.Err(), done)
+		}
+	}
+	return got
 }
 
 // exchange sends spaced messages one at a time, each waited for, then a
