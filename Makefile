@@ -1,6 +1,8 @@
 # isthmus — see README.md. Two commands for a newcomer: `make demo`, `make test`.
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
+# Tests keep artifacts (the status page screenshot, …) here.
+export ISTHMUS_ARTIFACTS ?= $(CURDIR)/artifacts
 
 .PHONY: all build demo test test-short lint fuzz clean dict chaos presence-bench
 
