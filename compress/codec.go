@@ -28,7 +28,7 @@ const (
 	modePlain  = 0  // uvarint(n), then the batch's structural form, outside the zstd stream
 	modeZstd   = 1  // the bytes one flush of the epoch's zstd stream produced
 	modePlain1 = 2  // one stanza's structural form, outside the zstd stream
-	plainMax   = 16 // batches whose structural form is at most this long go plain
+	plainMax   = 48 // batches whose structural form is at most this long go plain
 )
 
 // ErrCorrupt is wrapped by every decoding error caused by the block's bytes.

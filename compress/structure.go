@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Sizes of the mirrored tables and limits of the structural form. They are
@@ -21,6 +22,8 @@ const (
 	maxInterned   = 256  // longest string a table holds
 	internMax     = 64   // longest generic value the encoder interns
 	maxDepth      = 64   // deepest element nesting carried structurally
+	shapeSlots    = 512  // stanza shapes (full forms with the values cut out)
+	shapeMax      = 1024 // longest shape kept
 )
 
 // Stanza flags (first byte of every stanza in a batch).
@@ -30,7 +33,8 @@ const (
 	flagDQ       = 1 << 2 // attributes are written in double quotes
 	flagStore    = 1 << 3 // keep the decoded stanza as the next template
 	flagTemplate = 1 << 4 // a template: one byte (slot), then the value of 'to'
-	flagsKnown   = flagRaw | flagTextFull | flagDQ | flagStore | flagTemplate
+	flagShape    = 1 << 5 // a shape: uvarint(slot), then the values of its holes
+	flagsKnown   = flagRaw | flagTextFull | flagDQ | flagStore | flagTemplate | flagShape
 )
 
 // Templates: a stanza sent again to another recipient (a presence fanned
@@ -66,14 +70,15 @@ const (
 	formJID        = 11 // bare code, resource code
 	formRing       = 12 // one byte: slot of the recent-id ring
 	formTime       = 13 // uvarint(unix seconds), uvarint(digits), uvarint(fraction): XEP-0082 UTC
+	formHole       = 14 // in a shape only: the value comes from the stanza
 	formStatic     = 16
 	formFirstTable = formStatic + 0 // + len(vocab) + slot
 )
 
 // tables is the state both ends mirror during an epoch.
 type tables struct {
-	values, bare, res, names *lru
-	ids                      ring
+	values, bare, res, names, shapes *lru
+	ids                              ring
 	// templates: encoder keys (stanza without its 'to' value) or decoder
 	// halves (XML before and after the 'to' value), FIFO at tpos.
 	tkeys  map[string]int
@@ -113,6 +118,7 @@ func newTables(enc bool) *tables {
 		bare:   newLRU(bareSlots, enc),
 		res:    newLRU(resourceSlots, enc),
 		names:  newLRU(nameSlots, enc),
+		shapes: newLRU(shapeSlots, enc),
 	}
 	if enc {
 		t.ids.index = make(map[string]int, ringSize)
@@ -126,6 +132,7 @@ func (t *tables) reset() {
 	t.bare.reset()
 	t.res.reset()
 	t.names.reset()
+	t.shapes.reset()
 	t.ids.reset()
 	clear(t.tkeys)
 	t.tnames, t.tpre, t.tsuf, t.tpos = t.tnames[:0], t.tpre[:0], t.tsuf[:0], 0
@@ -137,6 +144,21 @@ type structEncoder struct {
 	p   parser
 	out []byte
 	key []byte
+	// acct, when not nil, counts structural bytes by field (tests and
+	// tuning only).
+	acct map[string]int
+	// holes are the [start, end) offsets in out of the stanza's values that
+	// are not part of its shape.
+	holes  []int
+	vbytes int // value bytes of the current stanza (accounting)
+	tmp    []byte
+}
+
+// count charges the bytes written since start to field f.
+func (e *structEncoder) count(f string, start int) {
+	if e.acct != nil {
+		e.acct[f] += len(e.out) - start
+	}
 }
 
 func (e *structEncoder) uv(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
@@ -165,15 +187,20 @@ func (e *structEncoder) stanza(st []byte) {
 			e.key = append(e.key, st[:off]...)
 			e.key = append(e.key, st[off+len(to):]...)
 			if slot, ok := e.t.tkeys[string(e.key)]; ok {
+				p := len(e.out)
 				e.out = append(e.out, flagTemplate, byte(slot))
-				e.value([]byte("to"), to)
+				e.count("template", p)
+				e.field([]byte("to"), to)
 				return
 			}
 			e.t.storeKey(string(e.key))
 			flags |= flagStore
 		}
 	}
+	base := len(e.out)
 	e.out = append(e.out, flags)
+	e.holes = e.holes[:0]
+	e.vbytes = 0
 	for k, x := range ev {
 		if x.kind != evAttr && k > 0 && (ev[k-1].kind == evStart || ev[k-1].kind == evAttr) {
 			e.uv(0) // end of attributes
@@ -183,15 +210,80 @@ func (e *structEncoder) stanza(st []byte) {
 			e.name(x.name, itemReserved)
 		case evAttr:
 			e.name(x.name, 1)
-			e.value(x.name, x.val)
+			e.field(x.name, x.val)
 		case evText:
 			e.uv(itemText)
-			e.value(nil, x.val)
+			e.field(nil, x.val)
 		case evEnd:
 			e.uv(itemEnd)
 		case evEndEmpty:
 			e.uv(itemEndEmpty)
 		}
+	}
+	e.shape(base)
+	if e.acct != nil {
+		e.acct["structure"] += len(e.out) - base - e.vbytes
+	}
+}
+
+// shape replaces the full form just written at base by a reference to an
+// identical shape (the form with every value outside vocab cut out) seen
+// before, followed by the cut-out values. Either way both ends then know
+// the shape (see shapeOf).
+func (e *structEncoder) shape(base int) {
+	e.key = shapeOf(e.key[:0], e.out[base+1:], e.holes, base+1)
+	if len(e.key) > shapeMax {
+		return
+	}
+	s, ok := e.t.shapes.lookup(e.key)
+	if !ok {
+		e.t.shapes.insert(string(e.key))
+		return
+	}
+	e.t.shapes.touch(s)
+	// Rewrite in place: flags, slot, then the holes' bytes (they only move
+	// towards the front).
+	e.tmp = e.tmp[:0]
+	for i := 0; i < len(e.holes); i += 2 {
+		e.tmp = append(e.tmp, e.out[e.holes[i]:e.holes[i+1]]...)
+	}
+	e.out[base] |= flagShape
+	e.out = binary.AppendUvarint(e.out[:base+1], uint64(s))
+	e.out = append(e.out, e.tmp...)
+}
+
+// shapeOf appends to dst the shape of a stanza's full form b (flags byte
+// excluded): b with each hole (offsets relative to off) replaced by the
+// single byte formHole.
+func shapeOf(dst, b []byte, holes []int, off int) []byte {
+	p := 0
+	for i := 0; i < len(holes); i += 2 {
+		dst = append(dst, b[p:holes[i]-off]...)
+		dst = append(dst, formHole)
+		p = holes[i+1] - off
+	}
+	return append(dst, b[p:]...)
+}
+
+// field writes a top-level attribute or text value and notes it as a hole
+// of the shape unless it is empty or a vocab entry.
+func (e *structEncoder) field(attr, v []byte) {
+	p := len(e.out)
+	f := e.value(attr, v)
+	if f != "empty" && f != "vocab" {
+		e.holes = append(e.holes, p, len(e.out))
+	}
+	if e.acct != nil {
+		e.vbytes += len(e.out) - p
+		switch {
+		case attr == nil:
+			f = "text:" + f
+		case string(attr) == "id":
+			f = "id:" + f
+		default:
+			f = string(attr) + ":" + f
+		}
+		e.count(f, p)
 	}
 }
 
@@ -234,30 +326,31 @@ func jidAttr(name []byte) bool {
 	return false
 }
 
-func (e *structEncoder) value(attr, v []byte) {
+// value writes v in the best form for it and names the form.
+func (e *structEncoder) value(attr, v []byte) string {
 	if len(v) == 0 {
 		e.uv(formEmpty)
-		return
+		return "empty"
 	}
 	isID := string(attr) == "id"
 	if isID {
 		if s, ok := e.t.ids.index[string(v)]; ok {
 			e.out = append(e.out, formRing, byte(s))
-			return
+			return "ring"
 		}
 	}
 	if i, ok := vocabIndex[string(v)]; ok {
 		e.uv(formStatic + uint64(i))
-		return
+		return "vocab"
 	}
 	if !isID {
 		if s, ok := e.t.values.lookup(v); ok {
 			e.t.values.touch(s)
 			e.uv(formStatic + uint64(len(vocab)) + uint64(s))
-			return
+			return "table"
 		}
 		if jidAttr(attr) && e.jid(v) {
-			return
+			return "jid"
 		}
 	}
 	if isID {
@@ -270,7 +363,7 @@ func (e *structEncoder) value(attr, v []byte) {
 			e.uv(uint64(t))
 			e.uv(uint64(digits))
 			e.uv(uint64(frac))
-			return
+			return "time"
 		}
 	}
 	intern := uint64(0)
@@ -282,22 +375,27 @@ func (e *structEncoder) value(attr, v []byte) {
 	case isUUID(v):
 		e.uv(formUUID + intern)
 		e.out = appendUUID(e.out, v)
+		return "uuid"
 	case len(v) >= 8 && len(v)%2 == 0 && isLowerHex(v):
 		e.uv(formHex + intern)
 		e.uv(uint64(len(v) / 2))
 		e.out, _ = hex.AppendDecode(e.out, v)
+		return "hex"
 	case isB64(v):
 		e.uv(formB64 + intern)
 		e.uv(uint64(len(v)/4*3 - padding(v)))
 		e.out, _ = base64.StdEncoding.AppendDecode(e.out, v)
+		return "b64"
 	case len(v) >= 8 && (isID || looksRandom(v)) && isB64URLAlpha(v):
 		e.uv(formB64URL + intern)
 		e.uv(uint64(len(v)))
 		e.out = packB64URL(e.out, v)
+		return "packed"
 	default:
 		e.uv(formLit + intern)
 		e.uv(uint64(len(v)))
 		e.out = append(e.out, v...)
+		return "literal"
 	}
 }
 
@@ -370,6 +468,12 @@ type structDecoder struct {
 	out   []byte
 	stack []string
 	tmp   []byte
+	// Shape mode: in holds the shape, alt and altPos the block.
+	shaped bool
+	alt    []byte
+	altPos int
+	holes  []int // full form: offsets in in of the values cut from the shape
+	key    []byte
 }
 
 func corrupt(format string, args ...any) error {
@@ -434,6 +538,25 @@ func (d *structDecoder) stanza() error {
 		d.out = append(d.out, d.t.tsuf[slot]...)
 		return nil
 	}
+	d.holes = d.holes[:0]
+	d.shaped = false
+	skStart := d.pos
+	if flags&flagShape != 0 {
+		if flags&(flagRaw|flagTemplate) != 0 {
+			return corrupt("stanza flags %#x", flags)
+		}
+		slot, err := d.uv()
+		if err != nil {
+			return err
+		}
+		sh, ok := d.t.shapes.get(slot)
+		if !ok {
+			return corrupt("shape slot %d", slot)
+		}
+		d.shaped = true
+		d.alt, d.altPos = d.in, d.pos
+		d.in, d.pos = unsafe.Slice(unsafe.StringData(sh), len(sh)), 0
+	}
 	q := byte('\'')
 	if flags&flagDQ != 0 {
 		q = '"'
@@ -473,7 +596,7 @@ func (d *structDecoder) stanza() error {
 				if err != nil {
 					return err
 				}
-				d.tmp, err = d.value(d.tmp[:0], an, true)
+				d.tmp, err = d.field(d.tmp[:0], an)
 				if err != nil {
 					return err
 				}
@@ -511,7 +634,7 @@ func (d *structDecoder) stanza() error {
 			if len(d.stack) == 0 {
 				return corrupt("text outside the stanza")
 			}
-			d.tmp, err = d.value(d.tmp[:0], "", true)
+			d.tmp, err = d.field(d.tmp[:0], "")
 			if err != nil {
 				return err
 			}
@@ -535,12 +658,51 @@ func (d *structDecoder) stanza() error {
 				}
 				d.t.storeHalves(bytes.Clone(d.out[start:toStart]), bytes.Clone(d.out[toEnd:]))
 			}
+			if d.shaped {
+				if d.pos != len(d.in) {
+					return corrupt("shape longer than its stanza")
+				}
+				d.shaped = false
+				d.in, d.pos, d.alt = d.alt, d.altPos, nil
+				return nil
+			}
+			d.key = shapeOf(d.key[:0], d.in[skStart:d.pos], d.holes, skStart)
+			if len(d.key) <= shapeMax {
+				d.t.shapes.insert(string(d.key))
+			}
 			return nil
 		}
 		if item, err = d.uv(); err != nil {
 			return err
 		}
 	}
+}
+
+// field reads a top-level attribute or text value: in shape mode from the
+// block where the shape has a hole; otherwise it notes the holes of the
+// stanza's shape as the encoder does.
+func (d *structDecoder) field(dst []byte, attr string) ([]byte, error) {
+	if d.shaped {
+		if d.pos < len(d.in) && d.in[d.pos] == formHole {
+			d.pos++
+			d.in, d.alt = d.alt, d.in
+			d.pos, d.altPos = d.altPos, d.pos
+			dst, err := d.value(dst, attr, true)
+			d.in, d.alt = d.alt, d.in
+			d.pos, d.altPos = d.altPos, d.pos
+			return dst, err
+		}
+		return d.value(dst, attr, true)
+	}
+	p := d.pos
+	dst, err := d.value(dst, attr, true)
+	if err != nil {
+		return dst, err
+	}
+	if form, _ := binary.Uvarint(d.in[p:]); form != formEmpty && (form < formStatic || form >= formStatic+uint64(len(vocab))) {
+		d.holes = append(d.holes, p, d.pos)
+	}
+	return dst, nil
 }
 
 func (d *structDecoder) name(code, r uint64) (string, error) {
