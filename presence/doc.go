@@ -78,7 +78,11 @@
 //	  <m xmlns='urn:xmpp:isthmus:mirror:0' add='ann bob' del='cid' [keep='1'] [reset='1'] [confirm='1']/>
 //	</presence>
 //
-// add and del are space-separated localparts in the to domain.
+// add and del are space-separated localparts in the to domain. The id is
+// that of the contact's server's stanza (the first id among the copies of one
+// broadcast); the recipients get it, on the fan-out and in probe answers from
+// the mirror, as they would have from the contact's server. It takes no part
+// in deciding whether a presence is a duplicate.
 //
 //   - no flag: a new payload. The recipient set in that domain becomes
 //     set − del + add, and each member gets the presence.

@@ -116,6 +116,7 @@ type Counters struct {
 // entry is the mirror's state of one contact resource.
 type entry struct {
 	payload   string          // canonical children (no delay, no mirror element)
+	id        string          // id of the stanza that carried payload, given to its recipients as the contact's server did
 	rcpt      map[string]bool // bare JIDs the contact's server delivered payload to
 	confirmed time.Time       // when the contact's side last confirmed it
 }
@@ -188,6 +189,7 @@ type pending struct {
 	bare, res string
 	typ       string // "" or "unavailable"
 	payload   string
+	id        string // the first id seen among the copies (a server's copies of one broadcast share it)
 	to        map[string]bool
 	deadline  time.Time
 }
@@ -385,7 +387,7 @@ func (m *Mirror) FromLocal(now time.Time, st Stanza) bool {
 		m.revoke(&m.out, from.bare(), to.bare())
 		return false
 	case "", "unavailable":
-		return m.localPresence(from, to, st.Type, &n)
+		return m.localPresence(from, to, st.Type, st.ID, &n)
 	}
 	return false
 }
@@ -411,7 +413,7 @@ func (m *Mirror) FromPeer(now time.Time, st Stanza) bool {
 		return false
 	}
 	if mx := n.child(NS, "m"); mx != nil {
-		m.applyMirror(from, to, st.Type, &n, mx)
+		m.applyMirror(from, to, st.Type, st.ID, &n, mx)
 		return true
 	}
 	switch st.Type {
@@ -473,7 +475,7 @@ func (m *Mirror) localProbe(st Stanza, from, to addr) bool {
 		if !m.up {
 			p += delayXML(to.domain, e.confirmed)
 		}
-		m.emit(ToLocal, "presence", to.bare()+"/"+r, st.From, "", "", p)
+		m.emit(ToLocal, "presence", to.bare()+"/"+r, st.From, "", e.id, p)
 		answered = true
 		if oldest.IsZero() || e.confirmed.Before(oldest) {
 			oldest = e.confirmed
@@ -498,7 +500,7 @@ func delayXML(from string, t time.Time) string {
 
 // localPresence takes broadcast presence from a local contact to a remote
 // bare JID: it is dropped as a duplicate, or joins a fan-out.
-func (m *Mirror) localPresence(from, to addr, typ string, n *node) bool {
+func (m *Mirror) localPresence(from, to addr, typ, id string, n *node) bool {
 	if to.res != "" || to.local == "" || from.local == "" {
 		return false // directed presence, or to/from a domain: not mirrored
 	}
@@ -511,6 +513,9 @@ func (m *Mirror) localPresence(from, to addr, typ string, n *node) bool {
 	if pd := m.pend[key]; pd != nil {
 		if pd.typ == typ && pd.payload == p {
 			pd.to[rcpt] = true
+			if pd.id == "" {
+				pd.id = id
+			}
 			m.c.Absorbed++
 			return true
 		}
@@ -533,7 +538,7 @@ func (m *Mirror) localPresence(from, to addr, typ string, n *node) bool {
 		return false
 	}
 	m.pend[key] = &pending{
-		bare: from.bare(), res: from.res, typ: typ, payload: p,
+		bare: from.bare(), res: from.res, typ: typ, payload: p, id: id,
 		to: map[string]bool{rcpt: true}, deadline: m.now.Add(m.cfg.Window),
 	}
 	m.c.Absorbed++
@@ -591,7 +596,7 @@ func (m *Mirror) flush(k string) {
 				m.out.del(p.bare, r)
 			}
 		}
-		m.sendMirror(k, p.typ, p.payload, p.to, nil, nil, false)
+		m.sendMirror(k, p.typ, p.id, p.payload, p.to, nil, nil, false)
 	case p.typ == "unavailable":
 		var old map[string]bool
 		if e := m.out.get(p.bare, p.res); e != nil {
@@ -599,7 +604,7 @@ func (m *Mirror) flush(k string) {
 			m.out.del(p.bare, p.res)
 		}
 		add, del := diff(p.to, old)
-		m.sendMirror(k, p.typ, p.payload, add, del, p.to, false)
+		m.sendMirror(k, p.typ, p.id, p.payload, add, del, p.to, false)
 	default:
 		e := m.out.get(p.bare, p.res)
 		if e != nil && e.payload == p.payload {
@@ -609,7 +614,8 @@ func (m *Mirror) flush(k string) {
 			}
 			e.confirmed = m.now
 			if len(add) > 0 {
-				m.sendMirror(k, "", p.payload, add, nil, nil, true)
+				e.id = p.id
+				m.sendMirror(k, "", p.id, p.payload, add, nil, nil, true)
 			}
 			return
 		}
@@ -618,8 +624,8 @@ func (m *Mirror) flush(k string) {
 			old = e.rcpt
 		}
 		add, del := diff(p.to, old)
-		m.out.put(p.bare, p.res, &entry{payload: p.payload, rcpt: p.to, confirmed: m.now})
-		m.sendMirror(k, "", p.payload, add, del, p.to, false)
+		m.out.put(p.bare, p.res, &entry{payload: p.payload, id: p.id, rcpt: p.to, confirmed: m.now})
+		m.sendMirror(k, "", p.id, p.payload, add, del, p.to, false)
 	}
 }
 
@@ -641,7 +647,7 @@ func diff(now, old map[string]bool) (add, del map[string]bool) {
 
 // sendMirror emits one mirror stanza per recipient domain. See the package
 // doc for the element.
-func (m *Mirror) sendMirror(from, typ, payload string, add, del, also map[string]bool, keep bool) {
+func (m *Mirror) sendMirror(from, typ, id, payload string, add, del, also map[string]bool, keep bool) {
 	doms := map[string]bool{}
 	for _, set := range []map[string]bool{add, del, also} {
 		for r := range set {
@@ -659,7 +665,7 @@ func (m *Mirror) sendMirror(from, typ, payload string, add, del, also map[string
 		}
 		b.WriteString("/>")
 		m.c.FanoutSent++
-		m.emit(ToLink, "presence", from, d, typ, "", b.String())
+		m.emit(ToLink, "presence", from, d, typ, id, b.String())
 	}
 }
 
@@ -691,7 +697,7 @@ func readList(mx *node, name, d string) []string {
 
 // applyMirror applies a mirror stanza from the peer to the in table and
 // delivers the presence to the local recipients it names.
-func (m *Mirror) applyMirror(from, to addr, typ string, n, mx *node) {
+func (m *Mirror) applyMirror(from, to addr, typ, id string, n, mx *node) {
 	m.dirty = true
 	d := to.domain
 	add, del := readList(mx, "add", d), readList(mx, "del", d)
@@ -699,7 +705,7 @@ func (m *Mirror) applyMirror(from, to addr, typ string, n, mx *node) {
 	bare, res := from.bare(), from.res
 	deliver := func(f, t, ty, inner string) {
 		m.c.Expanded++
-		m.emit(ToLocal, "presence", f, t, ty, "", inner)
+		m.emit(ToLocal, "presence", f, t, ty, id, inner)
 	}
 	switch {
 	case mx.attr("confirm") == "1":
@@ -759,6 +765,7 @@ func (m *Mirror) applyMirror(from, to addr, typ string, n, mx *node) {
 		m.in.put(bare, res, e)
 	}
 	e.confirmed = m.now
+	e.id = id
 	switch {
 	case mx.attr("reset") == "1":
 		changed := e.payload != p
@@ -843,7 +850,7 @@ func (m *Mirror) expire(now time.Time) {
 		m.c.Expired++
 		m.dirty = true
 		m.out.del(k[0], k[1])
-		m.sendMirror(key(k[0], k[1]), "unavailable", "", e.rcpt, nil, nil, false)
+		m.sendMirror(key(k[0], k[1]), "unavailable", "", "", e.rcpt, nil, nil, false)
 	}
 }
 

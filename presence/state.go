@@ -22,6 +22,7 @@ type State struct {
 type EntryState struct {
 	JID       string    `json:"jid"` // contact full JID
 	Payload   string    `json:"payload"`
+	ID        string    `json:"id,omitempty"` // id of the stanza that carried Payload
 	Rcpt      []string  `json:"rcpt"`
 	Confirmed time.Time `json:"confirmed"`
 }
@@ -40,7 +41,7 @@ func (m *Mirror) State() State {
 		var out []EntryState
 		for _, k := range t.keys() {
 			e := t.get(k[0], k[1])
-			out = append(out, EntryState{JID: key(k[0], k[1]), Payload: e.payload, Rcpt: sortedKeys(e.rcpt), Confirmed: e.confirmed})
+			out = append(out, EntryState{JID: key(k[0], k[1]), Payload: e.payload, ID: e.id, Rcpt: sortedKeys(e.rcpt), Confirmed: e.confirmed})
 		}
 		return out
 	}
@@ -68,7 +69,7 @@ func (m *Mirror) Restore(s State) error {
 			if t.n >= m.cfg.MaxEntries {
 				break
 			}
-			e := &entry{payload: es.Payload, rcpt: map[string]bool{}, confirmed: es.Confirmed}
+			e := &entry{payload: es.Payload, id: es.ID, rcpt: map[string]bool{}, confirmed: es.Confirmed}
 			for _, r := range es.Rcpt {
 				e.rcpt[r] = true
 			}

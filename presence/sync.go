@@ -145,6 +145,6 @@ func (m *Mirror) sendReset(k string, e *entry) {
 		writeList(&b, "add", e.rcpt, d)
 		b.WriteString(" reset='1'/>")
 		m.c.FanoutSent++
-		m.emit(ToLink, "presence", k, d, "", "", b.String())
+		m.emit(ToLink, "presence", k, d, "", e.id, b.String())
 	}
 }
