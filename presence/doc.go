@@ -27,7 +27,11 @@
 //     nowhere; otherwise it joins a fan-out for that contact resource, which
 //     is sent when Config.Window has passed (or when a different presence
 //     from the same resource arrives) as ONE mirror stanza per recipient
-//     domain. Directed presence (to a full JID) passes through.
+//     domain. Directed presence (to a full JID) passes through, except an
+//     answer to a probe from the peer: servers answer a probe to the
+//     prober's full JID, and when the prober's bare JID already holds that
+//     payload (answered within a minute of the probe) it is a duplicate and
+//     only a confirmation (confirm='1', once per resource) crosses.
 //   - probe (from a local user to a remote contact): answered at once with
 //     each resource's payload for which the prober is a recipient; if there
 //     is none the probe crosses (the contact's server decides). An answered
@@ -95,7 +99,8 @@
 //     (exactly); only recipients whose payload changed get it. With
 //     type='unavailable': the entry is removed, unavailable synthesized.
 //   - confirm='1' (no payload): the contact's server answered a refresh probe
-//     unchanged; the entries count as confirmed.
+//     unchanged; the resource's entry (every resource's, from a bare JID)
+//     counts as confirmed.
 //
 // Sync: the sender of a heartbeat sends the digest of its out table from one
 // of its domains (Config.Self) to one of the peer's (Config.Peer):

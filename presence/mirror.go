@@ -126,7 +126,13 @@ type contact struct {
 	res       map[string]*entry // by resource
 	refreshed time.Time         // in table: last refresh probe sent to the peer
 	probed    time.Time         // out table: last probe from the peer (a confirmation is owed)
+	confirmed map[string]bool   // out table: resources confirmed to the peer since probed
 }
+
+// probeAnswerWait is how long after a probe from the peer the local server's
+// answers count as answers to it: unchanged ones cross as a confirmation
+// only. Servers answer within milliseconds.
+const probeAnswerWait = time.Minute
 
 type table struct {
 	c map[string]*contact // by bare JID
@@ -421,7 +427,7 @@ func (m *Mirror) FromPeer(now time.Time, st Stanza) bool {
 		// A probe that reached the authoritative side: if the contact's
 		// presence comes back unchanged, a confirmation crosses instead.
 		if c := m.out.c[to.bare()]; c != nil {
-			c.probed = now
+			c.probed, c.confirmed = now, nil
 		}
 	case "unsubscribe", "error":
 		m.revoke(&m.out, to.bare(), from.bare())
@@ -501,8 +507,11 @@ func delayXML(from string, t time.Time) string {
 // localPresence takes broadcast presence from a local contact to a remote
 // bare JID: it is dropped as a duplicate, or joins a fan-out.
 func (m *Mirror) localPresence(from, to addr, typ, id string, n *node) bool {
-	if to.res != "" || to.local == "" || from.local == "" {
-		return false // directed presence, or to/from a domain: not mirrored
+	if to.local == "" || from.local == "" {
+		return false // to/from a domain: not mirrored
+	}
+	if to.res != "" {
+		return m.probeAnswer(from, to, typ, n)
 	}
 	if from.res == "" && typ == "" {
 		return false
@@ -525,12 +534,7 @@ func (m *Mirror) localPresence(from, to addr, typ, id string, n *node) bool {
 	if typ == "" && e != nil && e.payload == p && e.rcpt[rcpt] {
 		m.c.Duplicates++
 		e.confirmed = m.now
-		if c := m.out.c[from.bare()]; c != nil && !c.probed.IsZero() {
-			// The answer to a refresh probe from the peer: confirm it.
-			c.probed = time.Time{}
-			m.c.Confirms++
-			m.emit(ToLink, "presence", key, m.cfg.Peer, "", "", "<m xmlns='"+NS+"' confirm='1'/>")
-		}
+		m.confirmProbe(from)
 		return true
 	}
 	if typ == "" && e == nil && m.out.n >= m.cfg.MaxEntries {
@@ -543,6 +547,44 @@ func (m *Mirror) localPresence(from, to addr, typ, id string, n *node) bool {
 	}
 	m.c.Absorbed++
 	return true
+}
+
+// probeAnswer takes presence from a local contact to a remote full JID.
+// Directed presence passes through, except an unchanged answer to a probe
+// from the peer (a server answers a probe to the prober's full JID): when the
+// prober's bare JID already holds that payload, the answer is a duplicate and
+// only a confirmation crosses.
+func (m *Mirror) probeAnswer(from, to addr, typ string, n *node) bool {
+	if typ != "" || from.res == "" {
+		return false
+	}
+	c := m.out.c[from.bare()]
+	if c == nil || c.probed.IsZero() || m.now.Sub(c.probed) > probeAnswerWait {
+		return false
+	}
+	e := c.res[from.res]
+	if e == nil || !e.rcpt[to.bare()] || e.payload != payload(n) {
+		return false
+	}
+	m.c.Duplicates++
+	e.confirmed = m.now
+	m.confirmProbe(from)
+	return true
+}
+
+// confirmProbe sends a confirmation for contact resource from when the peer
+// probed its contact recently and that resource is not yet confirmed.
+func (m *Mirror) confirmProbe(from addr) {
+	c := m.out.c[from.bare()]
+	if c == nil || c.probed.IsZero() || m.now.Sub(c.probed) > probeAnswerWait || c.confirmed[from.res] {
+		return
+	}
+	if c.confirmed == nil {
+		c.confirmed = map[string]bool{}
+	}
+	c.confirmed[from.res] = true
+	m.c.Confirms++
+	m.emit(ToLink, "presence", from.full(), m.cfg.Peer, "", "", "<m xmlns='"+NS+"' confirm='1'/>")
 }
 
 func (m *Mirror) flushDue(now time.Time) {
@@ -835,6 +877,21 @@ func (m *Mirror) dropContact(bare, res string) {
 // removal crosses as an unavailable mirror stanza.
 func (m *Mirror) expire(now time.Time) {
 	limit := now.Add(-m.cfg.Timeout)
+	// Contacts without entries are kept only while their refresh or probe
+	// timestamps matter.
+	for _, t := range []*table{&m.in, &m.out} {
+		for b, c := range t.c {
+			if now.Sub(c.probed) > probeAnswerWait {
+				c.probed, c.confirmed = time.Time{}, nil
+			}
+			if now.Sub(c.refreshed) >= m.cfg.Refresh {
+				c.refreshed = time.Time{}
+			}
+			if len(c.res) == 0 && c.refreshed.IsZero() && c.probed.IsZero() {
+				delete(t.c, b)
+			}
+		}
+	}
 	for _, k := range m.in.keys() {
 		if e := m.in.get(k[0], k[1]); e != nil && e.confirmed.Before(limit) {
 			m.c.Expired++
