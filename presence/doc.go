@@ -91,8 +91,10 @@
 //   - no flag: a new payload. The recipient set in that domain becomes
 //     set − del + add, and each member gets the presence.
 //   - keep='1': the payload the receiver holds; only the add recipients get it.
-//   - type='unavailable': the set − del + add get unavailable; the entry is
-//     removed. From a bare JID: every resource of the contact is removed,
+//   - type='unavailable': the set − del + add get unavailable and leave the
+//     entry, which is removed when no recipient is left; del names those for
+//     whom the contact stays available (an unavailable sent to one revoked
+//     recipient). A resource's logout has no del: the entry goes. From a bare JID: every resource of the contact is removed,
 //     unavailable synthesized for each, and the add recipients get the bare
 //     unavailable.
 //   - reset='1' (sync repair): the entry is replaced by payload and add

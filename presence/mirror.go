@@ -640,10 +640,22 @@ func (m *Mirror) flush(k string) {
 		}
 		m.sendMirror(k, p.typ, p.id, p.payload, p.to, nil, nil, false)
 	case p.typ == "unavailable":
+		// The recipients of the unavailable leave the entry; the others
+		// (an unavailable after one subscription was revoked) keep it.
 		var old map[string]bool
 		if e := m.out.get(p.bare, p.res); e != nil {
 			old = e.rcpt
-			m.out.del(p.bare, p.res)
+			rest := map[string]bool{}
+			for r := range old {
+				if !p.to[r] {
+					rest[r] = true
+				}
+			}
+			if len(rest) == 0 {
+				m.out.del(p.bare, p.res)
+			} else {
+				e.rcpt = rest
+			}
 		}
 		add, del := diff(p.to, old)
 		m.sendMirror(k, p.typ, p.id, p.payload, add, del, p.to, false)
@@ -767,15 +779,12 @@ func (m *Mirror) applyMirror(from, to addr, typ, id string, n, mx *node) {
 		return
 	case typ == "unavailable":
 		targets := map[string]bool{}
-		if e := m.in.get(bare, res); e != nil {
+		e := m.in.get(bare, res)
+		if e != nil {
 			for r := range e.rcpt {
 				if domainOf(r) == d {
 					targets[r] = true
-					delete(e.rcpt, r)
 				}
-			}
-			if len(e.rcpt) == 0 {
-				m.in.del(bare, res)
 			}
 		}
 		for _, r := range del {
@@ -783,6 +792,14 @@ func (m *Mirror) applyMirror(from, to addr, typ, id string, n, mx *node) {
 		}
 		for _, r := range add {
 			targets[r] = true
+		}
+		if e != nil {
+			for r := range targets {
+				delete(e.rcpt, r)
+			}
+			if len(e.rcpt) == 0 {
+				m.in.del(bare, res)
+			}
 		}
 		for _, r := range sortedKeys(targets) {
 			deliver(from.full(), r, "unavailable", p)
