@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 
 	"github.com/isthmus-xmpp/isthmus/gateway/config"
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
@@ -70,10 +71,11 @@ func openSpool(cfg *config.Config, lc *link.Config) (io.Closer, error) {
 }
 
 // linkItem tells the link what a stanza is: its class (priority and drop
-// rule) and, for availability presence, the (from, to) it is about, so a
-// newer one replaces a queued older one.
+// rule), the pair of bare JIDs it is between (whose order the link keeps
+// across classes, RFC 6120 §10.1) and, for availability presence, the
+// (from, to) it is about, so a newer one replaces a queued older one.
 func linkItem(st s2s.Stanza) link.Item {
-	it := link.Item{Data: st.Raw}
+	it := link.Item{Data: st.Raw, Pair: bareJID(st.From) + "|" + bareJID(st.To)}
 	switch st.Name {
 	case "iq":
 		it.Class = link.ClassIQ
@@ -86,6 +88,17 @@ func linkItem(st s2s.Stanza) link.Item {
 		}
 	}
 	return it
+}
+
+// bareJID returns the bare part of a JID as sent (everything before the
+// first '/', RFC 7622 §3.1), lower-cased in ASCII. It only groups stanzas
+// for ordering, so folding more than PRECIS would costs nothing but a
+// little priority.
+func bareJID(j string) string {
+	if i := strings.IndexByte(j, '/'); i >= 0 {
+		j = j[:i]
+	}
+	return strings.ToLower(j)
 }
 
 // linkExpired bounces iqs and messages the link gave up on (link.max_age).

@@ -109,9 +109,21 @@
 // # Priorities and drops
 //
 // Items carry a Class: iq and message are sent before presence (a batch is
-// filled from the high queue first). A presence with a Coalesce key replaces
-// a queued, not yet framed presence with the same key, in place (counted in
-// Drops.Coalesced). When the held bytes would exceed MaxQueueBytes, queued
+// filled from the high queue first, and takes presence only once the high
+// queue is empty). A presence with a Coalesce key replaces a queued, not yet
+// framed presence with the same key, in place (counted in Drops.Coalesced).
+//
+// Priorities never reorder one pair of entities (RFC 6120 §10.1): items
+// carry a Pair key (the gateway uses "bare from|bare to"), and when a
+// high-class item is queued, the queued presence of its pair moves to the
+// high queue ahead of it, in order, and out of reach of coalescing, so a
+// later presence cannot replace it. Stanzas re-encoded in a new epoch go
+// ahead of everything queued in the order they were first sent; a restarted
+// gateway queues its spooled items in acceptance order by the same rules. A
+// presence replaces an older one in place only when that is the only queued
+// presence of its pair; otherwise the older one is dropped and the newer one
+// queued at the end. So what a pair's receiver gets is always a subsequence
+// of what its sender handed over (presence coalescing being the only gaps). When the held bytes would exceed MaxQueueBytes, queued
 // presence is dropped oldest first; if that is not enough, Send returns
 // ErrQueueFull and the gateway bounces the stanza. Queued items past their
 // Expires (MaxAge, default 24h) are removed: iqs and messages are handed to

@@ -35,6 +35,12 @@ type Item struct {
 	// uses "from|to"): a newer queued item with the same key replaces an
 	// older one that has not been framed yet, in its place in the queue.
 	Coalesce string
+	// Pair names the two entities a stanza is between (the gateway uses
+	// "bare from|bare to"). Stanzas with the same Pair are delivered in the
+	// order they were handed to the link, whatever their Class: a
+	// high-class item takes the queued low-class items of its pair ahead of
+	// it (RFC 6120 §10.1). Empty: no ordering constraint with other items.
+	Pair string
 	// Expires is when an iq or message that has not reached the peer is
 	// given up and handed back through Config.Expired (zero: MaxAge after
 	// it was accepted).
@@ -53,4 +59,5 @@ const (
 type entry struct {
 	id uint64
 	Item
+	inLo bool // in Session.lo (counted in Session.loPairs)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/compress"
@@ -116,8 +117,9 @@ type Session struct {
 	// send side
 	enc        *compress.Encoder
 	epoch      uint32
-	hi, lo     []*entry          // queued, not yet in a frame: iq/message, presence
-	coalesce   map[string]*entry // queued presence by Coalesce key
+	hi, lo     []*entry          // queued, not yet in a frame: iq/message (and promoted presence), presence
+	coalesce   map[string]*entry // queued presence in lo by Coalesce key
+	loPairs    map[string]int    // entries in lo by Pair
 	queueBytes int               // bytes in hi and lo
 	firstQueue time.Time         // when the oldest queued stanza was queued
 	nextExpiry time.Time         // earliest Expires in the queues (zero: none)
@@ -168,7 +170,7 @@ func NewSession(cfg SessionConfig, newID func() uint32) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec, coalesce: map[string]*entry{}}
+	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec, coalesce: map[string]*entry{}, loPairs: map[string]int{}}
 	s.epoch = s.nextEpoch()
 	return s, nil
 }
@@ -192,7 +194,9 @@ type Stored struct {
 
 // Restore loads durable state into a new session, before its first
 // connection. Items in Frames are sent again (re-encoded in a new epoch
-// unless the peer acknowledges them in its HELLO), ahead of the others.
+// unless the peer acknowledges them in its HELLO), ahead of the others; the
+// others are queued in spool (acceptance) order by the rules of Enqueue, so
+// each pair keeps its order.
 func (s *Session) Restore(r Restored, now time.Time) {
 	byID := make(map[uint64]Item, len(r.Items))
 	for _, it := range r.Items {
@@ -206,7 +210,7 @@ func (s *Session) Restore(r Restored, now time.Time) {
 			var f sentFrame
 			for _, id := range ids {
 				if it, ok := byID[id]; ok {
-					f.entries = append(f.entries, entry{id, it})
+					f.entries = append(f.entries, entry{id: id, Item: it})
 					s.held += len(it.Data)
 					delete(byID, id)
 				}
@@ -216,7 +220,7 @@ func (s *Session) Restore(r Restored, now time.Time) {
 	}
 	for _, it := range r.Items {
 		if _, ok := byID[it.ID]; ok {
-			s.push(now, &entry{it.ID, it.Item})
+			s.push(now, &entry{id: it.ID, Item: it.Item})
 		}
 	}
 	if r.PeerEpoch != 0 {
@@ -247,7 +251,8 @@ func (s *Session) Queued() (waiting, unacked int) {
 }
 
 // WaitingByPriority returns the stanzas waiting for a frame per priority:
-// iq and message (high), presence (low).
+// iq and message (high), presence (low). Presence taken ahead of a
+// high-class item of its pair, or re-encoded in a new epoch, counts as high.
 func (s *Session) WaitingByPriority() (high, low int) { return len(s.hi), len(s.lo) }
 
 // HeldBytes returns the stanza bytes queued and unacknowledged.
@@ -283,9 +288,15 @@ func (s *Session) rttSample(r time.Duration) {
 func (s *Session) CollectExpired() { s.handback = true }
 
 // Enqueue adds a stanza with spool id id to the send queue. A presence with
-// a Coalesce key replaces a queued one with the same key. When the queue is
-// full, queued presence is dropped oldest first to make room; if that is not
-// enough, ErrQueueFull. An Item without Expires gets now+MaxAge.
+// a Coalesce key replaces a queued one with the same key: in its place when
+// it is the only queued presence of its Pair, else by dropping it and
+// queueing the new one at the end (so no presence of the pair is passed).
+// A high-class item
+// with a Pair takes every queued presence of that pair into the high queue,
+// ahead of itself and out of reach of coalescing, so that the pair's order
+// holds. When the queue is full, queued presence is dropped oldest first to
+// make room; if that is not enough, ErrQueueFull. An Item without Expires
+// gets now+MaxAge.
 func (s *Session) Enqueue(now time.Time, id uint64, it Item) error {
 	if it.Expires.IsZero() {
 		it.Expires = now.Add(s.cfg.MaxAge)
@@ -293,7 +304,14 @@ func (s *Session) Enqueue(now time.Time, id uint64, it Item) error {
 	if it.Class.low() && it.Coalesce != "" {
 		if old := s.coalesce[it.Coalesce]; old != nil {
 			d := len(it.Data) - len(old.Data)
-			if s.held+d <= s.cfg.MaxQueueBytes || d <= 0 {
+			if old.Pair != it.Pair || (it.Pair != "" && s.loPairs[it.Pair] > 1) {
+				// Other presence of the pair is queued (perhaps after the
+				// old one): replacing in place could pass it. The old one
+				// goes; the new one joins the end of the queue below.
+				s.removeLo(old)
+				s.op(Op{Kind: OpDrop, IDs: []uint64{old.id}})
+				s.Drops.Coalesced++
+			} else if s.held+d <= s.cfg.MaxQueueBytes || d <= 0 {
 				s.op(Op{Kind: OpDrop, IDs: []uint64{old.id}})
 				s.Drops.Coalesced++
 				old.id, old.Item = id, it
@@ -319,7 +337,7 @@ func (s *Session) Enqueue(now time.Time, id uint64, it Item) error {
 		s.Drops.Refused++
 		return ErrQueueFull
 	}
-	s.push(now, &entry{id, it})
+	s.push(now, &entry{id: id, Item: it})
 	return nil
 }
 
@@ -355,10 +373,15 @@ func (s *Session) push(now time.Time, e *entry) {
 	}
 	if e.Class.low() {
 		s.lo = append(s.lo, e)
+		e.inLo = true
+		s.countLo(e.Pair, 1)
 		if e.Coalesce != "" {
 			s.coalesce[e.Coalesce] = e
 		}
 	} else {
+		if e.Pair != "" && s.loPairs[e.Pair] > 0 {
+			s.promote(e.Pair)
+		}
 		s.hi = append(s.hi, e)
 	}
 	s.queueBytes += len(e.Data)
@@ -366,10 +389,54 @@ func (s *Session) push(now time.Time, e *entry) {
 	s.noteExpiry(e.Expires)
 }
 
+// countLo adds d to the entries of pair in lo.
+func (s *Session) countLo(pair string, d int) {
+	if pair == "" {
+		return
+	}
+	if n := s.loPairs[pair] + d; n > 0 {
+		s.loPairs[pair] = n
+	} else {
+		delete(s.loPairs, pair)
+	}
+}
+
+// promote moves the entries of pair from lo to the end of hi, in order: a
+// high-class item of the pair is about to be queued behind them.
+func (s *Session) promote(pair string) {
+	out := s.lo[:0]
+	for _, e := range s.lo {
+		if e.Pair != pair {
+			out = append(out, e)
+			continue
+		}
+		e.inLo = false
+		if e.Coalesce != "" && s.coalesce[e.Coalesce] == e {
+			delete(s.coalesce, e.Coalesce)
+		}
+		s.hi = append(s.hi, e)
+	}
+	clear(s.lo[len(out):])
+	s.lo = out
+	delete(s.loPairs, pair)
+}
+
+// removeLo takes e out of lo.
+func (s *Session) removeLo(e *entry) {
+	if i := slices.Index(s.lo, e); i >= 0 {
+		s.unqueue(e)
+		s.lo = slices.Delete(s.lo, i, i+1)
+	}
+}
+
 // unqueue accounts for e leaving a queue (the caller removes it).
 func (s *Session) unqueue(e *entry) {
 	s.queueBytes -= len(e.Data)
 	s.held -= len(e.Data)
+	if e.inLo {
+		e.inLo = false
+		s.countLo(e.Pair, -1)
+	}
 	if e.Coalesce != "" && s.coalesce[e.Coalesce] == e {
 		delete(s.coalesce, e.Coalesce)
 	}
@@ -545,7 +612,8 @@ func (s *Session) onHello(now time.Time, h Hello) {
 		return // nothing sent in this epoch yet: the peer starts it with us
 	}
 	// The peer lost our stream (or we lost our encoder): new epoch,
-	// re-encode what it never acked, ahead of the queue.
+	// re-encode what it never acked, ahead of the queue and in the order it
+	// was sent, whatever its class (a pair's later stanzas may be queued).
 	var again []*entry
 	for _, f := range s.unacked {
 		for i := range f.entries {
@@ -562,19 +630,12 @@ func (s *Session) onHello(now time.Time, h Hello) {
 	s.encLost = false
 	s.enc.Reset()
 	if len(again) > 0 {
-		var hi, lo []*entry
 		for _, e := range again {
-			if e.Class.low() {
-				lo = append(lo, e)
-			} else {
-				hi = append(hi, e)
-			}
 			s.queueBytes += len(e.Data)
 			s.held += len(e.Data)
 			s.noteExpiry(e.Expires)
 		}
-		s.hi = append(hi, s.hi...)
-		s.lo = append(lo, s.lo...)
+		s.hi = append(again, s.hi...)
 		s.firstQueue = time.Time{} // re-encoded stanzas go at once
 	}
 	s.expire(now)
@@ -668,7 +729,9 @@ func (s *Session) Poll(now time.Time) []byte {
 }
 
 // batch encodes one DATA frame from the queues: iq and message first, then
-// presence, up to MaxBatchBytes (at least one stanza).
+// presence, up to MaxBatchBytes (at least one stanza). Presence joins the
+// frame only when the high queue is empty: a presence may have been queued
+// after a high-class item of its pair that did not fit.
 func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 	var ents []entry
 	size := 0
@@ -685,7 +748,9 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 		return q[n:]
 	}
 	s.hi = take(s.hi)
-	s.lo = take(s.lo)
+	if len(s.hi) == 0 {
+		s.lo = take(s.lo)
+	}
 	if len(ents) == 0 {
 		return out, false
 	}

@@ -7,14 +7,17 @@
 // the wire; Open replays the journal into the state a new session resumes
 // from (link.Restored).
 //
-// # File format (version 1)
+// # File format (version 1; 'J' added later, 'I' still read)
 //
 //	header  "ISTHSPL1"
 //	record  kind 1 byte | length uvarint | payload | CRC-32C of kind+payload, 4 bytes big-endian
 //
 //	kind  payload
-//	'I'   item:  id uvarint | class 1 byte | expires unix ns varint (0: none) |
-//	             coalesce length uvarint | coalesce | data (the rest)
+//	'J'   item:  id uvarint | class 1 byte | expires unix ns varint (0: none) |
+//	             coalesce length uvarint | coalesce | pair length uvarint | pair |
+//	             data (the rest)
+//	'I'   item as 'J' without pair length and pair (written before pairs
+//	             existed; read as an item with no pair)
 //	'F'   frame: epoch uvarint | seq uvarint | ids uvarint… (DATA frame seq of epoch carries them)
 //	'A'   ack:   epoch uvarint | n uvarint (frames 1..n of epoch acknowledged: their items leave)
 //	'D'   drop:  ids uvarint… (removed unsent: coalesced, dropped presence, expired)

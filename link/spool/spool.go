@@ -170,28 +170,10 @@ func readUvarints(p []byte) ([]uint64, error) {
 // apply updates the live state from one record.
 func (s *Spool) apply(kind byte, p []byte) error {
 	switch kind {
-	case 'I':
-		id, n := binary.Uvarint(p)
-		if n <= 0 || len(p) < n+1 {
-			return errors.New("bad item")
-		}
-		p = p[n:]
-		cls := link.Class(p[0])
-		p = p[1:]
-		exp, n := binary.Varint(p)
-		if n <= 0 {
-			return errors.New("bad item expiry")
-		}
-		p = p[n:]
-		cl, n := binary.Uvarint(p)
-		if n <= 0 || uint64(len(p)-n) < cl {
-			return errors.New("bad item key")
-		}
-		key := string(p[n : n+int(cl)])
-		data := bytes.Clone(p[n+int(cl):])
-		it := link.Stored{ID: id, Item: link.Item{Data: data, Class: cls, Coalesce: key}}
-		if exp != 0 {
-			it.Expires = time.Unix(0, exp)
+	case 'I', 'J':
+		it, err := parseItem(p, kind == 'J')
+		if err != nil {
+			return err
 		}
 		s.putItem(it)
 	case 'F':
@@ -222,6 +204,63 @@ func (s *Spool) apply(kind byte, p []byte) error {
 		return fmt.Errorf("unknown record kind %q", kind)
 	}
 	return nil
+}
+
+// appendItem appends the payload of a 'J' record.
+func appendItem(p []byte, it link.Stored) []byte {
+	p = binary.AppendUvarint(p, it.ID)
+	p = append(p, byte(it.Class))
+	var exp int64
+	if !it.Expires.IsZero() {
+		exp = it.Expires.UnixNano()
+	}
+	p = binary.AppendVarint(p, exp)
+	p = binary.AppendUvarint(p, uint64(len(it.Coalesce)))
+	p = append(p, it.Coalesce...)
+	p = binary.AppendUvarint(p, uint64(len(it.Pair)))
+	p = append(p, it.Pair...)
+	return append(p, it.Data...)
+}
+
+// parseItem reads the payload of an 'I' record, or of a 'J' record (which
+// adds the pair).
+func parseItem(p []byte, withPair bool) (link.Stored, error) {
+	var it link.Stored
+	id, n := binary.Uvarint(p)
+	if n <= 0 || len(p) < n+1 {
+		return it, errors.New("bad item")
+	}
+	p = p[n:]
+	it.ID, it.Class = id, link.Class(p[0])
+	p = p[1:]
+	exp, n := binary.Varint(p)
+	if n <= 0 {
+		return it, errors.New("bad item expiry")
+	}
+	p = p[n:]
+	if exp != 0 {
+		it.Expires = time.Unix(0, exp)
+	}
+	str := func(what string) (string, error) {
+		l, n := binary.Uvarint(p)
+		if n <= 0 || uint64(len(p)-n) < l {
+			return "", fmt.Errorf("bad item %s", what)
+		}
+		v := string(p[n : n+int(l)])
+		p = p[n+int(l):]
+		return v, nil
+	}
+	var err error
+	if it.Coalesce, err = str("key"); err != nil {
+		return it, err
+	}
+	if withPair {
+		if it.Pair, err = str("pair"); err != nil {
+			return it, err
+		}
+	}
+	it.Data = bytes.Clone(p)
+	return it, nil
 }
 
 func (s *Spool) putItem(it link.Stored) {
@@ -294,18 +333,9 @@ func (s *Spool) Len() (int, int64) { return len(s.items), s.live }
 func (s *Spool) Add(it link.Item) (uint64, error) {
 	id := s.nextID
 	st := link.Stored{ID: id, Item: it}
-	p := binary.AppendUvarint(s.buf[:0], id)
-	p = append(p, byte(it.Class))
-	var exp int64
-	if !it.Expires.IsZero() {
-		exp = it.Expires.UnixNano()
-	}
-	p = binary.AppendVarint(p, exp)
-	p = binary.AppendUvarint(p, uint64(len(it.Coalesce)))
-	p = append(p, it.Coalesce...)
-	p = append(p, it.Data...)
+	p := appendItem(s.buf[:0], st)
 	s.buf = p
-	if err := s.write('I', p); err != nil {
+	if err := s.write('J', p); err != nil {
 		return 0, err
 	}
 	s.putItem(st)
@@ -408,17 +438,7 @@ func (s *Spool) compact() error {
 	b = append(b, header...)
 	r := s.Restored()
 	for _, it := range r.Items {
-		p := binary.AppendUvarint(nil, it.ID)
-		p = append(p, byte(it.Class))
-		var exp int64
-		if !it.Expires.IsZero() {
-			exp = it.Expires.UnixNano()
-		}
-		p = binary.AppendVarint(p, exp)
-		p = binary.AppendUvarint(p, uint64(len(it.Coalesce)))
-		p = append(p, it.Coalesce...)
-		p = append(p, it.Data...)
-		b = appendRecord(b, 'I', p)
+		b = appendRecord(b, 'J', appendItem(nil, it))
 	}
 	if s.epoch != 0 {
 		for i, ids := range r.Frames {

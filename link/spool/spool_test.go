@@ -256,3 +256,40 @@ func TestCompaction(t *testing.T) {
 	}
 	sp.Close()
 }
+
+// TestRestartKeepsPairOrder: a presence queued before a high-class stanza of
+// the same pair still goes first after a restart (the pair is in the spool),
+// while another pair's message keeps its priority.
+func TestRestartKeepsPairOrder(t *testing.T) {
+	a, b := newSide(t, 100), newSide(t, 200)
+	now := t0
+	connect(now, a, b)
+	exchange(now, a, b)
+	send := func(data string, cls link.Class, key, pair string) {
+		it := link.Item{Data: []byte(data), Class: cls, Coalesce: key, Pair: pair}
+		id, err := a.sp.Add(it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.s.Enqueue(now, id, it); err != nil {
+			t.Fatal(err)
+		}
+		a.flush()
+	}
+	send("<presence n='o'/>", link.ClassPresence, "c/r|d", "c|d")
+	send("<presence type='unavailable' n='u'/>", link.ClassPresence, "bob|alice", "bob|alice")
+	send("<presence type='subscribed' n='s'/>", link.ClassMessage, "", "bob|alice")
+	send("<presence n='p'/>", link.ClassPresence, "bob/r|alice", "bob|alice")
+	send("<message n='m'/>", link.ClassMessage, "", "e|f")
+	want := []string{"<presence type='unavailable' n='u'/>", "<presence type='subscribed' n='s'/>", "<message n='m'/>",
+		"<presence n='o'/>", "<presence n='p'/>"}
+	if err := a.sp.compact(); err != nil { // the pair survives compaction too
+		t.Fatal(err)
+	}
+	a.restart()
+	connect(now, a, b)
+	got, _ := exchange(now.Add(time.Second), a, b)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
