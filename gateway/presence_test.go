@@ -1,0 +1,184 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
+)
+
+// TestPresenceMirrorSurvivesRestart is issue 7, item 2, at the gateway: the
+// mirror is written to its state file when the gateway stops and restored
+// when it starts again, so that a local user's probe is answered from it at
+// once, even with the peer gone (with a <delay/> stamp, since the link is
+// down).
+func TestPresenceMirrorSurvivesRestart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+
+	a := newServer(t, "a.test", "")
+	b := newServer(t, "b.test", "")
+	pc, err := NewPairConfig(map[string]string{"a.test": a.ln.Addr().String()}, map[string]string{"b.test": b.ln.Addr().String()}, "0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.A.Link.BatchWindow.Duration = 10 * time.Millisecond
+	pc.B.Link.BatchWindow.Duration = 10 * time.Millisecond
+	pc.A.StateDir = t.TempDir()
+	pc.A.Presence.StateFile = "presence.json"
+
+	// First life of gateway a, with b, behind a switchable S2S address so
+	// that server a reaches the second life at the same address.
+	gwAddr := newForward(t)
+	lnB, _ := net.Listen("tcp", "127.0.0.1:0")
+	gb, err := New(pc.B, Options{Logger: quiet, PrivateKey: pc.KeyB, LinkListener: lnB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialB := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", lnB.Addr().String())
+	}
+	ga, err := New(pc.A, Options{Logger: quiet, PrivateKey: pc.KeyA, LinkDial: dialB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx1, stop1 := context.WithCancel(ctx)
+	var wg1 sync.WaitGroup
+	wg1.Add(2)
+	go func() { defer wg1.Done(); ga.Run(ctx1) }()
+	go func() { defer wg1.Done(); gb.Run(ctx1) }()
+	gwAddr.set(ga.S2SAddr().String())
+	a.start(ctx, t, gwAddr.addr(), "secret-of-a.test-0123", &wg)
+	b.start(ctx, t, gb.S2SAddr().String(), "secret-of-b.test-0123", &wg)
+
+	pres := func(raw string) s2s.Stanza {
+		st, err := s2s.ParseStanza([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	b.pool.Send(pres("<presence from='carol@b.test/phone' to='ann@a.test'><show>away</show></presence>"))
+	waitFor(t, "carol's presence at a.test", 10*time.Second, func() bool {
+		return len(a.received()) == 1
+	})
+	stop1()
+	wg1.Wait()
+	if _, err := os.Stat(filepath.Join(pc.A.StateDir, "presence.json")); err != nil {
+		t.Fatalf("no state file after stop: %v", err)
+	}
+
+	// Second life of gateway a: the peer is gone for good.
+	pc.A.S2S.Listen = "127.0.0.1:0"
+	ga2, err := New(pc.A, Options{Logger: quiet, PrivateKey: pc.KeyA, LinkDial: func(ctx context.Context) (net.Conn, error) {
+		return nil, net.ErrClosed
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, in, ok := ga2.PresenceCounters(); !ok || in != 1 {
+		t.Fatalf("restored mirror: in=%d ok=%v, want 1 entry", in, ok)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); ga2.Run(ctx) }()
+	gwAddr.set(ga2.S2SAddr().String())
+
+	a.pool.Send(pres("<presence from='ann@a.test/r' to='carol@b.test' type='probe'/>"))
+	waitFor(t, "the answer from the restored mirror", 10*time.Second, func() bool {
+		return len(a.received()) == 2
+	})
+	got := a.received()[1]
+	raw := string(got.Raw)
+	if got.From != "carol@b.test/phone" || got.To != "ann@a.test/r" || !strings.Contains(raw, "<show>away</show>") || !strings.Contains(raw, "urn:xmpp:delay") {
+		t.Errorf("answer from the restored mirror: %s", raw)
+	}
+	if c, _, _, _ := ga2.PresenceCounters(); c.ProbesAnswered != 1 {
+		t.Errorf("probes answered: %d, want 1", c.ProbesAnswered)
+	}
+}
+
+// forward is a TCP forwarder to a target that can change; changing it
+// closes the connections forwarded so far.
+type forward struct {
+	ln net.Listener
+
+	mu     sync.Mutex // guards the following fields
+	target string
+	conns  []net.Conn
+}
+
+func newForward(t *testing.T) *forward {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &forward{ln: ln}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			target := f.target
+			f.mu.Unlock()
+			d, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			f.mu.Lock()
+			f.conns = append(f.conns, c, d)
+			f.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); pipe(d, c) }()
+			go func() { defer wg.Done(); pipe(c, d) }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		f.set("")
+		wg.Wait()
+	})
+	return f
+}
+
+func pipe(dst, src net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	dst.Close()
+	src.Close()
+}
+
+func (f *forward) addr() string { return f.ln.Addr().String() }
+
+func (f *forward) set(target string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.target = target
+	for _, c := range f.conns {
+		c.Close()
+	}
+	f.conns = nil
+}
