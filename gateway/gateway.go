@@ -323,8 +323,11 @@ func (g *Gateway) fromLocal(st s2s.Stanza) {
 
 // toLink sends a stanza to the peer, or bounces it to its local sender when
 // the link queue is full.
-func (g *Gateway) toLink(st s2s.Stanza) {
-	if err := g.link.Send(linkItem(st)); err != nil {
+func (g *Gateway) toLink(st s2s.Stanza) { g.toLinkItem(st, linkItem(st)) }
+
+// toLinkItem is toLink with the link item made by the caller.
+func (g *Gateway) toLinkItem(st s2s.Stanza, it link.Item) {
+	if err := g.link.Send(it); err != nil {
 		g.c.drop("link-queue-full")
 		g.log.Warn("gateway: link queue full: bouncing", "from", st.From, "to", st.To)
 		if reply, ok := s2s.ErrorReply(st, s2s.CondResourceConstraint); ok {

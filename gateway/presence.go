@@ -97,7 +97,13 @@ func (e *mirrorEdge) perform() {
 	for _, a := range e.m.Actions() {
 		st := s2s.Stanza{Name: a.Stanza.Name, From: a.Stanza.From, To: a.Stanza.To, Type: a.Stanza.Type, ID: a.Stanza.ID, Raw: a.Stanza.Raw}
 		if a.Dest == presence.ToLink {
-			e.g.toLink(st)
+			// Mirror stanzas change a recipient set (add, del, keep):
+			// a newer one does not make a queued older one obsolete, so
+			// the link must not coalesce them. The mirror has already
+			// dropped duplicates and merged each fan-out.
+			it := linkItem(st)
+			it.Coalesce = ""
+			e.g.toLinkItem(st, it)
 		} else {
 			e.g.toLocal(st)
 		}

@@ -182,3 +182,85 @@ func (f *forward) set(target string) {
 	}
 	f.conns = nil
 }
+
+// TestMirrorStanzasNotCoalesced: mirror stanzas are changes to a recipient
+// set, not a contact's whole state, so the link must not let a newer one
+// for the same contact replace a queued older one. Two fan-outs of one
+// contact wait while the link is down; both must reach their recipients.
+func TestMirrorStanzasNotCoalesced(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+
+	a := newServer(t, "a.test", "")
+	b := newServer(t, "b.test", "")
+	pc, err := NewPairConfig(map[string]string{"a.test": a.ln.Addr().String()}, map[string]string{"b.test": b.ln.Addr().String()}, "0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.A.Link.BatchWindow.Duration = 10 * time.Millisecond
+	pc.B.Link.BatchWindow.Duration = 10 * time.Millisecond
+	pc.A.Link.ReconnectMin.Duration = 50 * time.Millisecond
+	pc.A.Link.ReconnectMax.Duration = 100 * time.Millisecond
+	lnB, _ := net.Listen("tcp", "127.0.0.1:0")
+	var mu sync.Mutex
+	linkUp := false
+	ga, err := New(pc.A, Options{Logger: quiet, PrivateKey: pc.KeyA, LinkDial: func(ctx context.Context) (net.Conn, error) {
+		mu.Lock()
+		up := linkUp
+		mu.Unlock()
+		if !up {
+			return nil, net.ErrClosed
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", lnB.Addr().String())
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, err := New(pc.B, Options{Logger: quiet, PrivateKey: pc.KeyB, LinkListener: lnB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); ga.Run(ctx) }()
+	go func() { defer wg.Done(); gb.Run(ctx) }()
+	a.start(ctx, t, ga.S2SAddr().String(), "secret-of-a.test-0123", &wg)
+	b.start(ctx, t, gb.S2SAddr().String(), "secret-of-b.test-0123", &wg)
+
+	fanouts := func() uint64 {
+		c, _, _, _ := ga.PresenceCounters()
+		return c.FanoutSent
+	}
+	for i, to := range []string{"ann@b.test", "dan@b.test"} {
+		st, err := s2s.ParseStanza([]byte("<presence from='carol@a.test/phone' to='" + to + "'><show>away</show></presence>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.pool.Send(st)
+		waitFor(t, "fan-out "+to, 10*time.Second, func() bool { return fanouts() == uint64(i+1) })
+	}
+	if d := ga.link.Stats().Drops.Coalesced; d != 0 {
+		t.Errorf("%d mirror stanzas coalesced away in the link queue", d)
+	}
+	mu.Lock()
+	linkUp = true
+	mu.Unlock()
+	waitFor(t, "carol's presence at ann and dan", 10*time.Second, func() bool {
+		got := map[string]bool{}
+		for _, st := range b.received() {
+			if st.From == "carol@a.test/phone" && st.Type == "" {
+				got[st.To] = true
+			}
+		}
+		return got["ann@b.test"] && got["dan@b.test"]
+	})
+	if _, _, in, _ := gb.PresenceCounters(); in != 1 {
+		t.Errorf("b's mirror holds %d entries, want 1", in)
+	}
+	// Delivered by the fan-outs themselves, not repaired by the digest
+	// exchange at link-up.
+	if c, _, _, _ := ga.PresenceCounters(); c.SyncRepaired != 0 {
+		t.Errorf("%d entries repaired after link-up", c.SyncRepaired)
+	}
+}
