@@ -23,6 +23,12 @@ func (s *sink) deliver(b [][]byte) {
 	}
 }
 
+func (s *sink) snapshot() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
 func (s *sink) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

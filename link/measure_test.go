@@ -24,7 +24,7 @@ type emuPair struct {
 	connectsAt time.Time
 }
 
-func newEmuPair(t *testing.T, transport, profile string, keepalive time.Duration) *emuPair {
+func newEmuPair(t *testing.T, transport, profile string, keepalive time.Duration, opts ...func(*Config)) *emuPair {
 	prof, err := emu.ParseProfile(profile)
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +37,9 @@ func newEmuPair(t *testing.T, transport, profile string, keepalive time.Duration
 	ca.ReconnectMin, ca.ReconnectMax = 100*time.Millisecond, time.Second
 	for _, c := range []*Config{&ca, &cb} {
 		c.Session.Keepalive = keepalive
+		for _, o := range opts {
+			o(c)
+		}
 	}
 	if transport == TransportQUIC {
 		pa, pb := p.el.PacketPipe()
