@@ -39,7 +39,8 @@ func quicEstimate(n int) uint64 {
 // initial packet, no path MTU discovery, and an address-validation token
 // store so a reconnect skips the server's amplification limit. quic-go has
 // no option to seed the RTT of a first connection; resumed connections start
-// from the RTT stored in the session ticket.
+// from the RTT stored in the session ticket. Datagrams are paced to the link
+// rate below quic-go (countPacketConn.WriteTo).
 func (l *Link) QUICConfig() *quic.Config {
 	return &quic.Config{
 		HandshakeIdleTimeout:    l.cfg.HandshakeTimeout,
@@ -177,13 +178,35 @@ func (l *Link) resetKey() *quic.StatelessResetKey {
 	return &k
 }
 
-// countPacketConn counts the datagrams QUIC sends and receives.
+// countPacketConn counts the datagrams QUIC sends and receives, and paces
+// the ones it sends to the link rate (see WriteTo).
 type countPacketConn struct {
 	net.PacketConn
 	l *Link
+
+	mu   sync.Mutex // guards next
+	next time.Time  // when the link has room for the next datagram
 }
 
+// WriteTo sends one datagram, first waiting until the previous ones have
+// left at the link rate (Link.SetRate; UDP/IP header included). quic-go
+// paces by its own congestion window, which knows nothing of a 9600 bit/s
+// modem: its 1200-byte Initials and probe bursts would overflow the modem's
+// queue, and with the losses and a queue of seconds it never got an RTT
+// sample and kept probing at its 200 ms default for ever (1 KB/s on an idle
+// vhf-9600 link). Waiting here keeps the queue in the gateway, where quic-go
+// waits for it, instead of in the modem, where it is lost.
 func (c *countPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if rate := c.l.rate.Load(); rate > 0 {
+		c.mu.Lock()
+		now := time.Now()
+		start := maxTime(now, c.next)
+		c.next = start.Add(time.Duration(float64((len(p)+UDPHeaderBytes)*8) / float64(rate) * float64(time.Second)))
+		c.mu.Unlock()
+		if d := start.Sub(now); d > 0 {
+			time.Sleep(d)
+		}
+	}
 	n, err := c.PacketConn.WriteTo(p, addr)
 	if err == nil {
 		c.l.mu.Lock()
