@@ -149,7 +149,10 @@ func measure(t *testing.T, tr, profile string) {
 	if resLink > 100 {
 		t.Errorf("resumption took %d link bytes, want ≤ 100", resLink)
 	}
-	if profile == "bgan-64k" && idle > 2048 { // the target: default settings on bgan-64k
+	// The target is for default settings on bgan-64k; vhf-9600 is held to
+	// it too, so that QUIC's endless probing there (before datagrams were
+	// paced) cannot come back unnoticed.
+	if idle > 2048 {
 		t.Errorf("idle link cost %d bytes/hour, want ≤ 2048", idle)
 	}
 	if p.atB.len() != 20 {
