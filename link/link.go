@@ -111,6 +111,10 @@ type Stats struct {
 	TLSResumes            uint64        // connections whose TLS (or QUIC) handshake resumed a session ticket
 	WaitingHigh           int           // of Waiting: iq and message
 	WaitingLow            int           // of Waiting: presence
+	// HelloWait is, for the latest connection, the time from the end of the
+	// transport handshake to the peer's HELLO: the session's own part of a
+	// (re)connection (one round trip for the dialling side).
+	HelloWait time.Duration
 }
 
 // Link runs the session with the peer over successive connections.
@@ -130,6 +134,8 @@ type Link struct {
 	hsFails    uint64
 	activeEnd  func()        // cancels the connection being served
 	activeWG   chan struct{} // closed when it has finished
+	upAt       time.Time     // when the current connection's transport handshake ended
+	helloWait  time.Duration // see Stats.HelloWait
 }
 
 // New returns a link; Run starts it.
@@ -307,6 +313,7 @@ func (l *Link) Stats() Stats {
 		Out: l.sess.Out, In: l.sess.In,
 		WireOut: l.wireOut, WireIn: l.wireIn, HandshakeFailures: l.hsFails,
 		QueuedBytes: l.sess.HeldBytes(), Oldest: l.sess.Oldest(), RTT: l.sess.RTT(), SpoolBytes: spooled,
+		HelloWait: l.helloWait,
 	}
 }
 
@@ -454,7 +461,8 @@ func (l *Link) run(ctx context.Context, tc stream, wireOut func() uint64) error 
 		prevEnd, prevDone := l.activeEnd, l.activeWG
 		if prevEnd == nil {
 			l.activeEnd, l.activeWG = end, done
-			l.sess.Connected(time.Now())
+			l.upAt = time.Now()
+			l.sess.Connected(l.upAt)
 			l.connects++
 			l.mu.Unlock()
 			break
@@ -502,6 +510,7 @@ func (l *Link) readLoop(ctx context.Context, tc stream) error {
 		batch, err := l.sess.Receive(time.Now(), f)
 		l.applyOps() // the received count is on disk before the stanzas leave
 		if f.Type == FrameHello && err == nil {
+			l.helloWait = time.Since(l.upAt)
 			h, _ := ParseHello(f.Payload)
 			w, u := l.sess.Queued()
 			l.log.Info("link: peer hello", "peer_epoch", h.Epoch, "our_epoch_seen", h.PeerEpoch, "h", h.H, "decoder_lost", h.Flags&HelloDecoderLost != 0,
