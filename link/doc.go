@@ -85,14 +85,17 @@
 //	payload length bytes
 //
 //	type  name     payload
-//	0x01  HELLO    version (1 byte, =2) | flags (1 byte) | epoch uvarint | peerEpoch uvarint | h uvarint
+//	0x01  HELLO    version (1 byte, =3) | flags (1 byte) | epoch uvarint | peerEpoch uvarint | h uvarint
 //	0x02  DATA     ack uvarint | block (the rest)
-//	0x03  ACK      h uvarint
+//	0x03  ACK      ack uvarint
+//
+//	ack = h<<2 | (e & 3): h DATA frames of the peer's epoch e received
 //	0x04  ACKREQ   (empty) — answer with ACK now; used as keepalive
 //	0x05  EPOCH    epoch uvarint — the sender's new send epoch starts here
 //
 // All counters are uint32 and wrap modulo 2^32, as XEP-0198's h does.
-// Version history: 1, the first; 2 added the HELLO flags byte.
+// Version history: 1, the first; 2 added the HELLO flags byte; 3 tags acks
+// with the low two bits of the epoch they count.
 //
 // HELLO is the first frame each side sends on a new connection. epoch names
 // the sender's current send stream (a random nonzero number, changed whenever
@@ -120,7 +123,12 @@
 // rule above deliver each exactly once and in order. Each DATA frame carries
 // one block of the codec in package compress (one batch of stanzas) and a
 // piggy-backed cumulative ack: the number of DATA frames of the peer's current
-// epoch received so far. A standalone ACK goes out only when the ack has been
+// epoch received so far, tagged with that epoch's low two bits. A new epoch
+// always differs from the one before in those bits, and a side ignores acks
+// whose tag is not its current epoch's: when it starts a new epoch after the
+// HELLOs, the peer's acks sent before it read the EPOCH frame still count
+// the old epoch, and would otherwise acknowledge frames of the new one that
+// the peer never received. A standalone ACK goes out only when the ack has been
 // owed for AckDelay with no DATA to carry it, or at once after an ACKREQ.
 // When nothing has been received for Keepalive (default 15 min), a side
 // sends ACKREQ; if nothing at all arrives for DeadAfter (2×Keepalive+1m),

@@ -18,7 +18,7 @@ const (
 )
 
 // Version is the link protocol version carried in HELLO.
-const Version = 2
+const Version = 3
 
 // HELLO flags.
 const (
@@ -123,7 +123,23 @@ func ParseHello(p []byte) (Hello, error) {
 	return h, nil
 }
 
-// parseCounter decodes the leading uvarint counter of ACK and DATA payloads.
+// appendAck appends the ack field of ACK and DATA frames: h, the DATA
+// frames of the peer's epoch received, tagged with that epoch's low two
+// bits (see the package doc).
+func appendAck(b []byte, h, epoch uint32) []byte {
+	return binary.AppendUvarint(b, uint64(h)<<2|uint64(epoch&3))
+}
+
+// parseAck decodes the leading ack field of ACK and DATA payloads.
+func parseAck(p []byte, what string) (h uint32, tag uint32, rest []byte, err error) {
+	v, n := binary.Uvarint(p)
+	if n <= 0 || v>>2 > 0xffffffff {
+		return 0, 0, nil, fmt.Errorf("%w: bad %s counter", ErrProtocol, what)
+	}
+	return uint32(v >> 2), uint32(v & 3), p[n:], nil
+}
+
+// parseCounter decodes a leading uvarint counter.
 func parseCounter(p []byte, what string) (uint32, []byte, error) {
 	v, n := binary.Uvarint(p)
 	if n <= 0 || v > 0xffffffff {

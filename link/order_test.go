@@ -310,3 +310,48 @@ func TestRandomPairOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleAckAfterEpochChange: a restarted sender starts a new epoch after
+// the peer's HELLO, but the peer's acks sent before it read the EPOCH frame
+// still count frames of the old epoch. They must not acknowledge frames of
+// the new one: here such an ack arrives while the new epoch's first frame
+// is lost with the connection, and that frame's stanzas must still arrive.
+func TestStaleAckAfterEpochChange(t *testing.T) {
+	a, b := connectedPair(t, SessionConfig{})
+	now := t0.Add(time.Second)
+	a.Enqueue(now, 1, Item{Data: []byte("<x n='old'/>")})
+	now = now.Add(time.Second)
+	got, _ := exchange(t, now, a, b) // b has frame 1 of a's epoch; its ack is owed
+	if len(got) != 1 {
+		t.Fatalf("got %q", got)
+	}
+	// a is killed and restarts from its spool: frame 1 not acknowledged,
+	// and a newer stanza queued.
+	a2, err := NewSession(SessionConfig{}, counterIDs(500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2.Restore(Restored{Epoch: a.Epoch(), Acked: 0, Frames: [][]uint64{{1}},
+		Items: []Stored{{1, Item{Data: []byte("<x n='old'/>")}}, {2, Item{Data: []byte("<x n='new'/>")}}}}, now)
+	b.Disconnected()
+	a2.Connected(now)
+	b.Connected(now)
+	now = now.Add(2 * time.Second) // b's ack is due
+	ha, hb := a2.Poll(now), b.Poll(now)
+	deliver(t, now, b, ha)
+	deliver(t, now, a2, hb) // a2 acks frame 1 from the HELLO and starts a new epoch
+	fa, fb := a2.Poll(now), b.Poll(now)
+	if fa == nil || fb == nil {
+		t.Fatalf("a2 sent %x, b sent %x: want the new epoch's first frame and b's ack", fa, fb)
+	}
+	deliver(t, now, a2, fb) // b's ack, counting the old epoch
+	// fa (EPOCH, DATA) is lost with the connection.
+	a2.Disconnected()
+	b.Disconnected()
+	a2.Connected(now)
+	b.Connected(now)
+	got, _ = exchange(t, now.Add(time.Second), a2, b)
+	if g := tags(got); !slices.Equal(g, []string{"new"}) {
+		t.Fatalf("after the stale ack, b got %q, want [new]", g)
+	}
+}

@@ -156,6 +156,7 @@ type Session struct {
 	Out, In               Counters
 	Drops                 Drops
 	Resumes, EpochChanges uint64
+	StaleAcks             uint64 // acks counting our previous epoch, ignored
 }
 
 // NewSession returns a session with no connection. newID supplies epoch
@@ -229,9 +230,12 @@ func (s *Session) Restore(r Restored, now time.Time) {
 	}
 }
 
+// nextEpoch returns a new epoch number whose low two bits differ from the
+// current one's, so that acks still counting the current epoch can be told
+// from acks of the new one (see onTaggedAck).
 func (s *Session) nextEpoch() uint32 {
 	for {
-		if id := s.newID(); id != 0 && id != s.epoch {
+		if id := s.newID(); id != 0 && id&3 != s.epoch&3 {
 			return id
 		}
 	}
@@ -541,11 +545,11 @@ func (s *Session) Receive(now time.Time, f Frame) ([][]byte, error) {
 		s.onHello(now, h)
 		return nil, nil
 	case FrameAck:
-		a, rest, err := parseCounter(f.Payload, "ACK")
+		a, tag, rest, err := parseAck(f.Payload, "ACK")
 		if err != nil || len(rest) != 0 {
 			return nil, fmt.Errorf("%w: bad ACK", ErrProtocol)
 		}
-		return nil, s.onAck(a)
+		return nil, s.onTaggedAck(a, tag)
 	case FrameAckReq:
 		s.ackNow = true
 		return nil, nil
@@ -557,11 +561,11 @@ func (s *Session) Receive(now time.Time, f Frame) ([][]byte, error) {
 		s.newPeerEpoch(e)
 		return nil, nil
 	case FrameData:
-		a, block, err := parseCounter(f.Payload, "DATA ack")
+		a, tag, block, err := parseAck(f.Payload, "DATA ack")
 		if err != nil {
 			return nil, err
 		}
-		if err := s.onAck(a); err != nil {
+		if err := s.onTaggedAck(a, tag); err != nil {
 			return nil, err
 		}
 		if s.decLost {
@@ -647,6 +651,17 @@ func (s *Session) ackable(a uint32) bool {
 	return a-s.acked <= uint32(len(s.unacked))
 }
 
+// onTaggedAck handles an ack field: one counting an epoch other than our
+// current one (tag: its low two bits) was sent before the peer read our
+// EPOCH frame and is ignored (StaleAcks).
+func (s *Session) onTaggedAck(a, tag uint32) error {
+	if tag != s.epoch&3 {
+		s.StaleAcks++
+		return nil
+	}
+	return s.onAck(a)
+}
+
 func (s *Session) onAck(a uint32) error {
 	if !s.ackable(a) {
 		return fmt.Errorf("%w: ack %d outside %d..%d", ErrProtocol, a, s.acked, s.acked+uint32(len(s.unacked)))
@@ -715,7 +730,7 @@ func (s *Session) Poll(now time.Time) []byte {
 		}
 	}
 	if s.ackNow || (s.ackOwed && !now.Before(s.ackDue)) {
-		out = s.frame(out, FrameAck, binary.AppendUvarint(nil, uint64(s.h)))
+		out = s.frame(out, FrameAck, appendAck(nil, s.h, s.peerEpoch))
 		s.ackOwed, s.ackNow = false, false
 	}
 	if !s.askedAck && now.Sub(s.lastRecv) >= s.cfg.Keepalive && now.Sub(s.lastSent) >= s.cfg.Keepalive/2 {
@@ -785,7 +800,7 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 }
 
 func (s *Session) data(out, block []byte) []byte {
-	p := binary.AppendUvarint(make([]byte, 0, len(block)+5), uint64(s.h))
+	p := appendAck(make([]byte, 0, len(block)+5), s.h, s.peerEpoch)
 	p = append(p, block...)
 	s.ackOwed, s.ackNow = false, false
 	return s.frame(out, FrameData, p)

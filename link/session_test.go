@@ -234,7 +234,7 @@ func TestProtocolErrors(t *testing.T) {
 	a, _ := newPair(t)
 	a.Connected(t0)
 	a.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
-	if _, err := a.Receive(t0, Frame{FrameAck, []byte{3}}); err == nil {
+	if _, err := a.Receive(t0, Frame{FrameAck, appendAck(nil, 3, a.Epoch())}); err == nil {
 		t.Error("ack beyond what was sent accepted")
 	}
 }
