@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 # Tests keep artifacts (the status page screenshot, …) here.
 export ISTHMUS_ARTIFACTS ?= $(CURDIR)/artifacts
 
-.PHONY: all build demo test test-short lint fuzz clean dict chaos presence-bench
+.PHONY: all build demo test test-short lint fuzz clean dict corpus chaos presence-bench
 
 all: build
 
@@ -40,9 +40,24 @@ fuzz:
 		done; \
 	done
 
+# Regenerate the codec corpus (testdata/corpus, see its README): the
+# synthetic captures from internal/sim, then real Prosody S2S captures
+# recorded by internal/capture (about 6 minutes): a training session and a
+# held-out session with other seeds, domains and user counts.
+CAPTURE = $(GO) test -count=1 -timeout 15m -run '^TestCaptureProsody$$' -v ./internal/capture
+corpus:
+	$(GO) test -count=1 -run '^TestWriteSimCorpus$$' ./compress -write-corpus
+	rm -f testdata/corpus/prosody-*.xml.gz
+	ISTHMUS_CAPTURE_OUT=$(CURDIR)/testdata/corpus ISTHMUS_CAPTURE_NAME=prosody-train \
+		ISTHMUS_CAPTURE_SEED=1 ISTHMUS_CAPTURE_DURATION=3m $(CAPTURE)
+	ISTHMUS_CAPTURE_OUT=$(CURDIR)/testdata/corpus ISTHMUS_CAPTURE_NAME=prosody-heldout \
+		ISTHMUS_CAPTURE_SEED=7 ISTHMUS_CAPTURE_DOMAINS=ship.example,shore.example \
+		ISTHMUS_CAPTURE_USERS=6 ISTHMUS_CAPTURE_DURATION=2m $(CAPTURE)
+
 # Rebuild the codec's embedded dictionary from the training part of the
-# corpus (the seed-9 captures are held out for `isthmus bench`).
-DICT_TRAIN ?= $(wildcard testdata/corpus/sim-seed[123]-*.xml.gz) $(wildcard testdata/corpus/prosody-train-*.xml.gz)
+# corpus (sim-seed9 and prosody-heldout are held out for `isthmus bench`;
+# see testdata/corpus/README). Same files, same bytes.
+DICT_TRAIN ?= $(sort $(wildcard testdata/corpus/sim-seed[123]-*.xml.gz) $(wildcard testdata/corpus/prosody-train-*.xml.gz))
 dict:
 	$(GO) run ./cmd/isthmus train-dict -o compress/dict/isthmus.zdict $(DICT_TRAIN)
 
