@@ -27,29 +27,30 @@ const DictID = 0x157A0001
 // (each the stanzas of one S2S stream, in order). The dictionary is trained
 // on the structural form as an epoch starts (empty tables), which is what it
 // primes: the first stanzas after a (re)start. The result depends only on
-// the input.
+// the input (and its order: `make dict` sorts the file names).
 func TrainDict(streams [][][]byte) ([]byte, error) {
-	const perStream = 400
+	// The history (the dictionary's content) is the start of every
+	// stream's structural form, an equal share each.
 	const histMax = 110 << 10
 	var contents [][]byte
 	var hist []byte
+	share := histMax / max(len(streams), 1)
 	for _, st := range streams {
 		se := structEncoder{t: newTables(true)}
-		for i, s := range st {
+		n := 0
+		for _, s := range st {
 			se.out = se.out[:0]
 			se.stanza(s)
 			tok := bytes.Clone(se.out)
 			contents = append(contents, tok)
-			if i < perStream {
+			if n+len(tok) <= share {
 				hist = append(hist, tok...)
+				n += len(tok)
 			}
 		}
 	}
 	if len(contents) < 16 {
 		return nil, errors.New("compress: train: need at least 16 stanzas")
-	}
-	if len(hist) > histMax {
-		hist = hist[len(hist)-histMax:]
 	}
 	d, err := zstd.BuildDict(zstd.BuildDictOptions{
 		ID:       DictID,
