@@ -1,5 +1,6 @@
 # isthmus — see README.md. Two commands for a newcomer: `make demo`, `make test`.
 GO ?= go
+SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 # Tests keep artifacts (the status page screenshot, …) here.
 export ISTHMUS_ARTIFACTS ?= $(CURDIR)/artifacts
@@ -18,9 +19,19 @@ demo:
 
 # Everything, with the race detector, including the real-Prosody interop
 # tests (they skip only when prosody is not installed and CI is unset).
+# The full verbose log goes to $(ISTHMUS_ARTIFACTS)/test.log; the terminal
+# shows each package's result and the suites' report lines (one per hostile
+# input case, the chaos tests' lost/duplicated/reordered, interop figures),
+# and on failure the lines around it.
+TEST_REPORT := ^(ok |FAIL|--- FAIL|panic:|hostile|chaos )|raw/wire|screenshot
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 30m ./...
+	@mkdir -p $(ISTHMUS_ARTIFACTS)
+	@echo "$(GO) test -race -count=1 -timeout 30m -v ./...  (log: $(ISTHMUS_ARTIFACTS)/test.log)"
+	@set -o pipefail; $(GO) test -race -count=1 -timeout 30m -v ./... 2>&1 | tee $(ISTHMUS_ARTIFACTS)/test.log | \
+		grep --line-buffered -E '$(TEST_REPORT)' || { \
+		echo "== failures (from $(ISTHMUS_ARTIFACTS)/test.log):"; \
+		grep -E -B25 -A10 '^ *--- FAIL|^panic:' $(ISTHMUS_ARTIFACTS)/test.log | tail -300; exit 1; }
 
 test-short:
 	$(GO) test -short -count=1 ./...
