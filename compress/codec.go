@@ -25,10 +25,14 @@ const (
 
 // Block modes (first byte of a block).
 const (
-	modePlain  = 0  // uvarint(n), then the batch's structural form, outside the zstd stream
-	modeZstd   = 1  // the bytes one flush of the epoch's zstd stream produced
-	modePlain1 = 2  // one stanza's structural form, outside the zstd stream
-	plainMax   = 48 // batches whose structural form is at most this long go plain
+	modePlain = 0    // uvarint(n), then the batch's structural form, outside the zstd stream
+	modeZstd  = 1    // the bytes one flush of the epoch's zstd stream produced
+	modeZstd1 = 2    // the same for a batch of one stanza (its count is not sent)
+	modeOne   = 0x80 // bit set: a block of one stanza, outside the zstd stream, whose flags byte is this byte without the bit
+	// A batch goes plain when its structural form, less its ids and
+	// hashes in binary (random to zstd), is at most plainMax bytes: a zstd
+	// block costs more than it saves there.
+	plainMax = 24
 )
 
 // ErrCorrupt is wrapped by every decoding error caused by the block's bytes.
@@ -130,25 +134,32 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 		return nil, fmt.Errorf("compress: batch of %d bytes exceeds %d", total, MaxBatchBytes)
 	}
 	e.st.out = e.st.out[:0]
+	e.st.rnd = 0
 	for _, st := range batch {
 		e.st.stanza(st)
 	}
-	if len(e.st.out) <= plainMax {
+	if len(e.st.out)-e.st.rnd <= plainMax {
 		// Too small for zstd to win: send the tokens as they are, outside
 		// the zstd stream.
 		if len(batch) == 1 {
-			e.tmp = append(e.tmp[:0], modePlain1)
-		} else {
-			e.tmp = append(e.tmp[:0], modePlain)
-			e.tmp = binary.AppendUvarint(e.tmp, uint64(len(batch)))
+			e.tmp = append(e.tmp[:0], e.st.out...)
+			e.tmp[0] |= modeOne
+			return e.tmp, nil
 		}
+		e.tmp = append(e.tmp[:0], modePlain)
+		e.tmp = binary.AppendUvarint(e.tmp, uint64(len(batch)))
 		e.tmp = append(e.tmp, e.st.out...)
 		return e.tmp, nil
 	}
-	e.tmp = binary.AppendUvarint(e.tmp[:0], uint64(len(batch)))
+	e.tmp = e.tmp[:0]
+	if len(batch) == 1 {
+		e.out.WriteByte(modeZstd1)
+	} else {
+		e.out.WriteByte(modeZstd)
+		e.tmp = binary.AppendUvarint(e.tmp, uint64(len(batch)))
+	}
 	e.tmp = binary.AppendUvarint(e.tmp, uint64(len(e.st.out)))
 	e.tmp = append(e.tmp, e.st.out...)
-	e.out.WriteByte(modeZstd)
 	if _, err := e.zw.Write(e.tmp); err != nil {
 		return nil, fmt.Errorf("compress: encoding: %w", err)
 	}
@@ -167,6 +178,7 @@ type Decoder struct {
 	err     error
 	st      structDecoder
 	payload bytes.Buffer
+	one     []byte // a modeOne block with its flags byte restored
 }
 
 // blockReader hands the zstd decoder the bytes of the current block and
@@ -237,22 +249,27 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 		return nil, fmt.Errorf("%w: empty block", ErrCorrupt)
 	}
 	var n uint64
-	switch block[0] {
-	case modePlain1:
-		n, d.st.in = 1, block[1:]
-	case modePlain:
+	switch {
+	case block[0]&modeOne != 0:
+		d.one = append(d.one[:0], block...)
+		d.one[0] &^= modeOne
+		n, d.st.in = 1, d.one
+	case block[0] == modePlain:
 		var k int
 		n, k = binary.Uvarint(block[1:])
 		if k <= 0 {
 			return nil, fmt.Errorf("%w: batch header", ErrCorrupt)
 		}
 		d.st.in = block[1+k:]
-	case modeZstd:
+	case block[0] == modeZstd || block[0] == modeZstd1:
 		d.in.b = block[1:]
 		br := byteReader{d.zr}
 		var err error
-		if n, err = binary.ReadUvarint(br); err != nil {
-			return nil, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
+		n = 1
+		if block[0] == modeZstd {
+			if n, err = binary.ReadUvarint(br); err != nil {
+				return nil, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
+			}
 		}
 		l, err := binary.ReadUvarint(br)
 		if err != nil {

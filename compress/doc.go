@@ -11,41 +11,56 @@
 //     interned, ids and hashes carried as binary (UUIDs, hex, base64, random
 //     [A-Za-z0-9_-] ids at 6 bits a character, XEP-0082 timestamps as
 //     seconds), recent ids referenced by position (origin-id repeating the
-//     message id), and a stanza that repeats a recent one except for its
-//     'to' (a presence fanned out to every contact) as a template reference
-//     plus the new recipient.
+//     message id costs nothing), the root's 'from' and 'to' of messages and
+//     iqs as one reference to a recent (from, to) pair, a stanza that
+//     repeats a recent one except for its 'to' (a presence fanned out to
+//     every contact) as a template reference plus the new recipient (or no
+//     recipient at all when it is the next contact in the order first
+//     seen), and a stanza whose structure repeats a recent one's as a shape
+//     reference plus the values that differ, without their type bytes.
 //  2. Entropy. The structural form of a batch goes through one streaming
 //     zstd context per epoch (klauspost/compress), flushed after each batch
 //     and primed with a dictionary trained on captured traffic
 //     (dict/isthmus.zdict, embedded; `make dict` rebuilds it with
-//     TrainDict). A batch whose structural form is at most plainMax bytes
+//     TrainDict). A batch whose structural form, less the bytes of its ids
+//     and hashes in binary (random to zstd), is at most plainMax bytes
 //     skips zstd: a zstd block costs more than it saves there.
 //
 // # Mirrored tables and epochs
 //
 // Both ends keep the same tables: interned values (valueSlots), bare JIDs
-// (bareSlots), resources (resourceSlots), unknown names (nameSlots), each
-// with fixed slot numbers and least-recently-used replacement when full; a
-// FIFO ring of the last ringSize id values; a FIFO of templateSlots
-// templates. Every table operation (insert on a new string, touch on a
-// reference) happens at the same point of the stream on both ends, so slot
-// numbers are never sent. The state therefore advances only with the ordered
-// link stream: the decoder must see every block of an epoch, in order,
-// exactly once (the link session guarantees it). When a peer loses its state
+// (bareSlots), resources (resourceSlots), unknown names (nameSlots), stanza
+// shapes (shapeSlots), (from, to) pairs (pairSlots), each with fixed slot
+// numbers and least-recently-used replacement when full; a FIFO ring of the
+// last ringSize id values; a FIFO of templateSlots templates; the bare-JID
+// slot of the last root 'to' written as a JID without resource (tnext) and,
+// per bare-JID slot, the slot of the root 'to' that followed it last time
+// (succ: the predicted next recipient of a fan-out is succ[tnext] if known,
+// else tnext+1). Every table operation (insert on a new string, touch on a
+// reference, a rank looked up) happens at the same point of the stream on
+// both ends, so slot numbers are never sent. The state therefore advances
+// only with the ordered link stream: the decoder must see every block of an
+// epoch, in order, exactly once (the link session guarantees it). When a peer loses its state
 // the link starts a new epoch: Reset on both ends empties every table and
 // starts a new zstd stream primed with the dictionary.
 //
-// # Block format (codec version 2)
+// # Block format (codec version 3)
 //
 //	block := mode(1 byte) rest
 //	mode 0: uvarint(n) stanza×n                  plain, outside the zstd stream
-//	mode 2: stanza                               plain, one stanza
 //	mode 1: bytes of one flush of the epoch's zstd stream, which carry
 //	        uvarint(n) uvarint(len) stanza×n     (len bytes in all)
+//	mode 2: the same for n = 1: uvarint(len) stanza
+//	mode&0x80: one stanza, plain; the mode byte is its flags byte with bit
+//	        7 set (stanza flags never use bit 7)
 //
 //	stanza := flags(1 byte) ...
 //	  flags&1  raw:      uvarint(len) bytes       the stanza byte for byte
 //	  flags&16 template: slot(1 byte) value       template with a new 'to'
+//	  flags&16|64:       slot(1 byte)             template whose 'to' is the
+//	                     predicted next recipient (a bare JID; see tnext)
+//	  flags&32 shape:    uvarint(slot) payload…   the shape (below) in that
+//	                     slot, filled from the payloads that follow, in order
 //	  otherwise element; flags&2: text escapes quotes, &4: attributes in
 //	  double quotes, &8: keep the decoded stanza as the next template
 //	element := name(code, reserved 3) { attrname(code, reserved 1) value } 0 content
@@ -55,9 +70,33 @@
 //	           bytes), then vocab entries, then name-table slots
 //	value   := uvarint form: 0 empty, 1/2 literal (2 = interned), 3/4 UUID,
 //	           5/6 hex, 7/8 base64, 9/10 packed id, 11 JID, 12 id ring,
-//	           13 timestamp, 16.. vocab entries then value-table slots
+//	           13 timestamp, 16 the most recent id, 17 pair: uvarint(rank)
+//	           (first of the root's 'from' and 'to', giving both; not on
+//	           presence), 18 the pair's second half, 19+r (r < 64) the
+//	           value-table entry of recency rank r (0 = the most recently
+//	           used), 83.. vocab entries then value-table slots
 //	JID     := uvarint(0) uvarint(len) local value(domain) | uvarint(1+slot)
 //	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2+slot
+//
+// A pair is referred to by its rank in the pair table's recency order (0 =
+// the most recently used), not by its slot. A pair enters the pair table
+// after the root's attributes of every message or iq (not presence) that
+// has a non-empty 'from' and 'to' (each at most maxInterned bytes) and did
+// not use formPair. Every root 'to' written in JID form (a template's
+// included) sets tnext to its bare slot, or to -1 if it has a resource; when
+// both the old and the new tnext are slots, succ[old] becomes the new one.
+//
+// Shapes: after every element stanza (not raw, not template), both ends
+// compute its shape, the full form (flags byte excluded) with each
+// top-level attribute or text value cut out, except empty values, the most
+// recent id, a pair's second half and attribute values that are vocab
+// entries (text that is a vocab entry is cut out): a value whose form is
+// UUID, hex, base64, packed, JID, timestamp, id ring or pair becomes
+// uvarint(15) then its header (the form, plus the length for hex, base64
+// and packed), and its payload (the rest) is what a shaped stanza carries;
+// any other value becomes uvarint(14) and a shaped stanza carries it whole.
+// A shape enters the shape table unless it was used or exceeds shapeMax
+// bytes.
 //
 // The vocabulary, the table sizes and these codes are the wire format: both
 // ends must run the same build (they do: the two gateways of a pair are

@@ -2,6 +2,7 @@ package compress
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand"
 	"testing"
 )
@@ -47,7 +48,23 @@ func FuzzStructure(f *testing.F) {
 		blk, _ := enc.Encode([][]byte{randomStanza(r)})
 		f.Add(bytes.Clone(blk))
 	}
-	f.Add([]byte{modePlain1, flagTemplate, 0, formJID, 1, 0})
+	// Blocks whose later stanzas refer to the earlier ones: shapes, typed
+	// holes, pairs, the last id, templates with a predicted recipient.
+	for _, size := range []int{1, 6} {
+		enc2, _ := NewEncoder(WithDict(nil))
+		var batch [][]byte
+		for i := range 6 {
+			batch = append(batch,
+				fmt.Appendf(nil, `<message from='a@a.test/r' to='b@b.test' id='%d5f0c6a4e-2b8d-4c1e-9a7f-3d2e1b0c9a8f'><x xmlns='urn:xmpp:sid:0' id='%[1]d5f0c6a4e-2b8d-4c1e-9a7f-3d2e1b0c9a8f'/></message>`, i%10),
+				fmt.Appendf(nil, `<presence from='a@a.test/r' to='c%d@b.test'><show>away</show></presence>`, i%3))
+		}
+		for i := 0; i < len(batch); i += size {
+			blk, _ := enc2.Encode(batch[i:min(i+size, len(batch))])
+			f.Add(bytes.Clone(blk))
+		}
+	}
+	f.Add([]byte{modeOne | flagTemplate, 0, formJID, 1, 0})
+	f.Add([]byte{modeOne | flagTemplate | flagNext, 0})
 	f.Add([]byte{modePlain, 2, 0, 4, 0, 0, 0, 4, 0, 0})
 	f.Fuzz(func(t *testing.T, block []byte) {
 		dec, _ := NewDecoder()

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -24,6 +25,7 @@ const (
 	maxDepth      = 64   // deepest element nesting carried structurally
 	shapeSlots    = 512  // stanza shapes (full forms with the values cut out)
 	shapeMax      = 1024 // longest shape kept
+	pairSlots     = 1024 // (from, to) pairs of root elements other than presence
 )
 
 // Stanza flags (first byte of every stanza in a batch).
@@ -34,7 +36,8 @@ const (
 	flagStore    = 1 << 3 // keep the decoded stanza as the next template
 	flagTemplate = 1 << 4 // a template: one byte (slot), then the value of 'to'
 	flagShape    = 1 << 5 // a shape: uvarint(slot), then the values of its holes
-	flagsKnown   = flagRaw | flagTextFull | flagDQ | flagStore | flagTemplate | flagShape
+	flagNext     = 1 << 6 // with flagTemplate: 'to' is the bare JID predicted to follow the last root 'to' (tables.next)
+	flagsKnown   = flagRaw | flagTextFull | flagDQ | flagStore | flagTemplate | flagShape | flagNext
 )
 
 // Templates: a stanza sent again to another recipient (a presence fanned
@@ -56,29 +59,34 @@ const (
 // Value forms (uvarint); vocab entries start at formStatic, the value
 // table's slots after them.
 const (
-	formEmpty      = 0
-	formLit        = 1 // uvarint(len), bytes
-	formLitI       = 2 // same, interned
-	formUUID       = 3 // 16 bytes: lower-case 8-4-4-4-12 UUID
-	formUUIDI      = 4
-	formHex        = 5 // uvarint(n), n bytes: lower-case hex
-	formHexI       = 6
-	formB64        = 7 // uvarint(n), n bytes: padded standard base64
-	formB64I       = 8
-	formB64URL     = 9 // uvarint(chars), 6 bits a char: [A-Za-z0-9-_]
-	formB64URLI    = 10
-	formJID        = 11 // bare code, resource code
-	formRing       = 12 // one byte: slot of the recent-id ring
-	formTime       = 13 // uvarint(unix seconds), uvarint(digits), uvarint(fraction): XEP-0082 UTC
-	formHole       = 14 // in a shape only: the value comes from the stanza
-	formStatic     = 16
-	formFirstTable = formStatic + 0 // + len(vocab) + slot
+	formEmpty     = 0
+	formLit       = 1 // uvarint(len), bytes
+	formLitI      = 2 // same, interned
+	formUUID      = 3 // 16 bytes: lower-case 8-4-4-4-12 UUID
+	formUUIDI     = 4
+	formHex       = 5 // uvarint(n), n bytes: lower-case hex
+	formHexI      = 6
+	formB64       = 7 // uvarint(n), n bytes: padded standard base64
+	formB64I      = 8
+	formB64URL    = 9 // uvarint(chars), 6 bits a char: [A-Za-z0-9-_]
+	formB64URLI   = 10
+	formJID       = 11 // bare code, resource code
+	formRing      = 12 // one byte: slot of the recent-id ring
+	formTime      = 13 // uvarint(unix seconds), uvarint(digits), uvarint(fraction): XEP-0082 UTC
+	formHole      = 14 // in a shape only: the whole value comes from the stanza
+	formHoleTyped = 15 // in a shape only: the value's header follows (see typedHeader), its payload comes from the stanza
+	formLastID    = 16 // an id equal to the most recent id (origin-id repeating the message id)
+	formPair      = 17 // first of the root's 'from' and 'to': uvarint(slot) of the pair table, giving both
+	formPaired    = 18 // second of them, when the first was formPair
+	formRank      = 19 // + r: the value table's entry of recency rank r < rankForms
+	rankForms     = 64
+	formStatic    = formRank + rankForms // + vocab index; + len(vocab) + slot: value table
 )
 
 // tables is the state both ends mirror during an epoch.
 type tables struct {
-	values, bare, res, names, shapes *lru
-	ids                              ring
+	values, bare, res, names, shapes, pairs *lru
+	ids                                     ring
 	// templates: encoder keys (stanza without its 'to' value) or decoder
 	// halves (XML before and after the 'to' value), FIFO at tpos.
 	tkeys  map[string]int
@@ -86,6 +94,23 @@ type tables struct {
 	tpre   [][]byte
 	tsuf   [][]byte
 	tpos   int
+	// tnext is the bare-JID slot of the last root 'to' written in JID form
+	// without a resource, or -1; succ[s] the slot of the root 'to' that
+	// followed slot s last time, or -1. A server fans a presence out to a
+	// roster in the same order every time (and, the first time, usually in
+	// the order the contacts were first seen), so next predicts the
+	// recipient of the next copy.
+	tnext int32
+	succ  []int32
+}
+
+// next is the predicted bare slot of the root 'to' after tnext (>= 0):
+// the one that followed it last time, else the slot after it.
+func (t *tables) next() int32 {
+	if s := t.succ[t.tnext]; s >= 0 {
+		return s
+	}
+	return t.tnext + 1
 }
 
 func (t *tables) storeKey(key string) {
@@ -119,6 +144,12 @@ func newTables(enc bool) *tables {
 		res:    newLRU(resourceSlots, enc),
 		names:  newLRU(nameSlots, enc),
 		shapes: newLRU(shapeSlots, enc),
+		pairs:  newLRU(pairSlots, enc),
+		tnext:  -1,
+		succ:   make([]int32, bareSlots),
+	}
+	for i := range t.succ {
+		t.succ[i] = -1
 	}
 	if enc {
 		t.ids.index = make(map[string]int, ringSize)
@@ -133,9 +164,25 @@ func (t *tables) reset() {
 	t.res.reset()
 	t.names.reset()
 	t.shapes.reset()
+	t.pairs.reset()
 	t.ids.reset()
 	clear(t.tkeys)
 	t.tnames, t.tpre, t.tsuf, t.tpos = t.tnames[:0], t.tpre[:0], t.tsuf[:0], 0
+	t.tnext = -1
+	for i := range t.succ {
+		t.succ[i] = -1
+	}
+}
+
+// noteTo records the bare slot of a root 'to' JID (see tnext).
+func (t *tables) noteTo(slot int32, hasRes bool) {
+	if hasRes {
+		slot = -1
+	}
+	if t.tnext >= 0 && slot >= 0 {
+		t.succ[t.tnext] = slot
+	}
+	t.tnext = slot
 }
 
 // structEncoder appends the structural form of stanzas to out.
@@ -147,11 +194,17 @@ type structEncoder struct {
 	// acct, when not nil, counts structural bytes by field (tests and
 	// tuning only).
 	acct map[string]int
-	// holes are the [start, end) offsets in out of the stanza's values that
-	// are not part of its shape.
+	// holes are the (start, payload, end) offsets in out of the stanza's
+	// values that are not part of its shape: [start, payload) is the
+	// value's header, kept in the shape (typedHeader), [payload, end) what
+	// a stanza of that shape carries.
 	holes  []int
 	vbytes int // value bytes of the current stanza (accounting)
 	tmp    []byte
+	rootTo bool // the value being written is the root's 'to'
+	// rnd counts the bytes of ids and hashes written in binary (UUID, hex,
+	// base64, packed): random to zstd.
+	rnd int
 }
 
 // count charges the bytes written since start to field f.
@@ -188,9 +241,18 @@ func (e *structEncoder) stanza(st []byte) {
 			e.key = append(e.key, st[off+len(to):]...)
 			if slot, ok := e.t.tkeys[string(e.key)]; ok {
 				p := len(e.out)
+				if s, ok := e.nextTo(to); ok {
+					e.out = append(e.out, flagTemplate|flagNext, byte(slot))
+					e.t.bare.touch(s)
+					e.t.noteTo(s, false)
+					e.count("template", p)
+					return
+				}
 				e.out = append(e.out, flagTemplate, byte(slot))
 				e.count("template", p)
+				e.rootTo = true
 				e.field([]byte("to"), to)
+				e.rootTo = false
 				return
 			}
 			e.t.storeKey(string(e.key))
@@ -201,6 +263,31 @@ func (e *structEncoder) stanza(st []byte) {
 	e.out = append(e.out, flags)
 	e.holes = e.holes[:0]
 	e.vbytes = 0
+	nroot := 1 // events of the root's start tag
+	pf, pt := -1, -1
+	for nroot < len(ev) && ev[nroot].kind == evAttr {
+		switch string(ev[nroot].name) {
+		case "from":
+			if pf < 0 {
+				pf = nroot
+			}
+		case "to":
+			if pt < 0 {
+				pt = nroot
+			}
+		}
+		nroot++
+	}
+	pairRank := -1
+	if pf > 0 && pt > 0 && string(ev[0].name) != "presence" && pairable(ev[pf].val, ev[pt].val) {
+		e.key = pairKey(e.key[:0], ev[pf].val, ev[pt].val)
+		if s, ok := e.t.pairs.lookup(e.key); ok {
+			pairRank = e.t.pairs.rank(s)
+			e.t.pairs.touch(s)
+		} else {
+			e.t.pairs.insert(string(e.key))
+		}
+	}
 	for k, x := range ev {
 		if x.kind != evAttr && k > 0 && (ev[k-1].kind == evStart || ev[k-1].kind == evAttr) {
 			e.uv(0) // end of attributes
@@ -210,7 +297,22 @@ func (e *structEncoder) stanza(st []byte) {
 			e.name(x.name, itemReserved)
 		case evAttr:
 			e.name(x.name, 1)
+			if pairRank >= 0 && (k == pf || k == pt) {
+				p := len(e.out)
+				if k == min(pf, pt) {
+					e.uv(formPair)
+					e.uv(uint64(pairRank))
+					e.holes = append(e.holes, p, p+1, len(e.out))
+				} else {
+					e.uv(formPaired)
+				}
+				e.vbytes += len(e.out) - p
+				e.count("pair", p)
+				continue
+			}
+			e.rootTo = k < nroot && string(x.name) == "to"
 			e.field(x.name, x.val)
+			e.rootTo = false
 		case evText:
 			e.uv(itemText)
 			e.field(nil, x.val)
@@ -244,8 +346,8 @@ func (e *structEncoder) shape(base int) {
 	// Rewrite in place: flags, slot, then the holes' bytes (they only move
 	// towards the front).
 	e.tmp = e.tmp[:0]
-	for i := 0; i < len(e.holes); i += 2 {
-		e.tmp = append(e.tmp, e.out[e.holes[i]:e.holes[i+1]]...)
+	for i := 0; i < len(e.holes); i += 3 {
+		e.tmp = append(e.tmp, e.out[e.holes[i+1]:e.holes[i+2]]...)
 	}
 	e.out[base] |= flagShape
 	e.out = binary.AppendUvarint(e.out[:base+1], uint64(s))
@@ -253,16 +355,43 @@ func (e *structEncoder) shape(base int) {
 }
 
 // shapeOf appends to dst the shape of a stanza's full form b (flags byte
-// excluded): b with each hole (offsets relative to off) replaced by the
-// single byte formHole.
+// excluded): b with each hole (offset triples relative to off) replaced by
+// formHole, or by formHoleTyped and the value's header.
 func shapeOf(dst, b []byte, holes []int, off int) []byte {
 	p := 0
-	for i := 0; i < len(holes); i += 2 {
+	for i := 0; i < len(holes); i += 3 {
 		dst = append(dst, b[p:holes[i]-off]...)
-		dst = append(dst, formHole)
-		p = holes[i+1] - off
+		if holes[i+1] == holes[i] {
+			dst = append(dst, formHole)
+		} else {
+			dst = append(dst, formHoleTyped)
+			dst = append(dst, b[holes[i]-off:holes[i+1]-off]...)
+		}
+		p = holes[i+2] - off
 	}
 	return append(dst, b[p:]...)
+}
+
+// typedHeader returns the length of the header of the value encoded at the
+// start of v that a shape keeps (so that stanzas of the shape carry only
+// the rest): the form of a UUID, JID, timestamp or id-ring reference, the
+// form and length of hex, base64 and packed values; 0 for other forms
+// (literals and table references: their form varies from one stanza to the
+// next, so they stay whole in the stanza).
+func typedHeader(v []byte) int {
+	form, n := binary.Uvarint(v)
+	if n <= 0 {
+		return 0
+	}
+	switch form {
+	case formUUID, formUUIDI, formJID, formTime, formRing, formPair:
+		return n
+	case formHex, formHexI, formB64, formB64I, formB64URL, formB64URLI:
+		if _, m := binary.Uvarint(v[n:]); m > 0 {
+			return n + m
+		}
+	}
+	return 0
 }
 
 // field writes a top-level attribute or text value and notes it as a hole
@@ -270,8 +399,8 @@ func shapeOf(dst, b []byte, holes []int, off int) []byte {
 func (e *structEncoder) field(attr, v []byte) {
 	p := len(e.out)
 	f := e.value(attr, v)
-	if f != "empty" && f != "vocab" {
-		e.holes = append(e.holes, p, len(e.out))
+	if f != "empty" && f != "last" && (f != "vocab" || attr == nil) {
+		e.holes = append(e.holes, p, p+typedHeader(e.out[p:]), len(e.out))
 	}
 	if e.acct != nil {
 		e.vbytes += len(e.out) - p
@@ -305,6 +434,32 @@ func (e *structEncoder) name(n []byte, r uint64) {
 	e.t.names.insert(string(n))
 }
 
+// nextTo reports whether a template's 'to' is the bare JID tables.next
+// predicts, and returns its slot.
+func (e *structEncoder) nextTo(to []byte) (int32, bool) {
+	if e.t.tnext < 0 {
+		return 0, false
+	}
+	_, _, bare, _, hasRes, ok := splitJID(to)
+	if !ok || hasRes {
+		return 0, false
+	}
+	s, ok := e.t.bare.lookup(bare)
+	return s, ok && s == e.t.next()
+}
+
+// pairable reports whether a root's 'from' and 'to' go to the pair table.
+func pairable(from, to []byte) bool {
+	return len(from) > 0 && len(to) > 0 && len(from) <= maxInterned && len(to) <= maxInterned
+}
+
+// pairKey is the pair table's entry for from and to (XML has no NUL).
+func pairKey(dst, from, to []byte) []byte {
+	dst = append(dst, from...)
+	dst = append(dst, 0)
+	return append(dst, to...)
+}
+
 // rootTo returns the value of the root element's 'to' attribute.
 func rootTo(ev []event) []byte {
 	for _, x := range ev[1:] {
@@ -335,6 +490,10 @@ func (e *structEncoder) value(attr, v []byte) string {
 	isID := string(attr) == "id"
 	if isID {
 		if s, ok := e.t.ids.index[string(v)]; ok {
+			if s == e.t.ids.last() {
+				e.uv(formLastID)
+				return "last"
+			}
 			e.out = append(e.out, formRing, byte(s))
 			return "ring"
 		}
@@ -345,8 +504,12 @@ func (e *structEncoder) value(attr, v []byte) string {
 	}
 	if !isID {
 		if s, ok := e.t.values.lookup(v); ok {
+			if r := e.t.values.rankBelow(s, rankForms); r >= 0 {
+				e.uv(formRank + uint64(r))
+			} else {
+				e.uv(formStatic + uint64(len(vocab)) + uint64(s))
+			}
 			e.t.values.touch(s)
-			e.uv(formStatic + uint64(len(vocab)) + uint64(s))
 			return "table"
 		}
 		if jidAttr(attr) && e.jid(v) {
@@ -375,21 +538,25 @@ func (e *structEncoder) value(attr, v []byte) string {
 	case isUUID(v):
 		e.uv(formUUID + intern)
 		e.out = appendUUID(e.out, v)
+		e.rnd += 16
 		return "uuid"
 	case len(v) >= 8 && len(v)%2 == 0 && isLowerHex(v):
 		e.uv(formHex + intern)
 		e.uv(uint64(len(v) / 2))
 		e.out, _ = hex.AppendDecode(e.out, v)
+		e.rnd += len(v) / 2
 		return "hex"
 	case isB64(v):
 		e.uv(formB64 + intern)
 		e.uv(uint64(len(v)/4*3 - padding(v)))
 		e.out, _ = base64.StdEncoding.AppendDecode(e.out, v)
+		e.rnd += len(v) / 4 * 3
 		return "b64"
 	case len(v) >= 8 && (isID || looksRandom(v)) && isB64URLAlpha(v):
 		e.uv(formB64URL + intern)
 		e.uv(uint64(len(v)))
 		e.out = packB64URL(e.out, v)
+		e.rnd += len(v) * 6 / 8
 		return "packed"
 	default:
 		e.uv(formLit + intern)
@@ -409,12 +576,18 @@ func (e *structEncoder) jid(v []byte) bool {
 	if s, ok := e.t.bare.lookup(bare); ok {
 		e.t.bare.touch(s)
 		e.uv(1 + uint64(s))
+		if e.rootTo {
+			e.t.noteTo(s, hasRes)
+		}
 	} else {
 		e.uv(0)
 		e.uv(uint64(len(local)))
 		e.out = append(e.out, local...)
 		e.value(nil, domain)
-		e.t.bare.insert(string(bare))
+		s := e.t.bare.insert(string(bare))
+		if e.rootTo {
+			e.t.noteTo(s, hasRes)
+		}
 	}
 	switch {
 	case !hasRes:
@@ -472,8 +645,19 @@ type structDecoder struct {
 	shaped bool
 	alt    []byte
 	altPos int
-	holes  []int // full form: offsets in in of the values cut from the shape
+	holes  []int // full form: offsets in in of the values cut from the shape (as structEncoder.holes)
 	key    []byte
+	// pend holds a typed hole's header values (read from the shape) that
+	// uv returns before reading from in.
+	pend      [2]uint64
+	npend, pi int
+	rootTo    bool // the value being read is the root's 'to'
+	// The root's 'from' and 'to' (pair table): whether the root is a
+	// presence, whether a formPair may come next, the first 'from' and
+	// 'to' read, and the second half of a pair still to be written.
+	rootPresence, pairOK, sawFT, haveFrom, haveTo, pairHit bool
+	pfrom, pto, pairVal                                    []byte
+	pairPend                                               string
 }
 
 func corrupt(format string, args ...any) error {
@@ -481,6 +665,10 @@ func corrupt(format string, args ...any) error {
 }
 
 func (d *structDecoder) uv() (uint64, error) {
+	if d.pi < d.npend {
+		d.pi++
+		return d.pend[d.pi-1], nil
+	}
 	v, n := binary.Uvarint(d.in[d.pos:])
 	if n <= 0 {
 		return 0, corrupt("bad varint at %d", d.pos)
@@ -505,7 +693,7 @@ func (d *structDecoder) stanza() error {
 	}
 	flags := d.in[d.pos]
 	d.pos++
-	if flags&^flagsKnown != 0 {
+	if flags&^flagsKnown != 0 || flags&flagNext != 0 && flags&flagTemplate == 0 {
 		return corrupt("stanza flags %#x", flags)
 	}
 	if flags&flagRaw != 0 {
@@ -524,14 +712,30 @@ func (d *structDecoder) stanza() error {
 		return nil
 	}
 	if flags&flagTemplate != 0 {
-		if flags != flagTemplate || d.pos >= len(d.in) || int(d.in[d.pos]) >= len(d.t.tpre) {
+		if flags&^flagNext != flagTemplate || d.pos >= len(d.in) || int(d.in[d.pos]) >= len(d.t.tpre) {
 			return corrupt("bad template reference")
 		}
 		slot := d.in[d.pos]
 		d.pos++
 		var err error
-		if d.tmp, err = d.value(d.tmp[:0], "to", true); err != nil {
-			return err
+		if flags&flagNext != 0 {
+			if d.t.tnext < 0 {
+				return corrupt("no bare JID to follow")
+			}
+			n := d.t.next()
+			s, ok := d.t.bare.get(uint64(n))
+			if !ok {
+				return corrupt("no bare JID in slot %d", n)
+			}
+			d.t.noteTo(n, false)
+			d.tmp = append(d.tmp[:0], s...)
+		} else {
+			d.rootTo = true
+			d.tmp, err = d.value(d.tmp[:0], "to", true)
+			d.rootTo = false
+			if err != nil {
+				return err
+			}
 		}
 		d.out = append(d.out, d.t.tpre[slot]...)
 		d.out = escapeAttr(d.out, d.tmp)
@@ -540,6 +744,7 @@ func (d *structDecoder) stanza() error {
 	}
 	d.holes = d.holes[:0]
 	d.shaped = false
+	d.npend, d.pi = 0, 0
 	skStart := d.pos
 	if flags&flagShape != 0 {
 		if flags&(flagRaw|flagTemplate) != 0 {
@@ -563,6 +768,7 @@ func (d *structDecoder) stanza() error {
 	}
 	toStart, toEnd := -1, -1
 	full := flags&flagTextFull != 0
+	d.sawFT, d.haveFrom, d.haveTo, d.pairHit, d.pairPend = false, false, false, false, ""
 	start := len(d.out)
 	d.stack = d.stack[:0]
 	item, err := d.uv()
@@ -582,6 +788,10 @@ func (d *structDecoder) stanza() error {
 			if err != nil {
 				return err
 			}
+			root := len(d.stack) == 0
+			if root {
+				d.rootPresence = name == "presence"
+			}
 			d.out = append(d.out, '<')
 			d.out = append(d.out, name...)
 			for {
@@ -596,9 +806,21 @@ func (d *structDecoder) stanza() error {
 				if err != nil {
 					return err
 				}
+				ft := root && (an == "from" || an == "to")
+				d.pairOK = ft && !d.rootPresence && !d.sawFT
+				d.rootTo = root && an == "to"
 				d.tmp, err = d.field(d.tmp[:0], an)
+				d.rootTo, d.pairOK = false, false
 				if err != nil {
 					return err
+				}
+				if ft {
+					d.sawFT = true
+					if an == "from" && !d.haveFrom {
+						d.pfrom, d.haveFrom = append(d.pfrom[:0], d.tmp...), true
+					} else if an == "to" && !d.haveTo {
+						d.pto, d.haveTo = append(d.pto[:0], d.tmp...), true
+					}
 				}
 				d.out = append(d.out, ' ')
 				d.out = append(d.out, an...)
@@ -612,6 +834,15 @@ func (d *structDecoder) stanza() error {
 					toEnd = len(d.out)
 				}
 				d.out = append(d.out, q)
+			}
+			if root {
+				if d.pairPend != "" {
+					return corrupt("pair without its %s", d.pairPend)
+				}
+				if !d.pairHit && d.haveFrom && d.haveTo && !d.rootPresence && pairable(d.pfrom, d.pto) {
+					d.key = pairKey(d.key[:0], d.pfrom, d.pto)
+					d.t.pairs.insert(string(d.key))
+				}
 			}
 			next, err := d.uv()
 			if err != nil {
@@ -683,13 +914,22 @@ func (d *structDecoder) stanza() error {
 // stanza's shape as the encoder does.
 func (d *structDecoder) field(dst []byte, attr string) ([]byte, error) {
 	if d.shaped {
-		if d.pos < len(d.in) && d.in[d.pos] == formHole {
+		if d.pos < len(d.in) && (d.in[d.pos] == formHole || d.in[d.pos] == formHoleTyped) {
 			d.pos++
+			if d.in[d.pos-1] == formHoleTyped {
+				if err := d.header(); err != nil {
+					return dst, err
+				}
+			}
 			d.in, d.alt = d.alt, d.in
 			d.pos, d.altPos = d.altPos, d.pos
 			dst, err := d.value(dst, attr, true)
 			d.in, d.alt = d.alt, d.in
 			d.pos, d.altPos = d.altPos, d.pos
+			if err == nil && d.pi != d.npend {
+				err = corrupt("typed hole header not used")
+			}
+			d.npend, d.pi = 0, 0
 			return dst, err
 		}
 		return d.value(dst, attr, true)
@@ -699,10 +939,34 @@ func (d *structDecoder) field(dst []byte, attr string) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	if form, _ := binary.Uvarint(d.in[p:]); form != formEmpty && (form < formStatic || form >= formStatic+uint64(len(vocab))) {
-		d.holes = append(d.holes, p, d.pos)
+	if form, _ := binary.Uvarint(d.in[p:]); form != formEmpty && form != formLastID && form != formPaired &&
+		(form < formStatic || form >= formStatic+uint64(len(vocab)) || attr == "") {
+		d.holes = append(d.holes, p, p+typedHeader(d.in[p:d.pos]), d.pos)
 	}
 	return dst, nil
+}
+
+// header reads a typed hole's header from the shape into pend.
+func (d *structDecoder) header() error {
+	form, n := binary.Uvarint(d.in[d.pos:])
+	if n <= 0 {
+		return corrupt("bad typed hole")
+	}
+	d.pos += n
+	d.pend[0], d.npend, d.pi = form, 1, 0
+	switch form {
+	case formUUID, formUUIDI, formJID, formTime, formRing, formPair:
+	case formHex, formHexI, formB64, formB64I, formB64URL, formB64URLI:
+		l, m := binary.Uvarint(d.in[d.pos:])
+		if m <= 0 {
+			return corrupt("bad typed hole length")
+		}
+		d.pos += m
+		d.pend[1], d.npend = l, 2
+	default:
+		return corrupt("typed hole of form %d", form)
+	}
+	return nil
 }
 
 func (d *structDecoder) name(code, r uint64) (string, error) {
@@ -748,6 +1012,39 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 	switch form {
 	case formEmpty:
 		return dst, nil
+	case formLastID:
+		if !isID || len(d.t.ids.vals) == 0 {
+			return dst, corrupt("no last id")
+		}
+		return append(dst, d.t.ids.vals[d.t.ids.last()]...), nil
+	case formPair:
+		if !d.pairOK {
+			return dst, corrupt("pair out of place")
+		}
+		rank, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		slot, ok := d.t.pairs.atRank(rank)
+		if !ok {
+			return dst, corrupt("pair rank %d", rank)
+		}
+		p, _ := d.t.pairs.get(uint64(slot))
+		i := strings.IndexByte(p, 0)
+		from, to := p[:i], p[i+1:]
+		d.pairHit = true
+		if attr == "from" {
+			d.pairPend, d.pairVal = "to", append(d.pairVal[:0], to...)
+			return append(dst, from...), nil
+		}
+		d.pairPend, d.pairVal = "from", append(d.pairVal[:0], from...)
+		return append(dst, to...), nil
+	case formPaired:
+		if d.pairPend == "" || d.pairPend != attr {
+			return dst, corrupt("paired value out of place")
+		}
+		d.pairPend = ""
+		return append(dst, d.pairVal...), nil
 	case formRing:
 		if d.pos >= len(d.in) || int(d.in[d.pos]) >= len(d.t.ids.vals) {
 			return dst, corrupt("bad id ring reference")
@@ -815,6 +1112,14 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		}
 		dst = appendTimestamp(dst, int64(v[0]), int(v[1]), v[2])
 	default:
+		if form >= formRank && form < formRank+rankForms {
+			slot, ok := d.t.values.atRank(form - formRank)
+			if !ok {
+				return dst, corrupt("value rank %d", form-formRank)
+			}
+			s, _ := d.t.values.get(uint64(slot))
+			return append(dst, s...), nil
+		}
 		if form < formStatic {
 			return dst, corrupt("value form %d", form)
 		}
@@ -866,7 +1171,7 @@ func (d *structDecoder) jid(dst []byte) ([]byte, error) {
 		if len(dst)-start > maxInterned {
 			return dst, corrupt("bare JID of %d bytes", len(dst)-start)
 		}
-		d.t.bare.insert(string(dst[start:]))
+		b = 1 + uint64(d.t.bare.insert(string(dst[start:])))
 	} else {
 		s, ok := d.t.bare.get(b - 1)
 		if !ok {
@@ -877,6 +1182,9 @@ func (d *structDecoder) jid(dst []byte) ([]byte, error) {
 	r, err := d.uv()
 	if err != nil {
 		return dst, err
+	}
+	if d.rootTo {
+		d.t.noteTo(int32(b-1), r != 0)
 	}
 	switch r {
 	case 0:

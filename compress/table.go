@@ -92,6 +92,38 @@ func (t *lru) insert(v string) int32 {
 	return s
 }
 
+// rank returns how many slots were used more recently than slot s (a
+// walk of the recency list: for tables whose references are mostly
+// recent, a rank is a smaller number to send than a slot).
+func (t *lru) rank(s int32) int {
+	r := 0
+	for i := t.head; i != s; i = t.next[i] {
+		r++
+	}
+	return r
+}
+
+// rankBelow returns slot s's rank if it is below max, else -1.
+func (t *lru) rankBelow(s int32, max int) int {
+	r := 0
+	for i := t.head; i >= 0 && r < max; i = t.next[i] {
+		if i == s {
+			return r
+		}
+		r++
+	}
+	return -1
+}
+
+// atRank returns the slot of rank r, if the table holds that many.
+func (t *lru) atRank(r uint64) (int32, bool) {
+	i := t.head
+	for ; i >= 0 && r > 0; r-- {
+		i = t.next[i]
+	}
+	return i, i >= 0
+}
+
 // lookup returns the slot holding v (encoder side).
 func (t *lru) lookup(v []byte) (int32, bool) {
 	s, ok := t.index[string(v)]
@@ -120,6 +152,14 @@ func (r *ring) reset() {
 	if r.index != nil {
 		clear(r.index)
 	}
+}
+
+// last returns the slot of the most recent id (the ring must not be empty).
+func (r *ring) last() int {
+	if len(r.vals) < ringSize {
+		return len(r.vals) - 1
+	}
+	return (r.pos + ringSize - 1) % ringSize
 }
 
 func (r *ring) push(v string) {
