@@ -54,13 +54,19 @@
 //	mode&0x80: one stanza, plain; the mode byte is its flags byte with bit
 //	        7 set (stanza flags never use bit 7)
 //
-//	stanza := flags(1 byte) ...
+//	stanza := flags(1 byte) ..., tested in this order:
+//	  flags&32 shape:    [uvarint] payload…       the shape (below) of
+//	                     recency rank r in the shape table, r = bits 0-4 and
+//	                     6 (bit 6 = 32), and when that is 63, 63 + the
+//	                     uvarint; the shape's first byte is the stanza's
+//	                     flags; its holes are filled from the payloads that
+//	                     follow, in order
+//	  flags&16 template: [slot] value             template with a new 'to';
+//	                     bits 0-3: the template's age (0 = the newest kept),
+//	                     or 15: its slot follows in one byte
+//	  flags&16|64:       [slot]                   the same, and the 'to' is
+//	                     the predicted next recipient (a bare JID; tnext)
 //	  flags&1  raw:      uvarint(len) bytes       the stanza byte for byte
-//	  flags&16 template: slot(1 byte) value       template with a new 'to'
-//	  flags&16|64:       slot(1 byte)             template whose 'to' is the
-//	                     predicted next recipient (a bare JID; see tnext)
-//	  flags&32 shape:    uvarint(slot) payload…   the shape (below) in that
-//	                     slot, filled from the payloads that follow, in order
 //	  otherwise element; flags&2: text escapes quotes, &4: attributes in
 //	  double quotes, &8: keep the decoded stanza as the next template
 //	element := name(code, reserved 3) { attrname(code, reserved 1) value } 0 content
@@ -87,7 +93,7 @@
 // both the old and the new tnext are slots, succ[old] becomes the new one.
 //
 // Shapes: after every element stanza (not raw, not template), both ends
-// compute its shape, the full form (flags byte excluded) with each
+// compute its shape, its flags byte then its full form with each
 // top-level attribute or text value cut out, except empty values, the most
 // recent id, a pair's second half and attribute values that are vocab
 // entries (text that is a vocab entry is cut out): a value whose form is

@@ -34,8 +34,8 @@ const (
 	flagTextFull = 1 << 1 // text escapes ' and " as &apos; &quot; (Prosody does)
 	flagDQ       = 1 << 2 // attributes are written in double quotes
 	flagStore    = 1 << 3 // keep the decoded stanza as the next template
-	flagTemplate = 1 << 4 // a template: one byte (slot), then the value of 'to'
-	flagShape    = 1 << 5 // a shape: uvarint(slot), then the values of its holes
+	flagTemplate = 1 << 4 // a template: bits 0-3 its age (tmplByte), then the value of 'to'
+	flagShape    = 1 << 5 // a shape: the other bits hold its rank (shapeRank), then the values of its holes
 	flagNext     = 1 << 6 // with flagTemplate: 'to' is the bare JID predicted to follow the last root 'to' (tables.next)
 	flagsKnown   = flagRaw | flagTextFull | flagDQ | flagStore | flagTemplate | flagShape | flagNext
 )
@@ -125,6 +125,44 @@ func (t *tables) storeKey(key string) {
 	t.tnames[t.tpos] = key
 	t.tkeys[key] = t.tpos
 	t.tpos = (t.tpos + 1) % templateSlots
+}
+
+// A template reference is one byte, flagTemplate (and flagNext) with the
+// template's age in bits 0-3 (0 = the newest template), or with tmplAgeMax
+// there and the slot in the next byte.
+const tmplAgeMax = 15
+
+// tmplRef appends a reference to template slot of n kept.
+func (t *tables) tmplRef(dst []byte, slot, n int, next byte) []byte {
+	newest := n - 1
+	if n == templateSlots {
+		newest = (t.tpos + templateSlots - 1) % templateSlots
+	}
+	if age := (newest - slot + n) % n; age < tmplAgeMax {
+		return append(dst, flagTemplate|next|byte(age))
+	}
+	return append(dst, flagTemplate|next|tmplAgeMax, byte(slot))
+}
+
+// tmplSlot reads a template reference's slot (of n kept); the first byte,
+// b, has been read from in at pos-1.
+func (t *tables) tmplSlot(b byte, in []byte, pos *int, n int) (int, bool) {
+	age := int(b & 0x0f)
+	if age == tmplAgeMax {
+		if *pos >= len(in) || int(in[*pos]) >= n {
+			return 0, false
+		}
+		*pos++
+		return int(in[*pos-1]), true
+	}
+	if age >= n {
+		return 0, false
+	}
+	newest := n - 1
+	if n == templateSlots {
+		newest = (t.tpos + templateSlots - 1) % templateSlots
+	}
+	return (newest - age + n) % n, true
 }
 
 func (t *tables) storeHalves(pre, suf []byte) {
@@ -242,13 +280,13 @@ func (e *structEncoder) stanza(st []byte) {
 			if slot, ok := e.t.tkeys[string(e.key)]; ok {
 				p := len(e.out)
 				if s, ok := e.nextTo(to); ok {
-					e.out = append(e.out, flagTemplate|flagNext, byte(slot))
+					e.out = e.t.tmplRef(e.out, slot, len(e.t.tnames), flagNext)
 					e.t.bare.touch(s)
 					e.t.noteTo(s, false)
 					e.count("template", p)
 					return
 				}
-				e.out = append(e.out, flagTemplate, byte(slot))
+				e.out = e.t.tmplRef(e.out, slot, len(e.t.tnames), 0)
 				e.count("template", p)
 				e.rootTo = true
 				e.field([]byte("to"), to)
@@ -333,7 +371,8 @@ func (e *structEncoder) stanza(st []byte) {
 // before, followed by the cut-out values. Either way both ends then know
 // the shape (see shapeOf).
 func (e *structEncoder) shape(base int) {
-	e.key = shapeOf(e.key[:0], e.out[base+1:], e.holes, base+1)
+	e.key = append(e.key[:0], e.out[base])
+	e.key = shapeOf(e.key, e.out[base+1:], e.holes, base+1)
 	if len(e.key) > shapeMax {
 		return
 	}
@@ -342,16 +381,33 @@ func (e *structEncoder) shape(base int) {
 		e.t.shapes.insert(string(e.key))
 		return
 	}
+	r := e.t.shapes.rank(s)
 	e.t.shapes.touch(s)
-	// Rewrite in place: flags, slot, then the holes' bytes (they only move
-	// towards the front).
+	// Rewrite in place: the rank byte (and the rest of the rank), then the
+	// holes' bytes (they only move towards the front).
 	e.tmp = e.tmp[:0]
 	for i := 0; i < len(e.holes); i += 3 {
 		e.tmp = append(e.tmp, e.out[e.holes[i+1]:e.holes[i+2]]...)
 	}
-	e.out[base] |= flagShape
-	e.out = binary.AppendUvarint(e.out[:base+1], uint64(s))
+	e.out = append(e.out[:base], shapeByte(min(r, shapeRankMax)))
+	if r >= shapeRankMax {
+		e.uv(uint64(r - shapeRankMax))
+	}
 	e.out = append(e.out, e.tmp...)
+}
+
+// A shaped stanza's first byte is flagShape with the shape's recency rank
+// in the other six bits (0, 1, 2, 3, 4, 6); shapeRankMax there means that
+// uvarint(rank-shapeRankMax) follows. The stanza's own flags are the shape's
+// first byte.
+const shapeRankMax = 63
+
+func shapeByte(r int) byte {
+	return flagShape | byte(r&0x1f) | byte(r>>5&1)<<6
+}
+
+func shapeRank(b byte) int {
+	return int(b&0x1f) | int(b>>6&1)<<5
 }
 
 // shapeOf appends to dst the shape of a stanza's full form b (flags byte
@@ -693,30 +749,36 @@ func (d *structDecoder) stanza() error {
 	}
 	flags := d.in[d.pos]
 	d.pos++
+	var shape string
+	if flags&flagShape != 0 {
+		r := uint64(shapeRank(flags))
+		if r == shapeRankMax {
+			x, err := d.uv()
+			if err != nil {
+				return err
+			}
+			r += x
+		}
+		slot, ok := d.t.shapes.atRank(r)
+		if !ok {
+			return corrupt("shape rank %d", r)
+		}
+		shape, _ = d.t.shapes.get(uint64(slot))
+		flags = shape[0]
+		shape = shape[1:]
+		if flags&^(flagTextFull|flagDQ|flagStore) != 0 {
+			return corrupt("shape flags %#x", flags)
+		}
+		flags |= flagShape
+	}
 	if flags&^flagsKnown != 0 || flags&flagNext != 0 && flags&flagTemplate == 0 {
 		return corrupt("stanza flags %#x", flags)
 	}
-	if flags&flagRaw != 0 {
-		n, err := d.uv()
-		if err != nil {
-			return err
-		}
-		if n > MaxStanzaSize {
-			return corrupt("raw stanza of %d bytes", n)
-		}
-		b, err := d.bytes(n)
-		if err != nil {
-			return err
-		}
-		d.out = append(d.out, b...)
-		return nil
-	}
-	if flags&flagTemplate != 0 {
-		if flags&^flagNext != flagTemplate || d.pos >= len(d.in) || int(d.in[d.pos]) >= len(d.t.tpre) {
+	if flags&flagTemplate != 0 && flags&flagShape == 0 {
+		slot, ok := d.t.tmplSlot(flags, d.in, &d.pos, len(d.t.tpre))
+		if !ok {
 			return corrupt("bad template reference")
 		}
-		slot := d.in[d.pos]
-		d.pos++
 		var err error
 		if flags&flagNext != 0 {
 			if d.t.tnext < 0 {
@@ -742,25 +804,29 @@ func (d *structDecoder) stanza() error {
 		d.out = append(d.out, d.t.tsuf[slot]...)
 		return nil
 	}
+	if flags&flagRaw != 0 {
+		n, err := d.uv()
+		if err != nil {
+			return err
+		}
+		if n > MaxStanzaSize {
+			return corrupt("raw stanza of %d bytes", n)
+		}
+		b, err := d.bytes(n)
+		if err != nil {
+			return err
+		}
+		d.out = append(d.out, b...)
+		return nil
+	}
 	d.holes = d.holes[:0]
 	d.shaped = false
 	d.npend, d.pi = 0, 0
 	skStart := d.pos
 	if flags&flagShape != 0 {
-		if flags&(flagRaw|flagTemplate) != 0 {
-			return corrupt("stanza flags %#x", flags)
-		}
-		slot, err := d.uv()
-		if err != nil {
-			return err
-		}
-		sh, ok := d.t.shapes.get(slot)
-		if !ok {
-			return corrupt("shape slot %d", slot)
-		}
 		d.shaped = true
 		d.alt, d.altPos = d.in, d.pos
-		d.in, d.pos = unsafe.Slice(unsafe.StringData(sh), len(sh)), 0
+		d.in, d.pos = unsafe.Slice(unsafe.StringData(shape), len(shape)), 0
 	}
 	q := byte('\'')
 	if flags&flagDQ != 0 {
@@ -897,7 +963,8 @@ func (d *structDecoder) stanza() error {
 				d.in, d.pos, d.alt = d.alt, d.altPos, nil
 				return nil
 			}
-			d.key = shapeOf(d.key[:0], d.in[skStart:d.pos], d.holes, skStart)
+			d.key = append(d.key[:0], flags)
+			d.key = shapeOf(d.key, d.in[skStart:d.pos], d.holes, skStart)
 			if len(d.key) <= shapeMax {
 				d.t.shapes.insert(string(d.key))
 			}
