@@ -76,19 +76,22 @@
 //	           bytes), then vocab entries, then name-table slots
 //	value   := uvarint form: 0 empty, 1/2 literal (2 = interned), 3/4 UUID,
 //	           5/6 hex, 7/8 base64, 9/10 packed id, 11 JID, 12 id ring,
-//	           13 timestamp, 16 the most recent id, 17 pair: uvarint(rank)
-//	           (first of the root's 'from' and 'to', giving both; not on
-//	           presence), 18 the pair's second half, 19+r (r < 64) the
+//	           13 timestamp, 16 the most recent id, 17 pair (below), 18 the
+//	           pair's second half, 19+r (r < 64) the
 //	           value-table entry of recency rank r (0 = the most recently
 //	           used), 83.. vocab entries then value-table slots
 //	JID     := uvarint(0) uvarint(len) local value(domain) | uvarint(1+slot)
 //	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2+slot
 //
-// A pair is referred to by its rank in the pair table's recency order (0 =
-// the most recently used), not by its slot. A pair enters the pair table
-// after the root's attributes of every message or iq (not presence) that
-// has a non-empty 'from' and 'to' (each at most maxInterned bytes) and did
-// not use formPair. Every root 'to' written in JID form (a template's
+// Pairs: the root's 'from' and 'to' of a message or iq (not presence), when
+// both are non-empty and at most maxInterned bytes, are always written as
+// forms 17 (the first of the two) and 18 (the second). Form 17 is followed
+// by uvarint x: x >= 2, the pair of rank x-2 in the pair table's recency
+// order (0 = the most recently used) gives both values and form 18 carries
+// nothing; x = 0, both are JIDs and 17 and 18 are each followed by a JID
+// without its form byte; x = 1, each is followed by a value. A pair enters
+// the pair table after the root's attributes unless it came from the
+// table. Every root 'to' written in JID form (a template's
 // included) sets tnext to its bare slot, or to -1 if it has a resource; when
 // both the old and the new tnext are slots, succ[old] becomes the new one.
 //
@@ -97,7 +100,7 @@
 // top-level attribute or text value cut out, except empty values, the most
 // recent id, a pair's second half and attribute values that are vocab
 // entries (text that is a vocab entry is cut out): a value whose form is
-// UUID, hex, base64, packed, JID, timestamp, id ring or pair becomes
+// UUID, hex, base64, packed, JID, timestamp, id ring, 17 or 18 becomes
 // uvarint(15) then its header (the form, plus the length for hex, base64
 // and packed), and its payload (the rest) is what a shaped stanza carries;
 // any other value becomes uvarint(14) and a shaped stanza carries it whole.

@@ -76,8 +76,8 @@ const (
 	formHole      = 14 // in a shape only: the whole value comes from the stanza
 	formHoleTyped = 15 // in a shape only: the value's header follows (see typedHeader), its payload comes from the stanza
 	formLastID    = 16 // an id equal to the most recent id (origin-id repeating the message id)
-	formPair      = 17 // first of the root's 'from' and 'to': uvarint(slot) of the pair table, giving both
-	formPaired    = 18 // second of them, when the first was formPair
+	formPair      = 17 // first of the root's 'from' and 'to' of a message or iq: uvarint(2+rank) of the pair table, giving both; or 0 and a JID's body; or 1 and a value
+	formPaired    = 18 // second of them: nothing if the first gave both, else as the first (a JID's body or a value)
 	formRank      = 19 // + r: the value table's entry of recency rank r < rankForms
 	rankForms     = 64
 	formStatic    = formRank + rankForms // + vocab index; + len(vocab) + slot: value table
@@ -316,8 +316,12 @@ func (e *structEncoder) stanza(st []byte) {
 		}
 		nroot++
 	}
-	pairRank := -1
+	pairRank, pairOn, pairJIDs := -1, false, false
 	if pf > 0 && pt > 0 && string(ev[0].name) != "presence" && pairable(ev[pf].val, ev[pt].val) {
+		pairOn = true
+		_, _, _, _, _, ok1 := splitJID(ev[pf].val)
+		_, _, _, _, _, ok2 := splitJID(ev[pt].val)
+		pairJIDs = ok1 && ok2
 		e.key = pairKey(e.key[:0], ev[pf].val, ev[pt].val)
 		if s, ok := e.t.pairs.lookup(e.key); ok {
 			pairRank = e.t.pairs.rank(s)
@@ -335,15 +339,31 @@ func (e *structEncoder) stanza(st []byte) {
 			e.name(x.name, itemReserved)
 		case evAttr:
 			e.name(x.name, 1)
-			if pairRank >= 0 && (k == pf || k == pt) {
+			if pairOn && (k == pf || k == pt) {
 				p := len(e.out)
 				if k == min(pf, pt) {
 					e.uv(formPair)
-					e.uv(uint64(pairRank))
-					e.holes = append(e.holes, p, p+1, len(e.out))
+					switch {
+					case pairRank >= 0:
+						e.uv(uint64(pairRank + 2))
+					case pairJIDs:
+						e.uv(0)
+					default:
+						e.uv(1)
+					}
 				} else {
 					e.uv(formPaired)
 				}
+				if pairRank < 0 {
+					e.rootTo = string(x.name) == "to"
+					if pairJIDs {
+						e.jidBody(x.val)
+					} else {
+						e.value(x.name, x.val)
+					}
+					e.rootTo = false
+				}
+				e.holes = append(e.holes, p, p+1, len(e.out))
 				e.vbytes += len(e.out) - p
 				e.count("pair", p)
 				continue
@@ -440,7 +460,7 @@ func typedHeader(v []byte) int {
 		return 0
 	}
 	switch form {
-	case formUUID, formUUIDI, formJID, formTime, formRing, formPair:
+	case formUUID, formUUIDI, formJID, formTime, formRing, formPair, formPaired:
 		return n
 	case formHex, formHexI, formB64, formB64I, formB64URL, formB64URLI:
 		if _, m := binary.Uvarint(v[n:]); m > 0 {
@@ -624,11 +644,17 @@ func (e *structEncoder) value(attr, v []byte) string {
 
 // jid writes v in JID form if it splits cleanly into parts.
 func (e *structEncoder) jid(v []byte) bool {
-	local, domain, bare, res, hasRes, ok := splitJID(v)
-	if !ok {
+	if _, _, _, _, _, ok := splitJID(v); !ok {
 		return false
 	}
 	e.uv(formJID)
+	e.jidBody(v)
+	return true
+}
+
+// jidBody writes a JID that splitJID accepts without its form.
+func (e *structEncoder) jidBody(v []byte) {
+	local, domain, bare, res, hasRes, _ := splitJID(v)
 	if s, ok := e.t.bare.lookup(bare); ok {
 		e.t.bare.touch(s)
 		e.uv(1 + uint64(s))
@@ -659,7 +685,6 @@ func (e *structEncoder) jid(v []byte) bool {
 			e.t.res.insert(string(res))
 		}
 	}
-	return true
 }
 
 func splitJID(v []byte) (local, domain, bare, res []byte, hasRes, ok bool) {
@@ -711,9 +736,9 @@ type structDecoder struct {
 	// The root's 'from' and 'to' (pair table): whether the root is a
 	// presence, whether a formPair may come next, the first 'from' and
 	// 'to' read, and the second half of a pair still to be written.
-	rootPresence, pairOK, sawFT, haveFrom, haveTo, pairHit bool
-	pfrom, pto, pairVal                                    []byte
-	pairPend                                               string
+	rootPresence, pairOK, sawFT, haveFrom, haveTo, pairHit, pairJIDs bool
+	pfrom, pto, pairVal                                              []byte
+	pairPend                                                         string
 }
 
 func corrupt(format string, args ...any) error {
@@ -1006,7 +1031,7 @@ func (d *structDecoder) field(dst []byte, attr string) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	if form, _ := binary.Uvarint(d.in[p:]); form != formEmpty && form != formLastID && form != formPaired &&
+	if form, _ := binary.Uvarint(d.in[p:]); form != formEmpty && form != formLastID &&
 		(form < formStatic || form >= formStatic+uint64(len(vocab)) || attr == "") {
 		d.holes = append(d.holes, p, p+typedHeader(d.in[p:d.pos]), d.pos)
 	}
@@ -1022,7 +1047,7 @@ func (d *structDecoder) header() error {
 	d.pos += n
 	d.pend[0], d.npend, d.pi = form, 1, 0
 	switch form {
-	case formUUID, formUUIDI, formJID, formTime, formRing, formPair:
+	case formUUID, formUUIDI, formJID, formTime, formRing, formPair, formPaired:
 	case formHex, formHexI, formB64, formB64I, formB64URL, formB64URLI:
 		l, m := binary.Uvarint(d.in[d.pos:])
 		if m <= 0 {
@@ -1088,29 +1113,47 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		if !d.pairOK {
 			return dst, corrupt("pair out of place")
 		}
-		rank, err := d.uv()
+		x, err := d.uv()
 		if err != nil {
 			return dst, err
 		}
-		slot, ok := d.t.pairs.atRank(rank)
+		d.pairPend = "from"
+		if attr == "from" {
+			d.pairPend = "to"
+		}
+		d.pairOK = false
+		if x < 2 {
+			d.pairJIDs = x == 0
+			if d.pairJIDs {
+				return d.jid(dst)
+			}
+			return d.value(dst, attr, true)
+		}
+		slot, ok := d.t.pairs.atRank(x - 2)
 		if !ok {
-			return dst, corrupt("pair rank %d", rank)
+			return dst, corrupt("pair rank %d", x-2)
 		}
 		p, _ := d.t.pairs.get(uint64(slot))
 		i := strings.IndexByte(p, 0)
 		from, to := p[:i], p[i+1:]
 		d.pairHit = true
 		if attr == "from" {
-			d.pairPend, d.pairVal = "to", append(d.pairVal[:0], to...)
+			d.pairVal = append(d.pairVal[:0], to...)
 			return append(dst, from...), nil
 		}
-		d.pairPend, d.pairVal = "from", append(d.pairVal[:0], from...)
+		d.pairVal = append(d.pairVal[:0], from...)
 		return append(dst, to...), nil
 	case formPaired:
 		if d.pairPend == "" || d.pairPend != attr {
 			return dst, corrupt("paired value out of place")
 		}
 		d.pairPend = ""
+		if !d.pairHit {
+			if d.pairJIDs {
+				return d.jid(dst)
+			}
+			return d.value(dst, attr, true)
+		}
 		return append(dst, d.pairVal...), nil
 	case formRing:
 		if d.pos >= len(d.in) || int(d.in[d.pos]) >= len(d.t.ids.vals) {
