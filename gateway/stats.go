@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"sort"
 	"sync"
 
 	"github.com/isthmus-xmpp/isthmus/link"
@@ -116,12 +115,3 @@ func copyMap(m map[string]uint64) map[string]uint64 {
 	return c
 }
 
-// sortedKeys returns m's keys in order, for stable log lines.
-func sortedKeys(m map[string]uint64) []string {
-	k := make([]string, 0, len(m))
-	for n := range m {
-		k = append(k, n)
-	}
-	sort.Strings(k)
-	return k
-}

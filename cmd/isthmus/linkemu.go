@@ -82,9 +82,9 @@ func linkemu(ctx context.Context, stdout, stderr io.Writer, args []string) error
 	logger.Printf("relaying %s %s -> %s over %s", proto, *listen, *target, p)
 	start := time.Now()
 	if *udp {
-		pc, err := net.ListenPacket("udp", *listen)
-		if err != nil {
-			return fmt.Errorf("linkemu: %w", err)
+		pc, err2 := net.ListenPacket("udp", *listen)
+		if err2 != nil {
+			return fmt.Errorf("linkemu: %w", err2)
 		}
 		err = r.ServeUDP(ctx, pc, *target)
 	} else {

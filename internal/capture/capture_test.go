@@ -156,7 +156,7 @@ func TestCaptureProsody(t *testing.T) {
 			var items []prosodytest.RosterItem
 			for j, b := range bare[other] {
 				items = append(items, prosodytest.RosterItem{JID: b, Subscription: "both",
-					Name: strings.Title(names[other][j]), Groups: []string{groups[(i+j)%len(groups)]}})
+					Name: strings.ToUpper(names[other][j][:1]) + names[other][j][1:], Groups: []string{groups[(i+j)%len(groups)]}})
 			}
 			for j, b := range bare[side] {
 				if j != i {

@@ -85,7 +85,6 @@ type side struct {
 	ln   net.Listener
 	srv  *s2s.Server
 	pool *s2s.Pool
-	log  *slog.Logger
 }
 
 func newSide(s *sim.Server) (*side, error) {
