@@ -23,7 +23,8 @@
 //     and primed with a dictionary trained on captured traffic
 //     (dict/isthmus.zdict, embedded; `make dict` rebuilds it with
 //     TrainDict). A batch whose structural form, less the bytes of its ids
-//     and hashes in binary (random to zstd), is at most plainMax bytes
+//     and hashes in binary (random to zstd; values of at most internMax
+//     characters), is at most plainMax bytes
 //     skips zstd: a zstd block costs more than it saves there.
 //
 // # Mirrored tables and epochs

@@ -241,7 +241,8 @@ type structEncoder struct {
 	tmp    []byte
 	rootTo bool // the value being written is the root's 'to'
 	// rnd counts the bytes of ids and hashes written in binary (UUID, hex,
-	// base64, packed): random to zstd.
+	// base64, packed; at most internMax characters: longer ones, such as
+	// avatars, do repeat): random to zstd.
 	rnd int
 }
 
@@ -620,19 +621,25 @@ func (e *structEncoder) value(attr, v []byte) string {
 		e.uv(formHex + intern)
 		e.uv(uint64(len(v) / 2))
 		e.out, _ = hex.AppendDecode(e.out, v)
-		e.rnd += len(v) / 2
+		if len(v) <= internMax {
+			e.rnd += len(v) / 2
+		}
 		return "hex"
 	case isB64(v):
 		e.uv(formB64 + intern)
 		e.uv(uint64(len(v)/4*3 - padding(v)))
 		e.out, _ = base64.StdEncoding.AppendDecode(e.out, v)
-		e.rnd += len(v) / 4 * 3
+		if len(v) <= internMax {
+			e.rnd += len(v) / 4 * 3
+		}
 		return "b64"
 	case len(v) >= 8 && (isID || looksRandom(v)) && isB64URLAlpha(v):
 		e.uv(formB64URL + intern)
 		e.uv(uint64(len(v)))
 		e.out = packB64URL(e.out, v)
-		e.rnd += len(v) * 6 / 8
+		if len(v) <= internMax {
+			e.rnd += len(v) * 6 / 8
+		}
 		return "packed"
 	default:
 		e.uv(formLit + intern)
