@@ -67,9 +67,13 @@
 //	                     or 15: its slot follows in one byte
 //	  flags&16|64:       [slot]                   the same, and the 'to' is
 //	                     the predicted next recipient (a bare JID; tnext)
+//	  flags&64 (no 16):  uvarint(len) shape payload…  a new shape inline
+//	                     (without its first byte, which is flags&^64): it
+//	                     enters the shape table, then fills as above
 //	  flags&1  raw:      uvarint(len) bytes       the stanza byte for byte
-//	  otherwise element; flags&2: text escapes quotes, &4: attributes in
-//	  double quotes, &8: keep the decoded stanza as the next template
+//	  otherwise element (full form); flags&2: text escapes quotes, &4:
+//	  attributes in double quotes, &8: keep the decoded stanza as the next
+//	  template
 //	element := name(code, reserved 3) { attrname(code, reserved 1) value } 0 content
 //	content := 0 (end; <x/> if nothing came) | 1 (<x></x>) | 2 value (text) |
 //	           element, repeated until 0
@@ -105,8 +109,9 @@
 // uvarint(15) then its header (the form, plus the length for hex, base64
 // and packed), and its payload (the rest) is what a shaped stanza carries;
 // any other value becomes uvarint(14) and a shaped stanza carries it whole.
-// A shape enters the shape table unless it was used or exceeds shapeMax
-// bytes.
+// An element stanza whose shape (first byte included) is at most shapeMax
+// bytes crosses as a shape: by rank when the table holds it, else inline
+// (and it enters the table); a longer one crosses as its full form.
 //
 // The vocabulary, the table sizes and these codes are the wire format: both
 // ends must run the same build (they do: the two gateways of a pair are

@@ -397,19 +397,23 @@ func (e *structEncoder) shape(base int) {
 	if len(e.key) > shapeMax {
 		return
 	}
-	s, ok := e.t.shapes.lookup(e.key)
-	if !ok {
-		e.t.shapes.insert(string(e.key))
-		return
-	}
-	r := e.t.shapes.rank(s)
-	e.t.shapes.touch(s)
-	// Rewrite in place: the rank byte (and the rest of the rank), then the
+	// Rewrite in place: a new shape inline or a known one's rank, then the
 	// holes' bytes (they only move towards the front).
 	e.tmp = e.tmp[:0]
 	for i := 0; i < len(e.holes); i += 3 {
 		e.tmp = append(e.tmp, e.out[e.holes[i+1]:e.holes[i+2]]...)
 	}
+	s, ok := e.t.shapes.lookup(e.key)
+	if !ok {
+		e.t.shapes.insert(string(e.key))
+		e.out = append(e.out[:base], e.key[0]|flagNext)
+		e.uv(uint64(len(e.key) - 1))
+		e.out = append(e.out, e.key[1:]...)
+		e.out = append(e.out, e.tmp...)
+		return
+	}
+	r := e.t.shapes.rank(s)
+	e.t.shapes.touch(s)
 	e.out = append(e.out[:base], shapeByte(min(r, shapeRankMax)))
 	if r >= shapeRankMax {
 		e.uv(uint64(r - shapeRankMax))
@@ -801,6 +805,28 @@ func (d *structDecoder) stanza() error {
 		if flags&^(flagTextFull|flagDQ|flagStore) != 0 {
 			return corrupt("shape flags %#x", flags)
 		}
+		flags |= flagShape
+	} else if flags&(flagNext|flagTemplate) == flagNext {
+		// A new shape inline: it enters the table, then fills as above.
+		flags &^= flagNext
+		if flags&^(flagTextFull|flagDQ|flagStore) != 0 {
+			return corrupt("stanza flags %#x", flags|flagNext)
+		}
+		n, err := d.uv()
+		if err != nil {
+			return err
+		}
+		if n+1 > shapeMax {
+			return corrupt("shape of %d bytes", n)
+		}
+		b, err := d.bytes(n)
+		if err != nil {
+			return err
+		}
+		d.key = append(append(d.key[:0], flags), b...)
+		slot := d.t.shapes.insert(string(d.key))
+		shape, _ = d.t.shapes.get(uint64(slot))
+		shape = shape[1:]
 		flags |= flagShape
 	}
 	if flags&^flagsKnown != 0 || flags&flagNext != 0 && flags&flagTemplate == 0 {
