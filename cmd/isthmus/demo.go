@@ -59,8 +59,9 @@ func runDemo(args []string) error {
 	verbose := fs.Bool("v", false, "show the gateways' logs")
 	admin := fs.String("admin", "", "serve gateway A's status page and /metrics on this `HOST:PORT` while the demo runs")
 	report := fs.String("report", "", "write a self-contained HTML report with plots to this `FILE`")
+	window := fs.Duration("batch-window", 0, "link.batch_window of both gateways (0: the config default, 50ms); longer windows put more stanzas in each packet")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N] [--admin HOST:PORT] [--report FILE.html]")
+		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N] [--admin HOST:PORT] [--report FILE.html] [--batch-window 50ms]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,7 +90,10 @@ func runDemo(args []string) error {
 	if !*asJSON || tty {
 		fmt.Fprintf(os.Stderr, "isthmus demo: profile %s, %v of simulated traffic, then draining the queues\n", p, *duration)
 	}
-	opts := demo.Options{Profile: p, Duration: *duration, Seed: *seed, Logger: logger}
+	if *window < 0 || *window > 10*time.Second {
+		return fmt.Errorf("--batch-window: %v is out of range (0s..10s)", *window)
+	}
+	opts := demo.Options{Profile: p, Duration: *duration, Seed: *seed, Logger: logger, BatchWindow: *window}
 	if *admin != "" {
 		ln, err := net.Listen("tcp", *admin)
 		if err != nil {

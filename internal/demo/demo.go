@@ -31,6 +31,9 @@ type Options struct {
 	Progress func(Progress)
 	// AdminA, if set, serves gateway A's admin interface on this listener.
 	AdminA net.Listener
+	// BatchWindow, if not zero, replaces the configured default
+	// (link.batch_window) on both gateways.
+	BatchWindow time.Duration
 }
 
 // Progress is a running view of the demo.
@@ -192,6 +195,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	pc.A.Link.RateBPS, pc.B.Link.RateBPS = o.Profile.RateBPS, o.Profile.RateBPS
+	if o.BatchWindow > 0 {
+		pc.A.Link.BatchWindow.Duration, pc.B.Link.BatchWindow.Duration = o.BatchWindow, o.BatchWindow
+	}
 	l := emu.NewLink(o.Profile, o.Seed)
 	defer l.Close()
 	gb, err := gateway.New(pc.B, gateway.Options{Logger: log, PrivateKey: pc.KeyB, LinkListener: l.Listen()})
