@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
+	"github.com/isthmus-xmpp/isthmus/link"
 	"github.com/isthmus-xmpp/isthmus/presence"
 )
 
@@ -96,15 +97,20 @@ func toPresence(st s2s.Stanza) presence.Stanza {
 func (e *mirrorEdge) perform() {
 	for _, a := range e.m.Actions() {
 		st := s2s.Stanza{Name: a.Stanza.Name, From: a.Stanza.From, To: a.Stanza.To, Type: a.Stanza.Type, ID: a.Stanza.ID, Raw: a.Stanza.Raw}
-		if a.Dest == presence.ToLink {
-			// Mirror stanzas change a recipient set (add, del, keep):
-			// a newer one does not make a queued older one obsolete, so
-			// the link must not coalesce them. The mirror has already
-			// dropped duplicates and merged each fan-out.
+		switch {
+		case a.Dest == presence.ToLink && a.Mirror:
+			// Mirror stanzas change a recipient set (add, del, keep) or
+			// compare tables (sync): a newer one does not make a queued
+			// older one obsolete, and a sync iq must not overtake the
+			// mirror presence queued before it. So all of them go in the
+			// presence class, in order, without a coalescing key. The
+			// mirror has already dropped duplicates and merged fan-outs.
 			it := linkItem(st)
-			it.Coalesce = ""
+			it.Class, it.Coalesce = link.ClassPresence, ""
 			e.g.toLinkItem(st, it)
-		} else {
+		case a.Dest == presence.ToLink:
+			e.g.toLink(st)
+		default:
 			e.g.toLocal(st)
 		}
 	}

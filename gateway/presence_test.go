@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
+	"github.com/isthmus-xmpp/isthmus/link/emu"
 )
 
 // TestPresenceMirrorSurvivesRestart is issue 7, item 2, at the gateway: the
@@ -262,5 +264,67 @@ func TestMirrorStanzasNotCoalesced(t *testing.T) {
 	// exchange at link-up.
 	if c, _, _, _ := ga.PresenceCounters(); c.SyncRepaired != 0 {
 		t.Errorf("%d entries repaired after link-up", c.SyncRepaired)
+	}
+}
+
+// TestSyncDoesNotOvertakeMirror: when the link comes up, the mirror sends a
+// digest of its table while fan-outs still wait in the link queue (a slow
+// link, a burst of presence). The digest must arrive after them, or the
+// tables look different and every entry crosses a second time as a repair.
+func TestSyncDoesNotOvertakeMirror(t *testing.T) {
+	if testing.Short() {
+		t.Skip("emulated slow link")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+
+	a := newServer(t, "a.test", "")
+	b := newServer(t, "b.test", "")
+	pc, err := NewPairConfig(map[string]string{"a.test": a.ln.Addr().String()}, map[string]string{"b.test": b.ln.Addr().String()}, "0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := emu.ParseProfile("bgan-64k,loss=0,delay=50ms,rate=8000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.A.Link.RateBPS, pc.B.Link.RateBPS = prof.RateBPS, prof.RateBPS
+	l := emu.NewLink(prof, 1)
+	defer l.Close()
+	ga, err := New(pc.A, Options{Logger: quiet, PrivateKey: pc.KeyA, LinkDial: l.Dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, err := New(pc.B, Options{Logger: quiet, PrivateKey: pc.KeyB, LinkListener: l.Listen()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); ga.Run(ctx) }()
+	go func() { defer wg.Done(); gb.Run(ctx) }()
+	a.start(ctx, t, ga.S2SAddr().String(), "secret-of-a.test-0123", &wg)
+	b.start(ctx, t, gb.S2SAddr().String(), "secret-of-b.test-0123", &wg)
+
+	waitFor(t, "the link", 30*time.Second, func() bool { return ga.Snapshot().Link.Up })
+	// The mirror sees the link up within a second; meanwhile presence
+	// arrives faster than the link carries it.
+	const n = 150
+	for i := range n {
+		st, err := s2s.ParseStanza(fmt.Appendf(nil, "<presence from='c%03d@a.test/r' to='ann@b.test'><status>watch %d</status></presence>", i, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.pool.Send(st)
+		time.Sleep(10 * time.Millisecond)
+	}
+	// b counts a's digest as matched, or a repairs after b's answer.
+	waitFor(t, "the digest exchange", 60*time.Second, func() bool {
+		cb, _, _, _ := gb.PresenceCounters()
+		ca, _, _, _ := ga.PresenceCounters()
+		return cb.SyncMatched > 0 || ca.SyncRepaired > 0
+	})
+	if c, _, _, _ := ga.PresenceCounters(); c.SyncRepaired != 0 {
+		t.Errorf("after link-up: %d entries repaired (%d mirror stanzas sent for %d contacts)", c.SyncRepaired, c.FanoutSent, n)
 	}
 }

@@ -74,7 +74,9 @@
 // # Wire format (mirror protocol version 0, namespace urn:xmpp:isthmus:mirror:0)
 //
 // Everything is an XMPP stanza, so the link's codec compresses it like any
-// other. A fan-out crosses as a presence from the contact to the recipients'
+// other. Mirror stanzas are changes to, and checks of, what was sent before
+// (Action.Mirror): the link must carry them in order, none replacing
+// (coalescing) or overtaking another. A fan-out crosses as a presence from the contact to the recipients'
 // domain, with the payload and one <m/> element:
 //
 //	<presence from='carol@b.test/phone' to='a.test' [type='unavailable']>

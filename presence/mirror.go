@@ -86,6 +86,13 @@ func (d Dest) String() string {
 type Action struct {
 	Dest   Dest
 	Stanza Stanza
+	// Mirror marks a stanza of the mirror protocol to the peer (mirror
+	// presence, sync iqs). Each changes or checks the peer's table relative
+	// to the ones sent before it, so the link must carry them in the order
+	// given, none replacing another and none overtaking another: a sync
+	// digest that passes queued mirror stanzas finds the tables different
+	// and makes every entry cross again.
+	Mirror bool
 }
 
 // Counters count what the mirror did. All are totals since New.
@@ -255,7 +262,7 @@ func (m *Mirror) Entries() (out, in int) { return m.out.n, m.in.n }
 func (m *Mirror) Dirty() bool { return m.dirty }
 
 func (m *Mirror) emit(d Dest, name, from, to, typ, id, inner string) {
-	m.actions = append(m.actions, Action{Dest: d, Stanza: Stanza{
+	m.actions = append(m.actions, Action{Dest: d, Mirror: d == ToLink, Stanza: Stanza{
 		Name: name, From: from, To: to, Type: typ, ID: id,
 		Raw: stanzaXML(name, from, to, typ, id, inner),
 	}})

@@ -44,7 +44,9 @@ const pw = "pw"
 // TestPresenceBench is `make presence-bench`: real Prosody on both sides,
 // direct S2S over the link emulator against the isthmus pair over the same
 // emulated link. Set ISTHMUS_PRESENCE_BENCH=1 (the Makefile does);
-// ISTHMUS_PRESENCE_PROFILES overrides the profiles (comma-separated).
+// ISTHMUS_PRESENCE_PROFILES overrides the profiles (comma-separated);
+// ISTHMUS_PRESENCE_MODES=pair (or direct) runs one mode only, to diagnose
+// (its t.Logf lines, with -v, show what crossed the link in each phase).
 func TestPresenceBench(t *testing.T) {
 	if os.Getenv("ISTHMUS_PRESENCE_BENCH") == "" {
 		t.Skip("set ISTHMUS_PRESENCE_BENCH=1 (make presence-bench)")
@@ -172,7 +174,11 @@ func runBench(t *testing.T, s sizes, profiles []string, w io.Writer) []profileRe
 			t.Fatalf("unknown profile %q", name)
 		}
 		r := profileResult{profile: name}
-		for _, mode := range []string{"direct", "pair"} {
+		modes := []string{"direct", "pair"}
+		if m := os.Getenv("ISTHMUS_PRESENCE_MODES"); m != "" {
+			modes = strings.Split(m, ",") // for diagnosis; the table needs both
+		}
+		for _, mode := range modes {
 			mr, answered := runMode(t, ctx, s, prof, mode, pa, pb, swA, swB, contacts)
 			if mode == "direct" {
 				r.direct = mr
@@ -195,7 +201,7 @@ func runMode(t *testing.T, ctx context.Context, s sizes, prof emu.Profile, mode 
 	defer cancel()
 	var bytes func() int64
 	var quiet func() bool
-	var ga *gateway.Gateway
+	var ga, gb *gateway.Gateway
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
@@ -221,7 +227,7 @@ func runMode(t *testing.T, ctx context.Context, s sizes, prof emu.Profile, mode 
 		pc.A.Link.RateBPS, pc.B.Link.RateBPS = prof.RateBPS, prof.RateBPS
 		l := emu.NewLink(prof, 3)
 		defer l.Close()
-		gb, err := gateway.New(pc.B, gateway.Options{PrivateKey: pc.KeyB, LinkListener: l.Listen(), Logger: quietLog()})
+		gb, err = gateway.New(pc.B, gateway.Options{PrivateKey: pc.KeyB, LinkListener: l.Listen(), Logger: quietLog()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,6 +247,20 @@ func runMode(t *testing.T, ctx context.Context, s sizes, prof emu.Profile, mode 
 		quiet = func() bool {
 			a, b := ga.Snapshot(), gb.Snapshot()
 			return a.Link.Waiting+a.Link.Unacked+b.Link.Waiting+b.Link.Unacked == 0
+		}
+	}
+	// diag logs what crossed the link in pair mode, for finding out where
+	// the bytes go.
+	diag := func(phase string) {
+		if ga == nil {
+			return
+		}
+		for _, g := range []*gateway.Gateway{ga, gb} {
+			sn := g.Snapshot()
+			c, out, in, _ := g.PresenceCounters()
+			t.Logf("%s %s %s: out %v raw=%d link=%d wire=%d; in %v raw=%d link=%d wire=%d; mirror out=%d in=%d %+v",
+				prof.Name, phase, sn.Name, sn.Out.Stanzas, sn.Out.RawBytes, sn.Out.LinkBytes, sn.Out.WireBytes,
+				sn.In.Stanzas, sn.In.RawBytes, sn.In.LinkBytes, sn.In.WireBytes, out, in, c)
 		}
 	}
 	settle := func(limit time.Duration) {
@@ -266,6 +286,7 @@ func runMode(t *testing.T, ctx context.Context, s sizes, prof emu.Profile, mode 
 	}
 	settle(20 * time.Minute)
 	t.Logf("%s %s: contacts settled, %d bytes", prof.Name, mode, bytes())
+	diag("settled")
 
 	var mr modeResult
 	for run := 0; run < s.loginRuns; run++ {
@@ -285,6 +306,7 @@ func runMode(t *testing.T, ctx context.Context, s sizes, prof emu.Profile, mode 
 		t.Logf("%s %s: login %d complete in %v", prof.Name, mode, run, time.Since(t0))
 		settle(20 * time.Minute)
 		mr.loginBytes = append(mr.loginBytes, bytes()-b0)
+		diag(fmt.Sprintf("login %d", run))
 		b1 := bytes()
 		if err := u.SendUnavailable(ctx); err != nil {
 			t.Fatal(err)
@@ -330,6 +352,7 @@ func runMode(t *testing.T, ctx context.Context, s sizes, prof emu.Profile, mode 
 		mr.stormMS = time.Since(t0).Milliseconds()
 		settle(30 * time.Minute)
 		mr.stormBytes = bytes() - b0
+		diag("storm")
 		for _, c := range users {
 			c.SendUnavailable(ctx)
 			c.Close()
@@ -482,6 +505,9 @@ func report(w io.Writer, s sizes, rs []profileResult) {
 					return -1
 				}
 				return v[len(v)-1]
+			}
+			if len(m.r.loginMS) == 0 {
+				continue // mode not run (ISTHMUS_PRESENCE_MODES)
 			}
 			fmt.Fprintf(w, "%-10s %-7s %12d %14d %13d %13d %12d %12d\n", r.profile, m.name, m.r.loginMS[0], last(m.r.loginMS), median(m.r.loginBytes), m.r.logoutBytes, m.r.stormBytes, m.r.stormMS)
 		}
