@@ -14,14 +14,13 @@ import (
 // emuPair runs two Links over an emulated link in the current synctest
 // bubble: a dials, b accepts.
 type emuPair struct {
-	a, b       *Link
-	atA, atB   *sink
-	el         *emu.Link
-	cancel     func()
-	wg         sync.WaitGroup
-	rtt        time.Duration
-	transport  string
-	connectsAt time.Time
+	a, b      *Link
+	atA, atB  *sink
+	el        *emu.Link
+	cancel    func()
+	wg        sync.WaitGroup
+	rtt       time.Duration
+	transport string
 }
 
 func newEmuPair(t *testing.T, transport, profile string, keepalive time.Duration, opts ...func(*Config)) *emuPair {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,8 +81,8 @@ func isthmusBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "isthmus")
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		out, err := exec.Command(gobin, "build", "-o", binPath, "github.com/isthmus-xmpp/isthmus/cmd/isthmus").CombinedOutput()
+		// go test puts its own GOROOT/bin first on the PATH.
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/isthmus-xmpp/isthmus/cmd/isthmus").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -137,7 +136,6 @@ type run struct {
 	bin    string
 	ga, gb *gwProc
 	sa, sb *sim
-	link   *emu.Link
 	pauseA sync.RWMutex // held exclusively while gateway A is killed and restarted
 	pauseB sync.RWMutex // held exclusively while gateway B is killed and restarted
 }
