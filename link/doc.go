@@ -57,7 +57,11 @@
 // part is the redial backoff (up to ReconnectMax after the link returns).
 // A QUIC connection outlives a 10-minute outage (its idle timeout is above
 // DeadAfter), but its probe timer has backed off meanwhile, so the first
-// stanza waits for the next probe: another reason TCP is the default there.
+// stanza waits for the next probe. A TCP connection through a path that
+// silently drops everything (no reset from the modem) would wait the same
+// way for its retransmission timer (backed off up to 120 s on Linux); the
+// emulator does not model that (its Stall mode holds segments without
+// timers), so the TCP rows are for a modem that drops carrier.
 //
 // The session's own resumption exchange is the two HELLOs: 26–30 link
 // bytes (the epochs are random uvarints), one round trip after the transport
