@@ -10,7 +10,7 @@
 //     repeated values (caps ver and node, avatar hashes, status texts)
 //     interned, ids and hashes carried as binary (UUIDs, hex, base64, random
 //     [A-Za-z0-9_-] ids at 6 bits a character, XEP-0082 timestamps as
-//     seconds), recent ids referenced by position (origin-id repeating the
+//     the difference in seconds from the previous timestamp), recent ids referenced by position (origin-id repeating the
 //     message id costs nothing), the root's 'from' and 'to' of messages and
 //     iqs as one reference to a recent (from, to) pair, a stanza that
 //     repeats a recent one except for its 'to' (a presence fanned out to
@@ -87,6 +87,10 @@
 //	           used), 83.. vocab entries then value-table slots
 //	JID     := uvarint(0) uvarint(len) local value(domain) | uvarint(1+slot)
 //	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2+slot
+//	time    := uvarint(zigzag(seconds - last)*10 + digits), then, if digits
+//	           > 0, uvarint(fraction): "2006-01-02T15:04:05[.fraction]Z" with
+//	           that many fraction digits; last is the previous timestamp of
+//	           the epoch (0 at its start)
 //
 // Pairs: the root's 'from' and 'to' of a message or iq (not presence), when
 // both are non-empty and at most maxInterned bytes, are always written as

@@ -72,7 +72,7 @@ const (
 	formB64URLI   = 10
 	formJID       = 11 // bare code, resource code
 	formRing      = 12 // one byte: slot of the recent-id ring
-	formTime      = 13 // uvarint(unix seconds), uvarint(digits), uvarint(fraction): XEP-0082 UTC
+	formTime      = 13 // XEP-0082 UTC: uvarint(zigzag(seconds - tables.lastTime)*10 + digits), then uvarint(fraction) if digits > 0
 	formHole      = 14 // in a shape only: the whole value comes from the stanza
 	formHoleTyped = 15 // in a shape only: the value's header follows (see typedHeader), its payload comes from the stanza
 	formLastID    = 16 // an id equal to the most recent id (origin-id repeating the message id)
@@ -102,6 +102,9 @@ type tables struct {
 	// recipient of the next copy.
 	tnext int32
 	succ  []int32
+	// lastTime is the last timestamp written (unix seconds): the next one
+	// crosses as the difference.
+	lastTime int64
 }
 
 // next is the predicted bare slot of the root 'to' after tnext (>= 0):
@@ -207,6 +210,7 @@ func (t *tables) reset() {
 	clear(t.tkeys)
 	t.tnames, t.tpre, t.tsuf, t.tpos = t.tnames[:0], t.tpre[:0], t.tsuf[:0], 0
 	t.tnext = -1
+	t.lastTime = 0
 	for i := range t.succ {
 		t.succ[i] = -1
 	}
@@ -604,9 +608,11 @@ func (e *structEncoder) value(attr, v []byte) string {
 		t, digits, frac, ok := parseTimestamp(v)
 		if ok {
 			e.uv(formTime)
-			e.uv(uint64(t))
-			e.uv(uint64(digits))
-			e.uv(uint64(frac))
+			e.uv(zigzag(t-e.t.lastTime)*10 + uint64(digits))
+			if digits > 0 {
+				e.uv(frac)
+			}
+			e.t.lastTime = t
 			return "time"
 		}
 	}
@@ -1244,16 +1250,22 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		}
 		dst = unpackB64URL(dst, b, int(n))
 	case formTime:
-		var v [3]uint64
-		for i := range v {
-			if v[i], err = d.uv(); err != nil {
+		x, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		digits, frac := x%10, uint64(0)
+		if digits > 0 {
+			if frac, err = d.uv(); err != nil {
 				return dst, err
 			}
 		}
-		if v[0] > 1<<40 || v[1] > 9 || v[2] >= pow10[v[1]] {
+		sec := d.t.lastTime + unzigzag(x/10)
+		if sec < 0 || sec > 1<<40 || frac >= pow10[digits] {
 			return dst, corrupt("bad timestamp")
 		}
-		dst = appendTimestamp(dst, int64(v[0]), int(v[1]), v[2])
+		d.t.lastTime = sec
+		dst = appendTimestamp(dst, sec, int(digits), frac)
 	default:
 		if form >= formRank && form < formRank+rankForms {
 			slot, ok := d.t.values.atRank(form - formRank)
@@ -1406,6 +1418,10 @@ func escapeText(dst, s []byte, full bool) []byte {
 	}
 	return dst
 }
+
+func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
+
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
 var pow10 = [10]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000}
 

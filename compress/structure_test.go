@@ -242,3 +242,32 @@ func TestRepeatsCostOnlyWhatChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestTimestampsCrossAsDifferences: XEP-0082 stamps (with and without
+// fractions, forwards and backwards in time) come back exactly, and a stamp
+// a few seconds from the previous one costs one byte.
+func TestTimestampsCrossAsDifferences(t *testing.T) {
+	enc, _ := NewEncoder()
+	dec, _ := NewDecoder()
+	st := `<presence from='a@a.test/r' to='b@b.test' id='%d'><delay xmlns='urn:xmpp:delay' stamp='%s'/></presence>`
+	stamps := []string{"2026-11-30T04:27:17Z", "2026-11-30T04:27:19Z", "2026-11-30T04:27:18.123Z", "1970-01-01T00:00:00Z", "2099-12-31T23:59:59.000001Z", "2026-11-30T04:27:20Z", "2026-11-30T04:27:23Z"}
+	var sizes []int
+	for i, s := range stamps {
+		in := fmt.Appendf(nil, st, i, s)
+		b, err := enc.Encode([][]byte{in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dec.Decode(bytes.Clone(b))
+		if err != nil || !bytes.Equal(got[0], in) {
+			t.Fatalf("%s: %v %s", s, err, got)
+		}
+		sizes = append(sizes, len(b))
+	}
+	// The last two have the same shape and the same size of id; the stamp
+	// 3 s after its predecessor takes one byte, the one 73 years before its
+	// predecessor six.
+	if d := sizes[5] - sizes[6]; d != 5 {
+		t.Errorf("stamps 73 years and 3 s from the previous one: blocks of %d and %d bytes, want a difference of 5", sizes[5], sizes[6])
+	}
+}
