@@ -73,14 +73,16 @@
 // Over QUIC the accepting side's handshake ends later than the dialler's
 // (tickets, tokens and connection ids go first): 1.24 s on bgan-64k (1.8
 // RTT), and 7.8 s on vhf-9600, where the dialler's Finished waits behind
-// Initials quic-go retransmitted on its 200 ms default timer. TCP is the default and the choice for every
-// profile up to bgan-64k: QUIC's 1200-byte Initials, retransmitted on its
-// 200 ms default timer long before a slow link has carried them, make its
-// handshake cost 10× TCP's on vhf-9600 and 7× on bgan-64k, and its NewReno
-// backs off on random satellite loss. QUIC is for geo-1m and faster links, where its handshake
+// Initials quic-go retransmitted on its 200 ms default timer.
+//
+// TCP is the default and the choice for every profile up to bgan-64k:
+// QUIC's 1200-byte Initials, retransmitted on its 200 ms default timer long
+// before a slow link has carried them, make its handshake cost 10× TCP's on
+// vhf-9600 and 7× on bgan-64k, and its NewReno backs off on random
+// satellite loss. QUIC is for geo-1m and faster links, where its handshake
 // cost is small and a lost packet does not stall the other streams' bytes.
 //
-// # Frames (protocol version 2)
+// # Frames (protocol version 3)
 //
 // Everything inside TLS is a sequence of frames:
 //
