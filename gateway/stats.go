@@ -114,4 +114,3 @@ func copyMap(m map[string]uint64) map[string]uint64 {
 	}
 	return c
 }
-
