@@ -180,11 +180,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		ReconnectMin: cfg.Link.ReconnectMin.Duration,
 		ReconnectMax: cfg.Link.ReconnectMax.Duration,
 		Session: link.SessionConfig{
-			BatchWindow:   cfg.Link.BatchWindow.Duration,
-			MaxBatchBytes: cfg.Link.MaxBatchBytes,
-			Keepalive:     cfg.Link.Keepalive.Duration,
-			MaxQueueBytes: int(cfg.Link.SpoolMaxBytes),
-			MaxAge:        cfg.Link.MaxAge.Duration,
+			BatchWindow:    cfg.Link.BatchWindow.Duration,
+			PresenceWindow: max(cfg.Link.PresenceWindow.Duration, cfg.Link.BatchWindow.Duration, 1), // 0: as batch_window
+			MaxBatchBytes:  cfg.Link.MaxBatchBytes,
+			Keepalive:      cfg.Link.Keepalive.Duration,
+			MaxQueueBytes:  int(cfg.Link.SpoolMaxBytes),
+			MaxAge:         cfg.Link.MaxAge.Duration,
 		},
 		Deliver: g.fromLink,
 		Expired: g.linkExpired,

@@ -12,7 +12,12 @@ import (
 
 // SessionConfig holds the session's timing and size rules.
 type SessionConfig struct {
-	BatchWindow   time.Duration // a batch closes this long after its first stanza (default 50ms)
+	BatchWindow   time.Duration // a batch closes this long after its first iq or message (default 50ms)
+	// PresenceWindow: a batch of presence alone closes this long after its
+	// first stanza (default 1s, never shorter than BatchWindow). Presence is
+	// state the mirror already answers locally, so it can wait for company:
+	// presence trickling in (a login storm) shares frames, and so packets.
+	PresenceWindow time.Duration
 	MaxBatchBytes int           // ...or when this many stanza bytes are queued (default 16384)
 	AckDelay      time.Duration // a standalone ACK waits this long for DATA to carry it (default 1s)
 	Keepalive     time.Duration // send ACKREQ after this long without receiving (default 15m; negative: never)
@@ -21,6 +26,9 @@ type SessionConfig struct {
 	MaxAge        time.Duration // an iq or message not acknowledged after this long is handed back (default 24h)
 	Codec         []compress.Option
 }
+
+// DefaultPresenceWindow is PresenceWindow when none is configured.
+const DefaultPresenceWindow = time.Second
 
 // maxInterval stands for "never" in timer arithmetic without overflowing.
 const maxInterval = 1000 * time.Hour
@@ -35,6 +43,10 @@ func (c *SessionConfig) populate() {
 	if c.BatchWindow <= 0 {
 		c.BatchWindow = 50 * time.Millisecond
 	}
+	if c.PresenceWindow <= 0 {
+		c.PresenceWindow = DefaultPresenceWindow
+	}
+	c.PresenceWindow = max(c.PresenceWindow, c.BatchWindow)
 	if c.MaxBatchBytes <= 0 {
 		c.MaxBatchBytes = 16384
 	}
@@ -122,6 +134,7 @@ type Session struct {
 	loPairs    map[string]int    // entries in lo by Pair
 	queueBytes int               // bytes in hi and lo
 	firstQueue time.Time         // when the oldest queued stanza was queued
+	firstHi    time.Time         // when hi last became non-empty
 	nextExpiry time.Time         // earliest Expires in the queues (zero: none)
 	unacked    []sentFrame
 	held       int           // bytes queued and unacked
@@ -383,6 +396,9 @@ func (s *Session) push(now time.Time, e *entry) {
 			s.coalesce[e.Coalesce] = e
 		}
 	} else {
+		if len(s.hi) == 0 {
+			s.firstHi = now
+		}
 		if e.Pair != "" && s.loPairs[e.Pair] > 0 {
 			s.promote(e.Pair)
 		}
@@ -640,7 +656,7 @@ func (s *Session) onHello(now time.Time, h Hello) {
 			s.noteExpiry(e.Expires)
 		}
 		s.hi = append(again, s.hi...)
-		s.firstQueue = time.Time{} // re-encoded stanzas go at once
+		s.firstQueue, s.firstHi = time.Time{}, time.Time{} // re-encoded stanzas go at once
 	}
 	s.expire(now)
 }
@@ -724,7 +740,7 @@ func (s *Session) Poll(now time.Time) []byte {
 		s.Out.Retransmitted += uint64(len(f.block))
 		return s.data(out, f.block)
 	}
-	if s.queueBytes >= s.cfg.MaxBatchBytes || (len(s.hi)+len(s.lo) > 0 && !now.Before(s.firstQueue.Add(s.cfg.BatchWindow))) {
+	if due := s.batchDue(); !due.IsZero() && !now.Before(due) {
 		if b, ok := s.batch(now, out); ok {
 			return b
 		}
@@ -741,6 +757,32 @@ func (s *Session) Poll(now time.Time) []byte {
 		s.lastSent = now
 	}
 	return out
+}
+
+// batchDue returns when the queued stanzas should leave as a batch (zero:
+// nothing queued): BatchWindow after the first iq or message, or
+// PresenceWindow after the first stanza when only presence waits, or at
+// once when MaxBatchBytes are queued. A batch takes queued presence along
+// with the iqs and messages.
+func (s *Session) batchDue() time.Time {
+	var due time.Time
+	switch {
+	case len(s.hi)+len(s.lo) == 0:
+		return time.Time{}
+	case s.queueBytes >= s.cfg.MaxBatchBytes:
+		return time.Unix(0, 1) // at once; not zero
+	case len(s.hi) > 0:
+		due = s.firstHi.Add(s.cfg.BatchWindow)
+	}
+	if len(s.lo) > 0 {
+		if d := s.firstQueue.Add(s.cfg.PresenceWindow); due.IsZero() || d.Before(due) {
+			due = d
+		}
+	}
+	if due.IsZero() {
+		return time.Unix(0, 1)
+	}
+	return due
 }
 
 // batch encodes one DATA frame from the queues: iq and message first, then
@@ -789,6 +831,9 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 	if len(s.hi)+len(s.lo) > 0 {
 		s.firstQueue = now
 	}
+	if len(s.hi) > 0 {
+		s.firstHi = now
+	}
 	s.unacked = append(s.unacked, sentFrame{block: append([]byte(nil), block...), entries: ents, queued: queued, sent: now})
 	s.resend = len(s.unacked)
 	s.Out.Stanzas += uint64(len(ents))
@@ -829,9 +874,7 @@ func (s *Session) Next() time.Time {
 		return next
 	}
 	if s.gotHello {
-		if len(s.hi)+len(s.lo) > 0 {
-			earlier(s.firstQueue.Add(s.cfg.BatchWindow))
-		}
+		earlier(s.batchDue())
 		if s.ackOwed {
 			earlier(s.ackDue)
 		}

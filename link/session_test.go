@@ -98,6 +98,49 @@ func TestBatchWindowAndOrder(t *testing.T) {
 	}
 }
 
+// Presence alone waits PresenceWindow for company; an iq or message closes
+// the batch at BatchWindow and takes the queued presence along.
+func TestPresenceWindow(t *testing.T) {
+	a, b := newPair(t)
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b) // HELLOs
+	pres := func(i int) []byte {
+		return fmt.Appendf(nil, "<presence from='u%d@a.test/r' to='v@b.test'><show>away</show></presence>", i)
+	}
+	// Presence trickles in 250ms apart: one frame for all four at 1s.
+	for i := 0; i < 4; i++ {
+		now := t0.Add(time.Duration(i) * 250 * time.Millisecond)
+		a.Enqueue(now, uint64(i)+1, Item{Data: pres(i), Class: ClassPresence})
+		if got, _ := exchange(t, now, a, b); len(got) != 0 {
+			t.Fatalf("presence left after %v, before the presence window", now.Sub(t0))
+		}
+	}
+	if next := a.Next(); !next.Equal(t0.Add(DefaultPresenceWindow)) {
+		t.Fatalf("Next = %v, want the presence window end", next.Sub(t0))
+	}
+	if got, _ := exchange(t, t0.Add(DefaultPresenceWindow), a, b); len(got) != 4 {
+		t.Fatalf("got %d presence at the window end, want 4", len(got))
+	}
+	if a.Out.Frames != 2 { // HELLO + one DATA
+		t.Errorf("a sent %d frames, want 2", a.Out.Frames)
+	}
+	// A message closes the batch at BatchWindow, with the presence before it.
+	now := t0.Add(10 * time.Second)
+	a.Enqueue(now, 10, Item{Data: pres(9), Class: ClassPresence})
+	a.Enqueue(now.Add(100*time.Millisecond), 11, Item{Data: stanza(1)})
+	if next := a.Next(); !next.Equal(now.Add(150 * time.Millisecond)) {
+		t.Fatalf("Next = %v, want 150ms (message's batch window)", next.Sub(now))
+	}
+	got, _ := exchange(t, now.Add(150*time.Millisecond), a, b)
+	if len(got) != 2 || got[0] != string(stanza(1)) || got[1] != string(pres(9)) {
+		t.Fatalf("got %q, want the message then the presence", got)
+	}
+	if a.Out.Frames != 3 {
+		t.Errorf("a sent %d frames, want 3", a.Out.Frames)
+	}
+}
+
 func TestResumeRetransmitsSameBytes(t *testing.T) {
 	a, b := newPair(t)
 	a.Connected(t0)

@@ -19,19 +19,20 @@ import (
 
 // Bounds checked by Validate.
 const (
-	MinBatchBytes   = 256
-	MaxBatchBytes   = 1 << 20
-	MinStanzaSize   = 1024
-	MaxStanzaSize   = 16 << 20
-	MaxQueueLimit   = 1_000_000
-	MaxRateBPS      = 100_000_000_000 // 100 Gbit/s
-	MinRateBPS      = 50              // slowest HF modes; 0 means unpaced
-	MinSecretLength = 16
-	MaxNameLength   = 64
-	MaxBatchWindow  = 10 * time.Second
-	MinSpoolBytes   = 64 << 10
-	MaxSpoolBytes   = 64 << 30
-	maxLongDuration = 24 * time.Hour
+	MinBatchBytes     = 256
+	MaxBatchBytes     = 1 << 20
+	MinStanzaSize     = 1024
+	MaxStanzaSize     = 16 << 20
+	MaxQueueLimit     = 1_000_000
+	MaxRateBPS        = 100_000_000_000 // 100 Gbit/s
+	MinRateBPS        = 50              // slowest HF modes; 0 means unpaced
+	MinSecretLength   = 16
+	MaxNameLength     = 64
+	MaxBatchWindow    = 10 * time.Second
+	MaxPresenceWindow = time.Minute
+	MinSpoolBytes     = 64 << 10
+	MaxSpoolBytes     = 64 << 30
+	maxLongDuration   = 24 * time.Hour
 )
 
 // Validate checks the whole configuration and returns the first problem as
@@ -169,6 +170,9 @@ func (l *Link) validate() error {
 		return fieldErr("link.rate_bps", "%d is out of range (0 = unpaced, or %d..%d bit/s)", l.RateBPS, MinRateBPS, int64(MaxRateBPS))
 	}
 	if err := checkDuration("link.batch_window", l.BatchWindow, 0, 0, MaxBatchWindow); err != nil {
+		return err
+	}
+	if err := checkDuration("link.presence_window", l.PresenceWindow, 0, 0, MaxPresenceWindow); err != nil {
 		return err
 	}
 	if l.MaxBatchBytes < MinBatchBytes || l.MaxBatchBytes > MaxBatchBytes {
