@@ -147,8 +147,10 @@
 //
 // Sizes declared by the peer are checked before anything is allocated:
 // MaxBatchStanzas, MaxStanzaSize, MaxBatchBytes of decoded XML per block,
-// table entries of at most maxInterned bytes, templates of at most
-// templateMax; the zstd decoder runs with WithDecoderMaxMemory. Every
+// table entries of at most maxInterned bytes (pairs twice that), shapes of
+// at most shapeMax, templates of at most templateMax; every table has a
+// fixed number of slots, so a decoder's tables hold at most a few MB; the
+// zstd decoder runs with WithDecoderMaxMemory. Every
 // decoding error wraps ErrCorrupt and leaves the decoder failed until Reset,
 // so the link session ends cleanly instead of guessing.
 //
