@@ -13,18 +13,18 @@ import (
 // SessionConfig holds the session's timing and size rules.
 type SessionConfig struct {
 	BatchWindow   time.Duration // a batch closes this long after its first iq or message (default 50ms)
+	MaxBatchBytes int           // ...or when this many stanza bytes are queued (default 16384)
 	// PresenceWindow: a batch of presence alone closes this long after its
 	// first stanza (default 1s, never shorter than BatchWindow). Presence is
 	// state the mirror already answers locally, so it can wait for company:
 	// presence trickling in (a login storm) shares frames, and so packets.
 	PresenceWindow time.Duration
-	MaxBatchBytes int           // ...or when this many stanza bytes are queued (default 16384)
-	AckDelay      time.Duration // a standalone ACK waits this long for DATA to carry it (default 1s)
-	Keepalive     time.Duration // send ACKREQ after this long without receiving (default 15m; negative: never)
-	DeadAfter     time.Duration // drop the connection after this long without receiving (default 2×Keepalive+1m)
-	MaxQueueBytes int           // queued + unacknowledged stanza bytes: the spool bound (default 64 MiB)
-	MaxAge        time.Duration // an iq or message not acknowledged after this long is handed back (default 24h)
-	Codec         []compress.Option
+	AckDelay       time.Duration // a standalone ACK waits this long for DATA to carry it (default 1s)
+	Keepalive      time.Duration // send ACKREQ after this long without receiving (default 15m; negative: never)
+	DeadAfter      time.Duration // drop the connection after this long without receiving (default 2×Keepalive+1m)
+	MaxQueueBytes  int           // queued + unacknowledged stanza bytes: the spool bound (default 64 MiB)
+	MaxAge         time.Duration // an iq or message not acknowledged after this long is handed back (default 24h)
+	Codec          []compress.Option
 }
 
 // DefaultPresenceWindow is PresenceWindow when none is configured.
@@ -760,27 +760,23 @@ func (s *Session) Poll(now time.Time) []byte {
 }
 
 // batchDue returns when the queued stanzas should leave as a batch (zero:
-// nothing queued): BatchWindow after the first iq or message, or
-// PresenceWindow after the first stanza when only presence waits, or at
-// once when MaxBatchBytes are queued. A batch takes queued presence along
+// nothing queued): BatchWindow after the first iq or message or
+// PresenceWindow after the first stanza, whichever comes first (only the
+// latter when only presence waits), or at once when MaxBatchBytes are
+// queued. A batch takes queued presence along
 // with the iqs and messages.
 func (s *Session) batchDue() time.Time {
-	var due time.Time
 	switch {
 	case len(s.hi)+len(s.lo) == 0:
 		return time.Time{}
 	case s.queueBytes >= s.cfg.MaxBatchBytes:
 		return time.Unix(0, 1) // at once; not zero
-	case len(s.hi) > 0:
-		due = s.firstHi.Add(s.cfg.BatchWindow)
+	case len(s.hi) == 0:
+		return s.firstQueue.Add(s.cfg.PresenceWindow)
 	}
-	if len(s.lo) > 0 {
-		if d := s.firstQueue.Add(s.cfg.PresenceWindow); due.IsZero() || d.Before(due) {
-			due = d
-		}
-	}
-	if due.IsZero() {
-		return time.Unix(0, 1)
+	due := s.firstHi.Add(s.cfg.BatchWindow)
+	if d := s.firstQueue.Add(s.cfg.PresenceWindow); len(s.lo) > 0 && d.Before(due) {
+		due = d
 	}
 	return due
 }
@@ -892,9 +888,6 @@ func (s *Session) Pending(now time.Time) bool {
 		return false
 	}
 	if s.hello || s.ackNow || (s.gotHello && s.announce) {
-		return true
-	}
-	if s.gotHello && s.queueBytes >= s.cfg.MaxBatchBytes {
 		return true
 	}
 	if n := s.Next(); !n.IsZero() && !now.Before(n) {
