@@ -192,6 +192,11 @@ func New(cfg Config) (*Link, error) {
 	return l, nil
 }
 
+// txTime is how long n wire bytes take to leave at rate bit/s.
+func txTime(n uint64, rate int64) time.Duration {
+	return time.Duration(float64(n*8) / float64(rate) * float64(time.Second))
+}
+
 // SetRate changes the pacing rate (bit/s; 0: unpaced) from the next write
 // on, e.g. when the configuration is reloaded.
 func (l *Link) SetRate(bps int64) { l.rate.Store(max(0, bps)) }
@@ -564,7 +569,7 @@ func (l *Link) writeLoop(ctx context.Context, tc stream, wireOut func() uint64) 
 				} else {
 					wire = quicEstimate(len(buf))
 				}
-				paceAt = maxTime(now, paceAt).Add(time.Duration(float64(wire*8) / float64(rate) * float64(time.Second)))
+				paceAt = maxTime(now, paceAt).Add(txTime(wire, rate))
 			}
 			continue
 		}

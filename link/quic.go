@@ -201,7 +201,7 @@ func (c *countPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.mu.Lock()
 		now := time.Now()
 		start := maxTime(now, c.next)
-		c.next = start.Add(time.Duration(float64((len(p)+UDPHeaderBytes)*8) / float64(rate) * float64(time.Second)))
+		c.next = start.Add(txTime(uint64(len(p)+UDPHeaderBytes), rate))
 		c.mu.Unlock()
 		if d := start.Sub(now); d > 0 {
 			time.Sleep(d)
