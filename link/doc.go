@@ -172,21 +172,24 @@
 // presence replaces an older one in place only when that is the only queued
 // presence of its pair; otherwise the older one is dropped and the newer one
 // queued at the end. So what a pair's receiver gets is always a subsequence
-// of what its sender handed over (presence coalescing being the only gaps). When the held bytes would exceed MaxQueueBytes, queued
-// presence is dropped oldest first; if that is not enough, Send returns
-// ErrQueueFull and the gateway bounces the stanza. Queued items past their
-// Expires (MaxAge, default 24h) are removed: iqs and messages are handed to
-// Config.Expired (the gateway bounces them with remote-server-timeout),
-// presence only counted. Items already framed are in flight and are not
-// expired.
+// of what its sender handed over (presence coalescing being the only gaps).
+//
+// When the held bytes would exceed MaxQueueBytes, queued presence is dropped
+// oldest first; if that is not enough, Send returns ErrQueueFull and the
+// gateway bounces the stanza. Queued items past their Expires (MaxAge,
+// default 24h) are removed: iqs and messages are handed to Config.Expired
+// (the gateway bounces them with remote-server-timeout), presence only
+// counted. Items already framed are in flight and are not expired.
 //
 // # Batching and pacing
 //
 // Stanzas queue in the session. A batch closes when BatchWindow has passed
-// since its first stanza, or when MaxBatchBytes are queued. The writer puts
-// no more on the wire than RateBPS: after each write it waits for the wire
-// bytes of that write (estimated as below) to drain at the configured rate,
-// and stanzas that arrive meanwhile join the next batch.
+// since its first iq or message, or PresenceWindow (default 1 s, never less
+// than BatchWindow) since its first stanza, whichever comes first: presence
+// alone waits for company. It also closes when MaxBatchBytes are queued. The
+// writer puts no more on the wire than RateBPS: after each write it waits
+// for the wire bytes of that write (estimated as below) to drain at the
+// configured rate, and stanzas that arrive meanwhile join the next batch.
 //
 // # Byte accounting
 //
