@@ -5,27 +5,28 @@
 //
 //  1. Structure. Each stanza is parsed (parse.go) and written as a compact
 //     structural form: element and attribute names and namespaces as codes
-//     from a static table of the XMPP vocabulary (vocab.go, RFC 6120/6121 and
-//     the common XEPs), JIDs split into bare JID and resource and interned,
-//     repeated values (caps ver and node, avatar hashes, status texts)
-//     interned, ids and hashes carried as binary (UUIDs, hex, base64, random
-//     [A-Za-z0-9_-] ids at 6 bits a character, XEP-0082 timestamps as
-//     the difference in seconds from the previous timestamp), recent ids referenced by position (origin-id repeating the
-//     message id costs nothing), the root's 'from' and 'to' of messages and
-//     iqs as one reference to a recent (from, to) pair, a stanza that
-//     repeats a recent one except for its 'to' (a presence fanned out to
-//     every contact) as a template reference plus the new recipient (or no
-//     recipient at all when it is the next contact in the order first
-//     seen), and a stanza whose structure repeats a recent one's as a shape
-//     reference plus the values that differ, without their type bytes.
+//     from a static table of the XMPP vocabulary (vocab.go, RFC 6120/6121
+//     and the common XEPs), JIDs split into bare JID and resource and
+//     interned, repeated values (caps ver and node, avatar hashes, status
+//     texts) interned, ids and hashes carried as binary (UUIDs, hex, base64,
+//     random [A-Za-z0-9_-] ids at 6 bits a character, XEP-0082 timestamps as
+//     the difference in seconds from the previous timestamp), recent ids
+//     referenced by position (origin-id repeating the message id costs
+//     nothing), the root's 'from' and 'to' of messages and iqs as one
+//     reference to a recent (from, to) pair, a stanza that repeats a recent
+//     one except for its 'to' (a presence fanned out to every contact) as a
+//     template reference plus the new recipient (or no recipient at all when
+//     it is the next contact in the order first seen), and a stanza whose
+//     structure repeats a recent one's as a shape reference plus the values
+//     that differ, without their type bytes.
 //  2. Entropy. The structural form of a batch goes through one streaming
 //     zstd context per epoch (klauspost/compress), flushed after each batch
 //     and primed with a dictionary trained on captured traffic
 //     (dict/isthmus.zdict, embedded; `make dict` rebuilds it with
 //     TrainDict). A batch whose structural form, less the bytes of its ids
 //     and hashes in binary (random to zstd; values of at most internMax
-//     characters), is at most plainMax bytes
-//     skips zstd: a zstd block costs more than it saves there.
+//     characters), is at most plainMax bytes skips zstd: a zstd block costs
+//     more than it saves there.
 //
 // # Mirrored tables and epochs
 //
@@ -41,9 +42,10 @@
 // reference, a rank looked up) happens at the same point of the stream on
 // both ends, so slot numbers are never sent. The state therefore advances
 // only with the ordered link stream: the decoder must see every block of an
-// epoch, in order, exactly once (the link session guarantees it). When a peer loses its state
-// the link starts a new epoch: Reset on both ends empties every table and
-// starts a new zstd stream primed with the dictionary.
+// epoch, in order, exactly once (the link session guarantees it). When a
+// peer loses its state the link starts a new epoch: Reset on both ends
+// empties every table and starts a new zstd stream primed with the
+// dictionary.
 //
 // # Block format (codec version 3)
 //

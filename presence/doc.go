@@ -76,8 +76,9 @@
 // Everything is an XMPP stanza, so the link's codec compresses it like any
 // other. Mirror stanzas are changes to, and checks of, what was sent before
 // (Action.Mirror): the link must carry them in order, none replacing
-// (coalescing) or overtaking another. A fan-out crosses as a presence from the contact to the recipients'
-// domain, with the payload and one <m/> element:
+// (coalescing) or overtaking another. A fan-out crosses as a presence from
+// the contact to the recipients' domain, with the payload and one <m/>
+// element:
 //
 //	<presence from='carol@b.test/phone' to='a.test' [type='unavailable']>
 //	  <show>away</show>...
@@ -96,9 +97,9 @@
 //   - type='unavailable': the set − del + add get unavailable and leave the
 //     entry, which is removed when no recipient is left; del names those for
 //     whom the contact stays available (an unavailable sent to one revoked
-//     recipient). A resource's logout has no del: the entry goes. From a bare JID: every resource of the contact is removed,
-//     unavailable synthesized for each, and the add recipients get the bare
-//     unavailable.
+//     recipient). A resource's logout has no del: the entry goes. From a
+//     bare JID: every resource of the contact is removed, unavailable
+//     synthesized for each, and the add recipients get the bare unavailable.
 //   - reset='1' (sync repair): the entry is replaced by payload and add
 //     (exactly); only recipients whose payload changed get it. With
 //     type='unavailable': the entry is removed, unavailable synthesized.
