@@ -152,7 +152,7 @@ func measure(t *testing.T, tr, profile string) {
 	// of the handshake ends later than the client's (its tickets, tokens and
 	// connection ids, and on vhf-9600 the client's Finished queued behind
 	// retransmitted Initials, go first): logged, not held to this.
-	if ser := time.Duration(2 * 150 * 8 * float64(time.Second) / float64(p.el.Profile().RateBPS)); tr == TransportTCP && hello > p.rtt+ser {
+	if ser := txTime(2*150, p.el.Profile().RateBPS); tr == TransportTCP && hello > p.rtt+ser {
 		t.Errorf("HELLO exchange took %v after the transport handshake, want ≤ 1 RTT (%v) + %v serialization", hello, p.rtt, ser)
 	}
 	if resLink > 100 {
