@@ -181,7 +181,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		ReconnectMax: cfg.Link.ReconnectMax.Duration,
 		Session: link.SessionConfig{
 			BatchWindow:    cfg.Link.BatchWindow.Duration,
-			PresenceWindow: max(cfg.Link.PresenceWindow.Duration, cfg.Link.BatchWindow.Duration, 1), // 0: as batch_window
+			PresenceWindow: max(cfg.Link.PresenceWindow.Duration, 1), // 0: as batch_window (the session never waits less)
 			MaxBatchBytes:  cfg.Link.MaxBatchBytes,
 			Keepalive:      cfg.Link.Keepalive.Duration,
 			MaxQueueBytes:  int(cfg.Link.SpoolMaxBytes),
