@@ -77,14 +77,22 @@ type pair struct {
 	a, b   *server
 }
 
-func startPair(t *testing.T, ctx context.Context, wg *sync.WaitGroup) *pair {
+// newServersAndConfig starts local servers a.test and b.test and returns
+// them with a gateway pair configuration serving them.
+func newServersAndConfig(t *testing.T) (a, b *server, pc PairConfig) {
 	t.Helper()
-	a := newServer(t, "a.test", "")
-	b := newServer(t, "b.test", "")
+	a = newServer(t, "a.test", "")
+	b = newServer(t, "b.test", "")
 	pc, err := NewPairConfig(map[string]string{"a.test": a.ln.Addr().String()}, map[string]string{"b.test": b.ln.Addr().String()}, "0123456789abcdef")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, b, pc
+}
+
+func startPair(t *testing.T, ctx context.Context, wg *sync.WaitGroup) *pair {
+	t.Helper()
+	a, b, pc := newServersAndConfig(t)
 	pc.A.Link.BatchWindow.Duration = 10 * time.Millisecond
 	pc.B.Link.BatchWindow.Duration = 10 * time.Millisecond
 	lnB, _ := net.Listen("tcp", "127.0.0.1:0")

@@ -25,12 +25,7 @@ func TestPresenceMirrorSurvivesRestart(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 
-	a := newServer(t, "a.test", "")
-	b := newServer(t, "b.test", "")
-	pc, err := NewPairConfig(map[string]string{"a.test": a.ln.Addr().String()}, map[string]string{"b.test": b.ln.Addr().String()}, "0123456789abcdef")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, pc := newServersAndConfig(t)
 	pc.A.Link.BatchWindow.Duration = 10 * time.Millisecond
 	pc.B.Link.BatchWindow.Duration = 10 * time.Millisecond
 	pc.A.StateDir = t.TempDir()
@@ -194,12 +189,7 @@ func TestMirrorStanzasNotCoalesced(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 
-	a := newServer(t, "a.test", "")
-	b := newServer(t, "b.test", "")
-	pc, err := NewPairConfig(map[string]string{"a.test": a.ln.Addr().String()}, map[string]string{"b.test": b.ln.Addr().String()}, "0123456789abcdef")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, pc := newServersAndConfig(t)
 	pc.A.Link.BatchWindow.Duration = 10 * time.Millisecond
 	pc.B.Link.BatchWindow.Duration = 10 * time.Millisecond
 	pc.A.Link.ReconnectMin.Duration = 50 * time.Millisecond
@@ -279,12 +269,7 @@ func TestSyncDoesNotOvertakeMirror(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 
-	a := newServer(t, "a.test", "")
-	b := newServer(t, "b.test", "")
-	pc, err := NewPairConfig(map[string]string{"a.test": a.ln.Addr().String()}, map[string]string{"b.test": b.ln.Addr().String()}, "0123456789abcdef")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, pc := newServersAndConfig(t)
 	prof, err := emu.ParseProfile("bgan-64k,loss=0,delay=50ms,rate=8000")
 	if err != nil {
 		t.Fatal(err)
