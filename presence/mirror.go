@@ -565,8 +565,8 @@ func (m *Mirror) probeAnswer(from, to addr, typ string, n *node) bool {
 	if typ != "" || from.res == "" {
 		return false
 	}
-	c := m.out.c[from.bare()]
-	if c == nil || c.probed.IsZero() || m.now.Sub(c.probed) > probeAnswerWait {
+	c := m.probedContact(from.bare())
+	if c == nil {
 		return false
 	}
 	e := c.res[from.res]
@@ -579,11 +579,21 @@ func (m *Mirror) probeAnswer(from, to addr, typ string, n *node) bool {
 	return true
 }
 
+// probedContact returns the out table's contact bare when the peer probed
+// it within probeAnswerWait, else nil.
+func (m *Mirror) probedContact(bare string) *contact {
+	c := m.out.c[bare]
+	if c == nil || c.probed.IsZero() || m.now.Sub(c.probed) > probeAnswerWait {
+		return nil
+	}
+	return c
+}
+
 // confirmProbe sends a confirmation for contact resource from when the peer
 // probed its contact recently and that resource is not yet confirmed.
 func (m *Mirror) confirmProbe(from addr) {
-	c := m.out.c[from.bare()]
-	if c == nil || c.probed.IsZero() || m.now.Sub(c.probed) > probeAnswerWait || c.confirmed[from.res] {
+	c := m.probedContact(from.bare())
+	if c == nil || c.confirmed[from.res] {
 		return
 	}
 	if c.confirmed == nil {
