@@ -18,26 +18,26 @@
 //
 // # Figures
 //
-// `make presence-bench` on 2026-11-30 (commit 1340469, 2-core machine):
+// `make presence-bench` on 2026-11-30 (commit e2f0f18, 2-core machine):
 //
 //	profile    mode        login ms     relogin ms   login bytes  logout bytes  storm bytes     storm ms
-//	vhf-9600   direct         80272          82037        116300         47296       472008       240758
-//	vhf-9600   isthmus          102             87           613           460         7349         9758
-//	bgan-64k   direct         13468          12850        116092         47296       472476        36848
-//	bgan-64k   isthmus           83             79           611           460         7364         9757
+//	vhf-9600   direct         80750          82259        116222         47296       472424       239567
+//	vhf-9600   isthmus           82             75           608           460         3833         9758
+//	bgan-64k   direct         14064          12740        116092         47400       472060        36923
+//	bgan-64k   isthmus          122             96           657           356         3793         9763
 //
-//	login_presence_ms profile=vhf-9600 direct=81154 isthmus=94 speedup=863.3
-//	login_storm_link_bytes profile=vhf-9600 direct=472008 isthmus=7349 ratio=64.2
-//	login_presence_ms profile=bgan-64k direct=13159 isthmus=81 speedup=162.5
-//	login_storm_link_bytes profile=bgan-64k direct=472476 isthmus=7364 ratio=64.2
+//	login_presence_ms profile=vhf-9600 direct=81504 isthmus=78 speedup=1044.9
+//	login_storm_link_bytes profile=vhf-9600 direct=472424 isthmus=3833 ratio=123.3
+//	login_presence_ms profile=bgan-64k direct=13402 isthmus=109 speedup=123.0
+//	login_storm_link_bytes profile=bgan-64k direct=472060 isthmus=3793 ratio=124.5
 //
 // The storm through the pair is 41 mirror stanzas (one per storm user's
 // broadcast to its 20 contacts; nothing else crosses: every probe is
-// answered from the mirror). Each leaves alone in a link frame, since the
-// users log in 250 ms apart, so of about 180 bytes per login only about 60
-// are the frame (the compressed stanza); the rest is TLS record, TCP/IP
-// headers and the peer's ack. With link.batch_window = 1s (a diagnostic run,
-// ISTHMUS_PRESENCE_MODES=pair, bgan-64k) the storm took 3613 bytes (131x).
+// answered from the mirror). The users log in 250 ms apart; with the link's
+// presence window (link.presence_window, 1 s) about four of them share a
+// frame and its TLS record, TCP/IP headers and ack. Before that window
+// (commit 1340469) each left alone and the storm cost 7349 B (64x): of about
+// 180 bytes per login only 60 were the compressed stanza.
 package presencebench
 
 import (
