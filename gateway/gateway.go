@@ -319,6 +319,9 @@ func (g *Gateway) fromLocal(st s2s.Stanza) {
 	if g.mirror != nil && (st.Name == "presence" || st.Name == "iq") && g.mirror.fromLocal(st) {
 		return // answered or absorbed by the presence mirror (iq: caps cache)
 	}
+	if g.mirror != nil {
+		g.mirror.flushFrom(st) // the sender's presence goes first
+	}
 	g.toLink(st)
 }
 

@@ -72,10 +72,19 @@ func openSpool(cfg *config.Config, lc *link.Config) (io.Closer, error) {
 
 // linkItem tells the link what a stanza is: its class (priority and drop
 // rule), the pair of bare JIDs it is between (whose order the link keeps
-// across classes, RFC 6120 §10.1) and, for availability presence, the
+// across classes, RFC 6120 §10.1), its group (sender and recipient domain,
+// the pair of the mirror's fan-outs) and, for availability presence, the
 // (from, to) it is about, so a newer one replaces a queued older one.
 func linkItem(st s2s.Stanza) link.Item {
-	it := link.Item{Data: st.Raw, Pair: bareJID(st.From) + "|" + bareJID(st.To)}
+	from, to := bareJID(st.From), bareJID(st.To)
+	// The presence mirror's fan-out stanzas go to a domain: their Pair is
+	// "bare from|domain", which Group names for everything else the sender
+	// sends to that domain.
+	dom := to
+	if _, d, ok := strings.Cut(to, "@"); ok {
+		dom = d
+	}
+	it := link.Item{Data: st.Raw, Pair: from + "|" + to, Group: from + "|" + dom}
 	switch st.Name {
 	case "iq":
 		it.Class = link.ClassIQ

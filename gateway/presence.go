@@ -134,6 +134,15 @@ func (e *mirrorEdge) fromLocal(st s2s.Stanza) bool {
 	return handled
 }
 
+// flushFrom sends the fan-outs being collected for the sender of st at
+// once, ahead of st (see presence.Mirror.FlushFrom).
+func (e *mirrorEdge) flushFrom(st s2s.Stanza) {
+	e.mu.Lock()
+	e.m.FlushFrom(time.Now(), st.From)
+	e.perform()
+	e.mu.Unlock()
+}
+
 // fromLink sees each presence and iq from the peer for a local domain; true
 // means the mirror consumed it.
 func (e *mirrorEdge) fromLink(st s2s.Stanza) bool {

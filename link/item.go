@@ -41,6 +41,12 @@ type Item struct {
 	// high-class item takes the queued low-class items of its pair ahead of
 	// it (RFC 6120 §10.1). Empty: no ordering constraint with other items.
 	Pair string
+	// Group, when not empty, is a second ordering key: queued low-class
+	// items whose Pair equals it are taken ahead of this item too. The
+	// gateway sets "bare from|domain of to", the Pair of the presence
+	// mirror's fan-out stanzas, so a message does not overtake its sender's
+	// presence carried in one.
+	Group string
 	// Expires is when an iq or message that has not reached the peer is
 	// given up and handed back through Config.Expired (zero: MaxAge after
 	// it was accepted).

@@ -84,6 +84,23 @@ func TestHigherClassDoesNotOvertakeSamePair(t *testing.T) {
 	}
 }
 
+// TestGroupTakesFanoutAhead: a message carries Group "bare from|domain of
+// to", the Pair of the presence mirror's fan-out stanzas; the sender's
+// queued fan-out presence goes ahead of it, presence of other senders (and
+// of the same sender to another domain) keeps its lower priority.
+func TestGroupTakesFanoutAhead(t *testing.T) {
+	a, b := connectedPair(t, SessionConfig{})
+	fan := func(tag, pair string) Item {
+		return Item{Data: fmt.Appendf(nil, "<presence n='%s'/>", tag), Class: ClassPresence, Pair: pair}
+	}
+	msg := Item{Data: []byte("<message n='m'/>"), Class: ClassMessage, Pair: "bob@a.test|alice@b.test", Group: "bob@a.test|b.test"}
+	enqueueAll(t, a, t0, fan("carol", "carol@a.test|b.test"), fan("bob-c", "bob@a.test|c.test"), fan("bob", "bob@a.test|b.test"), msg)
+	got, _ := exchange(t, t0.Add(time.Second), a, b)
+	if g, want := tags(got), []string{"bob", "m", "carol", "bob-c"}; !slices.Equal(g, want) {
+		t.Fatalf("delivered %q, want %q", g, want)
+	}
+}
+
 // TestNoCoalescingAcrossHigherClass: a presence queued before a high-class
 // item of its pair is not replaced by one queued after it.
 func TestNoCoalescingAcrossHigherClass(t *testing.T) {

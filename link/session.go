@@ -399,8 +399,10 @@ func (s *Session) push(now time.Time, e *entry) {
 		if len(s.hi) == 0 {
 			s.firstHi = now
 		}
-		if e.Pair != "" && s.loPairs[e.Pair] > 0 {
-			s.promote(e.Pair)
+		pair := e.Pair != "" && s.loPairs[e.Pair] > 0
+		group := e.Group != "" && e.Group != e.Pair && s.loPairs[e.Group] > 0
+		if pair || group {
+			s.promote(e.Pair, e.Group)
 		}
 		s.hi = append(s.hi, e)
 	}
@@ -421,12 +423,13 @@ func (s *Session) countLo(pair string, d int) {
 	}
 }
 
-// promote moves the entries of pair from lo to the end of hi, in order: a
-// high-class item of the pair is about to be queued behind them.
-func (s *Session) promote(pair string) {
+// promote moves the entries of pair or group from lo to the end of hi, in
+// order: a high-class item of the pair (or group) is about to be queued
+// behind them.
+func (s *Session) promote(pair, group string) {
 	out := s.lo[:0]
 	for _, e := range s.lo {
-		if e.Pair != pair {
+		if e.Pair == "" || (e.Pair != pair && e.Pair != group) {
 			out = append(out, e)
 			continue
 		}
@@ -439,6 +442,7 @@ func (s *Session) promote(pair string) {
 	clear(s.lo[len(out):])
 	s.lo = out
 	delete(s.loPairs, pair)
+	delete(s.loPairs, group)
 }
 
 // removeLo takes e out of lo.

@@ -629,6 +629,26 @@ func key(bare, res string) string {
 	return bare + "/" + res
 }
 
+// FlushFrom sends at once the fan-outs being collected for the contact
+// whose JID is from (any resource of its bare JID): a stanza of another
+// kind from the contact is about to cross, and it must not overtake the
+// contact's presence (RFC 6120 §10.1; the link keeps the fan-out ahead of
+// it once both are queued).
+func (m *Mirror) FlushFrom(now time.Time, from string) {
+	m.now = now
+	a, ok := parseAddr(from)
+	if !ok {
+		return
+	}
+	bare := a.bare()
+	for _, p := range m.pend {
+		if p.bare == bare {
+			p.deadline = now
+		}
+	}
+	m.flushDue(now)
+}
+
 // FlushAll sends every fan-out being collected now (at shutdown, in tests).
 func (m *Mirror) FlushAll() {
 	for k := range m.pend {
