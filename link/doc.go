@@ -166,7 +166,10 @@
 // carry a Pair key (the gateway uses "bare from|bare to"), and when a
 // high-class item is queued, the queued presence of its pair moves to the
 // high queue ahead of it, in order, and out of reach of coalescing, so a
-// later presence cannot replace it. Stanzas re-encoded in a new epoch go
+// later presence cannot replace it. An item's Group is a second such key
+// (the gateway uses "bare from|recipient domain", the Pair of the presence
+// mirror's fan-out stanzas, so a message does not overtake its sender's
+// presence carried in one). Stanzas re-encoded in a new epoch go
 // ahead of everything queued in the order they were first sent; a restarted
 // gateway queues its spooled items in acceptance order by the same rules. A
 // presence replaces an older one in place only when that is the only queued

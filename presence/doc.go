@@ -26,8 +26,9 @@
 //     recipient already holds the same payload it is a duplicate and goes
 //     nowhere; otherwise it joins a fan-out for that contact resource, which
 //     is sent when Config.Window has passed (or when a different presence
-//     from the same resource arrives) as ONE mirror stanza per recipient
-//     domain. Directed presence (to a full JID) passes through, except an
+//     from the same resource arrives, or FlushFrom is called because another
+//     stanza from the contact is about to cross and must not overtake it) as
+//     ONE mirror stanza per recipient domain. Directed presence (to a full JID) passes through, except an
 //     answer to a probe from the peer: servers answer a probe to the
 //     prober's full JID, and when the prober's bare JID already holds that
 //     payload (answered within a minute of the probe) it is a duplicate and
