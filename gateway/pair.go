@@ -5,8 +5,9 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
+
 	"github.com/isthmus-xmpp/isthmus/gateway/config"
-	"github.com/isthmus-xmpp/isthmus/link"
 )
 
 // PairConfig is a matching pair of gateway configurations with fresh keys,
@@ -21,11 +22,11 @@ type PairConfig struct {
 // NewPairConfig builds configurations for gateway "a" serving localA (domain
 // -> S2S address of its server) and gateway "b" serving localB.
 func NewPairConfig(localA, localB map[string]string, secret string) (PairConfig, error) {
-	ka, err := link.GenerateKey()
+	ka, err := linkkey.GenerateKey()
 	if err != nil {
 		return PairConfig{}, err
 	}
-	kb, err := link.GenerateKey()
+	kb, err := linkkey.GenerateKey()
 	if err != nil {
 		return PairConfig{}, err
 	}
@@ -34,7 +35,7 @@ func NewPairConfig(localA, localB map[string]string, secret string) (PairConfig,
 		c.Name = name
 		c.LocalDomains = maps.Clone(local)
 		c.RemoteDomains = slices.Sorted(maps.Keys(remote))
-		c.Link.PeerKey = link.FormatPublicKey(peer.Public().(ed25519.PublicKey))
+		c.Link.PeerKey = linkkey.FormatPublicKey(peer.Public().(ed25519.PublicKey))
 		c.S2S.Listen = "127.0.0.1:0"
 		c.S2S.DialbackSecret = secret + "-" + name
 		c.SummaryInterval = config.D(0)

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/isthmus-xmpp/isthmus/internal/svgplot"
+	"github.com/isthmus-xmpp/isthmus/gateway/svgplot"
 )
 
 // The status page: status/index.html (a template, rendered with the

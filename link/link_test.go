@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
 )
 
 type sink struct {
@@ -36,11 +38,11 @@ func (s *sink) len() int {
 }
 
 func keys(t *testing.T) (ed25519.PrivateKey, ed25519.PrivateKey) {
-	a, err := GenerateKey()
+	a, err := linkkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := GenerateKey()
+	b, _ := linkkey.GenerateKey()
 	return a, b
 }
 
@@ -184,7 +186,7 @@ func TestLinkOverTCPSurvivesCuts(t *testing.T) {
 
 func TestWrongPeerKeyRefused(t *testing.T) {
 	ka, kb := keys(t)
-	stranger, _ := GenerateKey()
+	stranger, _ := linkkey.GenerateKey()
 	_, cb := tlsPair(t, ka, kb)
 	cs, _ := tlsPair(t, stranger, kb)
 	lnB, _ := net.Listen("tcp", "127.0.0.1:0")

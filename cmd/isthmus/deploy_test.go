@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
+
 	"github.com/isthmus-xmpp/isthmus/gateway/config"
-	"github.com/isthmus-xmpp/isthmus/link"
 )
 
 // The deployment kit's example configurations form a pair, are valid once
@@ -24,11 +25,11 @@ func TestDeployExamples(t *testing.T) {
 		if _, err := config.Parse(data, name); err == nil || !strings.Contains(err.Error(), "peer_key") {
 			t.Errorf("%s as shipped: error %v, want the placeholder peer_key refused", name, err)
 		}
-		k, err := link.GenerateKey()
+		k, err := linkkey.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub := link.FormatPublicKey(k.Public().(ed25519.PublicKey))
+		pub := linkkey.FormatPublicKey(k.Public().(ed25519.PublicKey))
 		var lines []string
 		for _, l := range strings.Split(string(data), "\n") {
 			if strings.HasPrefix(l, "peer_key = ") {

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/isthmus-xmpp/isthmus/link"
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
 )
 
 func init() {
@@ -43,11 +43,11 @@ func runKeygen(stdout, stderr io.Writer, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	priv, err := link.GenerateKey()
+	priv, err := linkkey.GenerateKey()
 	if err != nil {
 		return err
 	}
-	pemBytes, err := link.MarshalPrivateKey(priv)
+	pemBytes, err := linkkey.MarshalPrivateKey(priv)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func runKeygen(stdout, stderr io.Writer, args []string) error {
 		}
 		fmt.Fprintf(msgs, "wrote private key to %s (mode 0600; keep it secret, set link.key_file to it)\n", *out)
 	}
-	pub := link.FormatPublicKey(priv.Public().(ed25519.PublicKey))
+	pub := linkkey.FormatPublicKey(priv.Public().(ed25519.PublicKey))
 	fmt.Fprintf(msgs, "public key: %s\n", pub)
 	fmt.Fprintf(msgs, "put it in the peer gateway's configuration as link.peer_key:\n\n[link]\npeer_key = %q\n", pub)
 	return nil

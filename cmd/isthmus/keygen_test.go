@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/isthmus-xmpp/isthmus/link"
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
 )
 
 var pubLine = regexp.MustCompile(`(?m)^public key: (ed25519:\S+)$`)
@@ -27,7 +27,7 @@ func TestKeygenFile(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
 	}
-	priv, err := link.LoadPrivateKey(path)
+	priv, err := linkkey.LoadPrivateKey(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestKeygenFile(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no public key line in %q", out.String())
 	}
-	pub, err := link.ParsePublicKey(m[1])
+	pub, err := linkkey.ParsePublicKey(m[1])
 	if err != nil || !pub.Equal(priv.Public()) {
 		t.Errorf("printed public key %s does not match the file (%v)", m[1], err)
 	}
@@ -74,7 +74,7 @@ func TestKeygenStdout(t *testing.T) {
 	if err := runKeygen(&out, &errOut, []string{"-out", "-"}); err != nil {
 		t.Fatal(err)
 	}
-	priv, err := link.ParsePrivateKey(out.Bytes())
+	priv, err := linkkey.ParsePrivateKey(out.Bytes())
 	if err != nil {
 		t.Fatalf("stdout is not a PEM key: %v\n%s", err, out.String())
 	}
@@ -85,7 +85,7 @@ func TestKeygenStdout(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no public key line on stderr: %q", errOut.String())
 	}
-	if pub, _ := link.ParsePublicKey(m[1]); !pub.Equal(priv.Public()) {
+	if pub, _ := linkkey.ParsePublicKey(m[1]); !pub.Equal(priv.Public()) {
 		t.Error("public key on stderr does not match the PEM")
 	}
 }

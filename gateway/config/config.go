@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
 
-	"github.com/isthmus-xmpp/isthmus/link"
+	"github.com/BurntSushi/toml"
 )
 
 // Duration is a time.Duration written in TOML as a string such as "250ms",
@@ -215,11 +215,11 @@ func Load(path string) (*Config, error) {
 	fail := func(key string, err error) error {
 		return &Error{File: path, Line: lines.exact(key), Key: key, Msg: err.Error(), Err: err}
 	}
-	priv, err := link.LoadPrivateKey(c.Link.KeyFile)
+	priv, err := linkkey.LoadPrivateKey(c.Link.KeyFile)
 	if err != nil {
 		return nil, fail("link.key_file", err)
 	}
-	peer, err := link.ParsePublicKey(c.Link.PeerKey)
+	peer, err := linkkey.ParsePublicKey(c.Link.PeerKey)
 	if err != nil { // Validate has parsed it already
 		return nil, fail("link.peer_key", err)
 	}
@@ -236,7 +236,7 @@ func Load(path string) (*Config, error) {
 
 // PrivateKey loads this gateway's private key from Link.KeyFile.
 func (c *Config) PrivateKey() (ed25519.PrivateKey, error) {
-	k, err := link.LoadPrivateKey(c.Link.KeyFile)
+	k, err := linkkey.LoadPrivateKey(c.Link.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("config: link.key_file: %w", err)
 	}
@@ -245,7 +245,7 @@ func (c *Config) PrivateKey() (ed25519.PrivateKey, error) {
 
 // PeerPublicKey parses Link.PeerKey.
 func (c *Config) PeerPublicKey() (ed25519.PublicKey, error) {
-	k, err := link.ParsePublicKey(c.Link.PeerKey)
+	k, err := linkkey.ParsePublicKey(c.Link.PeerKey)
 	if err != nil {
 		return nil, fmt.Errorf("config: link.peer_key: %w", err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/isthmus-xmpp/isthmus/link"
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
 )
 
 const configs = "../../testdata/configs"
@@ -118,7 +118,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad-domain.toml", `bad-domain.toml:7: local_domains."Ship.Example": "Ship.Example" is not in canonical form; write "ship.example"`, nil},
 		{"bad-addr.toml", `bad-addr.toml:7: local_domains."ship.example": "127.0.0.1" is not host:port`, nil},
 		{"bad-ownkey.toml", `bad-ownkey.toml:12: link.peer_key: is this gateway's own public key`, nil},
-		{"bad-nokeyfile.toml", `bad-nokeyfile.toml:11: link.key_file: link: reading key:`, os.ErrNotExist},
+		{"bad-nokeyfile.toml", `bad-nokeyfile.toml:11: link.key_file: linkkey: reading key:`, os.ErrNotExist},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -198,7 +198,7 @@ func TestValidationErrors(t *testing.T) {
 		{"transport", `dial = "127.0.0.1:17000"`, "dial = \"h:1\"\ntransport = \"udp\"", `t.toml:7: link.transport: "udp" is not a transport`},
 		{"no key file", `key_file = "k"`, ``, `t.toml: link.key_file: required`},
 		{"no peer key", `peer_key = "ed25519:9KrolTWJPkEhN88TeSAJnoHsJhD5E6wjhqKM8Y3TdQY="`, ``, `t.toml: link.peer_key: required`},
-		{"bad peer key", `peer_key = "ed25519:9KrolTWJPkEhN88TeSAJnoHsJhD5E6wjhqKM8Y3TdQY="`, `peer_key = "ed25519:AAAA"`, `t.toml:8: link.peer_key: link: public key "ed25519:AAAA": 3 bytes, want 32`},
+		{"bad peer key", `peer_key = "ed25519:9KrolTWJPkEhN88TeSAJnoHsJhD5E6wjhqKM8Y3TdQY="`, `peer_key = "ed25519:AAAA"`, `t.toml:8: link.peer_key: linkkey: public key "ed25519:AAAA": 3 bytes, want 32`},
 		{"peer key prefix", `peer_key = "ed25519:9KrolTWJPkEhN88TeSAJnoHsJhD5E6wjhqKM8Y3TdQY="`, `peer_key = "rsa:AAAA"`, `does not start with "ed25519:"`},
 		{"rate negative", `key_file = "k"`, "key_file = \"k\"\nrate_bps = -1", `t.toml:8: link.rate_bps: -1 is out of range`},
 		{"rate ok", `key_file = "k"`, "key_file = \"k\"\nrate_bps = 2400", ``},
@@ -289,11 +289,11 @@ func TestDurationText(t *testing.T) {
 
 func TestLoadResolvesAbsoluteAndCert(t *testing.T) {
 	dir := t.TempDir()
-	priv, err := link.GenerateKey()
+	priv, err := linkkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pemBytes, _ := link.MarshalPrivateKey(priv)
+	pemBytes, _ := linkkey.MarshalPrivateKey(priv)
 	keyPath := filepath.Join(dir, "abs.key")
 	if err := os.WriteFile(keyPath, pemBytes, 0o600); err != nil {
 		t.Fatal(err)

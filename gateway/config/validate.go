@@ -12,9 +12,9 @@ import (
 	"time"
 	"unicode"
 
-	"mellium.im/xmpp/jid"
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
 
-	"github.com/isthmus-xmpp/isthmus/link"
+	"mellium.im/xmpp/jid"
 )
 
 // Bounds checked by Validate.
@@ -163,7 +163,7 @@ func (l *Link) validate() error {
 	if l.PeerKey == "" {
 		return fieldErr("link.peer_key", "required (the public key `isthmus keygen` printed on the peer)")
 	}
-	if _, err := link.ParsePublicKey(l.PeerKey); err != nil {
+	if _, err := linkkey.ParsePublicKey(l.PeerKey); err != nil {
 		return fieldErr("link.peer_key", "%v", err)
 	}
 	if l.RateBPS != 0 && (l.RateBPS < MinRateBPS || l.RateBPS > MaxRateBPS) {

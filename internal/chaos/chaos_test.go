@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
+
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
-	"github.com/isthmus-xmpp/isthmus/link"
 	"github.com/isthmus-xmpp/isthmus/link/emu"
 )
 
@@ -224,16 +225,16 @@ func (r *run) newSim(ctx context.Context, domain, gwAddr string, wg *sync.WaitGr
 }
 
 func (r *run) writeConfigs(simA, simB string, portA, portB, linkB, relay int) {
-	ka, _ := link.GenerateKey()
-	kb, _ := link.GenerateKey()
+	ka, _ := linkkey.GenerateKey()
+	kb, _ := linkkey.GenerateKey()
 	for _, k := range []struct {
 		name string
 		key  ed25519.PrivateKey
 	}{{"a", ka}, {"b", kb}} {
-		pem, _ := link.MarshalPrivateKey(k.key)
+		pem, _ := linkkey.MarshalPrivateKey(k.key)
 		os.WriteFile(filepath.Join(r.dir, k.name+".key"), pem, 0o600)
 	}
-	pub := func(k ed25519.PrivateKey) string { return link.FormatPublicKey(k.Public().(ed25519.PublicKey)) }
+	pub := func(k ed25519.PrivateKey) string { return linkkey.FormatPublicKey(k.Public().(ed25519.PublicKey)) }
 	common := fmt.Sprintf(`[link]
 transport = %q
 rate_bps = 64000

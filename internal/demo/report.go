@@ -8,7 +8,7 @@ import (
 
 	"github.com/isthmus-xmpp/isthmus/gateway"
 	"github.com/isthmus-xmpp/isthmus/internal/sim"
-	"github.com/isthmus-xmpp/isthmus/internal/svgplot"
+	"github.com/isthmus-xmpp/isthmus/gateway/svgplot"
 )
 
 // WriteReport writes a self-contained HTML report of a run: the summary
