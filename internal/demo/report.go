@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/gateway"
-	"github.com/isthmus-xmpp/isthmus/internal/sim"
 	"github.com/isthmus-xmpp/isthmus/gateway/svgplot"
+	"github.com/isthmus-xmpp/isthmus/internal/sim"
 )
 
 // WriteReport writes a self-contained HTML report of a run: the summary
