@@ -27,30 +27,10 @@
 // handshake's losses left quic-go with no RTT sample, probing every 200 ms
 // for ever (about 1 KB/s on an idle link).
 //
-// Measured over the emulator without loss (TestHandshakeResumeIdleCost, wire
-// bytes both ways, including TCP/IP or UDP/IP headers):
-//
-//	                 first connection        reconnect (TLS resumed)    idle
-//	tcp  vhf-9600    2675 B, 1.9 s           2108 B, 2.0 s              1640 B/hour
-//	tcp  bgan-64k    2675 B, 2.4 s           2108 B, 2.8 s              1306 B/hour
-//	quic vhf-9600    26359 B, 11.4 s         21480 B, 10.0 s             699 B/hour
-//	quic bgan-64k    18004 B, 2.2 s          15698 B, 2.3 s              699 B/hour
-//
-// Drain after a 10-minute outage during steady traffic (TestDrainAfterOutage,
-// virtual time over the emulator with the profile's loss; default reconnect
-// 1 s doubling to 60 s and session settings; chat messages of about 193 B
-// raw; the emulator resets TCP connections when the outage starts, as a
-// modem dropping carrier does). Times from the moment the link returns:
-//
-//	                 steady traffic          backlog   session up  first stanza  backlog delivered
-//	tcp  vhf-9600    1 msg/s (19% of link)    600 msgs  4.6 s       7.3 s         24.6 s
-//	tcp  vhf-9600    3 msg/s (48% of link)   1801 msgs  4.6 s       7.3 s         62.8 s
-//	tcp  bgan-64k    5 msg/s (11% of link)   3003 msgs  5.3 s       5.7 s         20.6 s
-//	tcp  bgan-64k   20 msg/s (28% of link)  12008 msgs  5.3 s       5.7 s         59.9 s
-//	quic bgan-64k    5 msg/s (12% of link)   3002 msgs  (kept)      50.0 s        64.6 s
-//
-// (Runs differ by a few per cent: the emulator's goroutines interleave
-// differently.)
+// Measured handshake, resumption, idle and drain costs per transport and
+// link profile, and the commands that produce them, are in
+// docs/measurements.md (figures rot in code comments; that page names the
+// test that re-measures each).
 //
 // While draining, a backlog goes in full 16 KB batches at about 5× less
 // than raw (32 msg/s on vhf-9600, 210 msg/s on bgan-64k). The reconnect
