@@ -77,10 +77,7 @@ func (g *Gateway) Reload(cfg *config.Config) Reloaded {
 	next.LogLevel, next.SummaryInterval, next.Link.RateBPS = cfg.LogLevel, cfg.SummaryInterval, cfg.Link.RateBPS
 	o.cur = &next
 	o.summaryEvery.Store(int64(cfg.SummaryInterval.Duration))
-	// SetRate is new in package link; until every link has it, look for it.
-	if l, ok := any(g.link).(interface{ SetRate(int64) }); ok {
-		l.SetRate(cfg.Link.RateBPS)
-	}
+	g.link.SetRate(cfg.Link.RateBPS)
 	select {
 	case o.reloaded <- struct{}{}:
 	default:

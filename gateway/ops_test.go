@@ -301,7 +301,7 @@ func TestReload(t *testing.T) {
 	if !slices.Equal(r.NeedRestart, []string{"local_domains"}) {
 		t.Errorf("need restart %v", r.NeedRestart)
 	}
-	if g.link.Stats().Up && g.ops.summaryEvery.Load() != int64(time.Minute) {
+	if g.ops.summaryEvery.Load() != int64(time.Minute) {
 		t.Error("summary interval not applied")
 	}
 	// Reloading the same file again changes nothing; the restart-only key

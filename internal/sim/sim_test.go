@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -353,17 +355,37 @@ func TestTrackerDuplicatesAndReorder(t *testing.T) {
 	}
 }
 
+// TestSampleStanzas checks that the default scenario produces every kind of
+// stanza the demo claims to show (its first sample of each kind is logged
+// with -v), so that a change to the simulator that silently stops one kind
+// fails here rather than skewing the demo's figures.
 func TestSampleStanzas(t *testing.T) {
-	if testing.Verbose() {
-		res := runPair(t, DefaultScenario(), 12*time.Second, 0)
-		seen := map[string]bool{}
-		for _, s := range res.transcript {
-			raw := s[strings.IndexByte(s, ' ')+1:]
-			k := kind([]byte(raw))
-			if !seen[k] {
-				seen[k] = true
-				t.Logf("%s", s)
+	res := runPair(t, DefaultScenario(), 2*time.Minute, 0)
+	seen := map[string]bool{}
+	for _, s := range res.transcript {
+		raw := s[strings.IndexByte(s, ' ')+1:]
+		k := kind([]byte(raw))
+		if k == "bad" {
+			t.Errorf("stanza does not parse: %s", s)
+		}
+		if !seen[k] {
+			seen[k] = true
+			t.Logf("%s", s)
+		}
+	}
+	for _, want := range []string{
+		"message/chat/body", "message/chat/composing", "message/chat/received",
+		"presence/", "presence/probe", "presence/unavailable",
+		"iq/get/ping", "iq/get/vCard", "iq/get/query", "iq/get/pubsub", "iq/result/",
+	} {
+		found := false
+		for k := range seen {
+			if strings.HasPrefix(k, want) {
+				found = true
 			}
+		}
+		if !found {
+			t.Errorf("no %s stanza in 2 minutes of the default scenario; kinds seen: %v", want, slices.Sorted(maps.Keys(seen)))
 		}
 	}
 }
