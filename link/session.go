@@ -722,7 +722,11 @@ func (s *Session) Poll(now time.Time) []byte {
 	}
 	var out []byte
 	if s.hello {
-		s.hello = false
+		// This HELLO names the current epoch: an EPOCH frame owed for it
+		// (the epoch changed after an earlier HELLO, or on reading the
+		// peer's HELLO before writing this one) would name it again, and
+		// the peer refuses an EPOCH naming the epoch it already decodes.
+		s.hello, s.announce = false, false
 		var flags byte
 		if s.decLost {
 			flags |= HelloDecoderLost
