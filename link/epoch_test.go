@@ -3,6 +3,9 @@ package link
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
 	"testing"
 	"time"
 )
@@ -136,5 +139,148 @@ func TestEpochAnnouncedAfterReconnect(t *testing.T) {
 	got = append(got, more...)
 	if len(got) != 1 || got[0] != string(stanza(1)) {
 		t.Fatalf("b2 got %q", got)
+	}
+}
+
+// TestEpochFlood: a peer with the right key that sends 2,000 EPOCH frames
+// gets one accepted per connection (right after the HELLOs, as the protocol
+// has it); the next is refused and counted, the connection is dropped, and
+// nothing of the flood reaches the decoder or the spool. The real peer's
+// later reconnects resume without a protocol error, whichever HELLO is read
+// first, and deliver what was queued exactly once.
+func TestEpochFlood(t *testing.T) {
+	for _, peerReadsFirst := range []bool{false, true} {
+		name := "peer writes HELLO first"
+		if peerReadsFirst {
+			name = "peer reads HELLO first"
+		}
+		t.Run(name, func(t *testing.T) {
+			a, b := newPair(t)
+			a.Connected(t0)
+			b.Connected(t0)
+			exchange(t, t0, a, b)
+			now := t0.Add(time.Second)
+			b.Enqueue(now, 1, Item{Data: stanza(1)})
+			a.Enqueue(now, 1, Item{Data: stanza(2)})
+			toB, toA := exchange(t, now.Add(time.Second), a, b)
+			exchange(t, now.Add(3*time.Second), a, b) // acks
+			if len(toB) != 1 || len(toA) != 1 {
+				t.Fatalf("before the flood: %q, %q", toB, toA)
+			}
+			a.Disconnected()
+			b.Disconnected()
+			a.TakeOps()
+
+			// The impostor: right key, its own epochs.
+			now = now.Add(10 * time.Second)
+			var flood []byte
+			flood = AppendFrame(flood, FrameHello, Hello{Version, 0, 7000, a.Epoch(), 0}.append(nil))
+			for i := range 2000 {
+				flood = AppendFrame(flood, FrameEpoch, binary.AppendUvarint(nil, uint64(7001+i)))
+			}
+			accepted, refused := 0, 0
+			for conn := 0; conn < 3 && len(flood) > 0; conn++ {
+				a.Connected(now)
+				a.Poll(now) // a's HELLO
+				br := bufio.NewReader(bytes.NewReader(flood))
+				if conn > 0 { // a new HELLO first, then the rest
+					hello := AppendFrame(nil, FrameHello, Hello{Version, 0, 7000, a.Epoch(), 0}.append(nil))
+					br = bufio.NewReader(io.MultiReader(bytes.NewReader(hello), br))
+				}
+				for {
+					f, err := ReadFrame(br)
+					if err != nil {
+						break
+					}
+					if _, err := a.Receive(now, f); err != nil {
+						if !errors.Is(err, ErrProtocol) {
+							t.Fatalf("refused with %v, want a protocol error", err)
+						}
+						refused++
+						break // the connection is dropped
+					}
+					if f.Type == FrameEpoch {
+						accepted++
+					}
+				}
+				rest, _ := io.ReadAll(br)
+				flood = rest
+				a.Disconnected()
+			}
+			if accepted != 3 || refused != 3 || a.ProtocolErrors != 3 {
+				t.Fatalf("of the flood, %d EPOCH frames accepted, %d refused, ProtocolErrors %d: want 1 of each per connection",
+					accepted, refused, a.ProtocolErrors)
+			}
+			recs := 0
+			for _, o := range a.TakeOps() {
+				if o.Kind == OpRecv {
+					recs++
+				}
+			}
+			if recs > 6 {
+				t.Fatalf("the flood wrote %d receive records to the spool, want at most 2 per connection", recs)
+			}
+
+			// The real peer comes back, with something queued each way.
+			now = now.Add(time.Second)
+			b.Enqueue(now, 2, Item{Data: stanza(3)})
+			a.Enqueue(now, 2, Item{Data: stanza(4)})
+			a.Connected(now)
+			b.Connected(now)
+			ha := a.Poll(now)
+			if peerReadsFirst {
+				deliver(t, now, b, ha)
+				deliver(t, now, a, b.Poll(now))
+			} else {
+				hb := b.Poll(now)
+				deliver(t, now, a, hb)
+				deliver(t, now, b, ha)
+			}
+			toB, toA = exchange(t, now.Add(2*time.Second), a, b)
+			if len(toB) != 1 || toB[0] != string(stanza(4)) || len(toA) != 1 || toA[0] != string(stanza(3)) {
+				t.Fatalf("after the flood: a→b %q, b→a %q: want one stanza each way", toB, toA)
+			}
+			if a.ProtocolErrors != 3 || b.ProtocolErrors != 0 {
+				t.Fatalf("protocol errors after the flood: a %d, b %d", a.ProtocolErrors, b.ProtocolErrors)
+			}
+		})
+	}
+}
+
+// TestEpochPlacement: EPOCH is accepted only as the first frame after the
+// peer's HELLO, once our HELLO went out; a repeat of the epoch the HELLO
+// named (sent by peers before the fix of Poll) is accepted and changes
+// nothing.
+func TestEpochPlacement(t *testing.T) {
+	hello := Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)}
+	epoch := func(e uint64) Frame { return Frame{FrameEpoch, binary.AppendUvarint(nil, e)} }
+	cases := []struct {
+		name   string
+		polled bool // our HELLO went out before the peer's frames
+		frames []Frame
+		ok     bool
+	}{
+		{"after the HELLOs", true, []Frame{hello, epoch(6)}, true},
+		{"same as HELLO's", true, []Frame{hello, epoch(5)}, true},
+		{"before our HELLO", false, []Frame{hello, epoch(6)}, false},
+		{"after ACKREQ", true, []Frame{hello, {FrameAckReq, nil}, epoch(6)}, false},
+		{"second", true, []Frame{hello, epoch(6), epoch(7)}, false},
+		{"zero", true, []Frame{hello, epoch(0)}, false},
+	}
+	for _, c := range cases {
+		a, _ := newPair(t)
+		a.Connected(t0)
+		if c.polled {
+			a.Poll(t0)
+		}
+		var err error
+		for _, f := range c.frames {
+			if _, err = a.Receive(t0, f); err != nil {
+				break
+			}
+		}
+		if (err == nil) != c.ok || a.ProtocolErrors != map[bool]uint64{true: 0, false: 1}[c.ok] {
+			t.Errorf("%s: err %v, ProtocolErrors %d", c.name, err, a.ProtocolErrors)
+		}
 	}
 }
