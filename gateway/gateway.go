@@ -58,7 +58,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		if opts.PrivateKey != nil && c.Link.KeyFile == "" {
 			c.Link.KeyFile = "(Options.PrivateKey)"
 		}
-		if opts.LinkListener != nil {
+		if opts.LinkListener != nil && c.Link.Listen == "" {
 			c.Link.Listen = "in-process.invalid:1" // Options.LinkListener is used instead
 		}
 		if opts.LinkDial != nil && c.Link.Dial == "" {
@@ -263,13 +263,15 @@ func (g *Gateway) Snapshot() Snapshot { return g.c.snapshot(g.cfg.Name, g.link.S
 func (g *Gateway) Run(ctx context.Context) error {
 	g.log.Info("gateway: starting", "s2s", g.s2sLn.Addr().String(), "remote_domains", g.cfg.RemoteDomains)
 	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return g.link.Run(ctx) })
+	linkDone := make(chan struct{})
+	eg.Go(func() error { defer close(linkDone); return g.link.Run(ctx) })
 	if g.mirror != nil {
 		eg.Go(func() error { return g.mirror.run(ctx) })
 	}
 	eg.Go(func() error { return g.server.Serve(ctx, g.ops.listener(g.s2sLn)) })
 	eg.Go(func() error {
 		<-ctx.Done()
+		<-linkDone // the link delivers nothing more: the pool's queues are final
 		return g.pool.Close()
 	})
 	if g.admin != nil {

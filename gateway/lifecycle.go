@@ -13,16 +13,19 @@ import (
 
 // Drain prepares a clean stop (SIGTERM): it stops accepting new S2S
 // connections (open streams keep working), then waits until the link has
-// carried everything queued and the peer acknowledged it, or ctx ends. It
-// returns the stanzas still queued or unacknowledged. The caller then ends
-// Run's context, which closes the S2S streams cleanly.
+// carried everything queued and the peer acknowledged it, or ctx ends, or
+// at once when the link is down (nothing could leave; the spool keeps it,
+// and a restart is not held up while new S2S connections wait for the
+// next process in a socket-activated listener's queue). It returns the
+// stanzas still queued or unacknowledged. The caller then ends Run's
+// context: the link stops, the S2S streams are flushed and closed cleanly.
 func (g *Gateway) Drain(ctx context.Context) int {
 	g.ops.stopAccepting()
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		ls := g.link.Stats()
-		if q := ls.Waiting + ls.Unacked; q == 0 || ctx.Err() != nil {
+		if q := ls.Waiting + ls.Unacked; q == 0 || !ls.Up || ctx.Err() != nil {
 			return q
 		}
 		select {

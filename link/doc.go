@@ -98,7 +98,13 @@
 //     re-encode every unacknowledged stanza, in order, ahead of newer ones;
 //     since our HELLO already named the old epoch, an EPOCH frame precedes
 //     the new epoch's first DATA and makes the receiver reset its decoder.
-//     (If nothing was sent in the current epoch yet, it simply continues.)
+//     (If nothing was sent in the current epoch yet, it simply continues.
+//     If our HELLO was not written yet, it names the new epoch and no EPOCH
+//     frame follows.) EPOCH is therefore the first frame after a HELLO and
+//     comes at most once per connection; a receiver refuses any other
+//     EPOCH as a protocol error (counted, connection dropped) before it
+//     touches the decoder or the spool, and accepts as a no-op one that
+//     repeats the epoch the HELLO just named (peers before this rule).
 //   - if the HELLO has flag 0x01 (decoder lost: the peer restarted from its
 //     spool, knowing h but not the decoder context), or we restarted and
 //     lost our encoder, frames up to h are acknowledged and the rest are

@@ -115,6 +115,9 @@ type Stats struct {
 	// transport handshake to the peer's HELLO: the session's own part of a
 	// (re)connection (one round trip for the dialling side).
 	HelloWait time.Duration
+	// ProtocolErrors counts frames from the peer refused as protocol
+	// errors (each dropped its connection); see Session.ProtocolErrors.
+	ProtocolErrors uint64
 }
 
 // Link runs the session with the peer over successive connections.
@@ -318,7 +321,7 @@ func (l *Link) Stats() Stats {
 		Out: l.sess.Out, In: l.sess.In,
 		WireOut: l.wireOut, WireIn: l.wireIn, HandshakeFailures: l.hsFails,
 		QueuedBytes: l.sess.HeldBytes(), Oldest: l.sess.Oldest(), RTT: l.sess.RTT(), SpoolBytes: spooled,
-		HelloWait: l.helloWait,
+		HelloWait: l.helloWait, ProtocolErrors: l.sess.ProtocolErrors,
 	}
 }
 

@@ -155,12 +155,13 @@ type Session struct {
 	ackNow    bool
 
 	// connection
-	up       bool
-	gotHello bool
-	lastRecv time.Time
-	lastSent time.Time
-	askedAck bool
-	hello    bool // HELLO not yet returned by Poll
+	up        bool
+	gotHello  bool
+	justHello bool // the last frame received was the peer's HELLO: an EPOCH frame may follow
+	lastRecv  time.Time
+	lastSent  time.Time
+	askedAck  bool
+	hello     bool // HELLO not yet returned by Poll
 
 	ops      []Op
 	expired  []Item
@@ -170,6 +171,9 @@ type Session struct {
 	Drops                 Drops
 	Resumes, EpochChanges uint64
 	StaleAcks             uint64 // acks counting our previous epoch, ignored
+	// ProtocolErrors counts frames Receive refused (the connection is
+	// dropped): what a misbehaving or broken peer sent.
+	ProtocolErrors uint64
 }
 
 // NewSession returns a session with no connection. newID supplies epoch
@@ -530,7 +534,7 @@ func (s *Session) op(o Op) { s.ops = append(s.ops, o) }
 
 // Connected starts a new connection: the next Poll returns HELLO first.
 func (s *Session) Connected(now time.Time) {
-	s.up, s.gotHello, s.hello, s.askedAck = true, false, true, false
+	s.up, s.gotHello, s.justHello, s.hello, s.askedAck = true, false, false, true, false
 	s.lastRecv, s.lastSent = now, now
 	s.resend = 0
 }
@@ -543,8 +547,19 @@ func (s *Session) Disconnected() { s.up = false }
 func (s *Session) Ready() bool { return s.up && s.gotHello }
 
 // Receive handles one frame from the peer and returns the stanzas it
-// delivered, in order. An error means the connection must be dropped.
+// delivered, in order. An error means the connection must be dropped; the
+// frame is counted in ProtocolErrors.
 func (s *Session) Receive(now time.Time, f Frame) ([][]byte, error) {
+	batch, err := s.receive(now, f)
+	if err != nil {
+		s.ProtocolErrors++
+	}
+	return batch, err
+}
+
+func (s *Session) receive(now time.Time, f Frame) ([][]byte, error) {
+	afterHello := s.justHello
+	s.justHello = false
 	s.lastRecv = now
 	s.askedAck = false
 	s.In.Frames++
@@ -561,7 +576,7 @@ func (s *Session) Receive(now time.Time, f Frame) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.gotHello = true
+		s.gotHello, s.justHello = true, true
 		s.onHello(now, h)
 		return nil, nil
 	case FrameAck:
@@ -574,9 +589,24 @@ func (s *Session) Receive(now time.Time, f Frame) ([][]byte, error) {
 		s.ackNow = true
 		return nil, nil
 	case FrameEpoch:
+		// The peer starts a new epoch only on reading our HELLO, and
+		// announces it in the next frame it writes: at most one EPOCH per
+		// connection, right after its HELLO and after ours went out. Any
+		// other is refused before it touches the decoder or the spool.
 		e, rest, err := parseCounter(f.Payload, "EPOCH")
-		if err != nil || len(rest) != 0 || e == 0 || e == s.peerEpoch {
+		if err != nil || len(rest) != 0 || e == 0 {
 			return nil, fmt.Errorf("%w: bad EPOCH", ErrProtocol)
+		}
+		if !afterHello || s.hello {
+			return nil, fmt.Errorf("%w: EPOCH %d not right after the HELLOs", ErrProtocol, e)
+		}
+		if e == s.peerEpoch {
+			if s.h == 0 {
+				// The HELLO just read named this epoch already: a peer
+				// before the fix of Poll announces it again. Nothing to do.
+				return nil, nil
+			}
+			return nil, fmt.Errorf("%w: bad EPOCH: %d is the epoch in progress", ErrProtocol, e)
 		}
 		s.newPeerEpoch(e)
 		return nil, nil
@@ -722,7 +752,11 @@ func (s *Session) Poll(now time.Time) []byte {
 	}
 	var out []byte
 	if s.hello {
-		s.hello = false
+		// This HELLO names the current epoch: an EPOCH frame owed for it
+		// (the epoch changed after an earlier HELLO, or on reading the
+		// peer's HELLO before writing this one) would name it again, and
+		// the peer refuses an EPOCH naming the epoch it already decodes.
+		s.hello, s.announce = false, false
 		var flags byte
 		if s.decLost {
 			flags |= HelloDecoderLost

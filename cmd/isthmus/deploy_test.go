@@ -61,12 +61,35 @@ func TestDeployExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"ExecStart=/usr/local/bin/isthmus run -drain 20s /etc/isthmus/%i.toml",
+		"ExecStart=/usr/local/bin/isthmus run -drain 5s /etc/isthmus/%i.toml",
 		"ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGTERM", "StateDirectory=isthmus/%i",
 		"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=\n", "SystemCallFilter=@system-service",
 	} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q", want)
 		}
+	}
+	// The socket units name their sockets as `isthmus run` expects and
+	// point at the service; the drop-in passes them to it.
+	for name, want := range map[string][]string{
+		"isthmus-s2s@.socket":  {"FileDescriptorName=s2s\n", "Service=isthmus@%i.service\n", "ListenStream=10.1.0.2:5269\n"},
+		"isthmus-link@.socket": {"FileDescriptorName=link\n", "Service=isthmus@%i.service\n", "ListenStream=0.0.0.0:17000\n"},
+		"isthmus-sockets.conf": {"Sockets=isthmus-s2s@%i.socket isthmus-link@%i.socket\n"},
+	} {
+		b, err := os.ReadFile("../../deploy/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s lacks %q", name, w)
+			}
+		}
+		if strings.Contains(string(b), "PartOf=isthmus") || strings.Contains(string(b), "BindsTo=isthmus") {
+			t.Errorf("%s is tied to the service: restarting it would close the socket", name)
+		}
+	}
+	if ship.S2S.Listen != "10.1.0.2:5269" || shore.Link.Listen != "0.0.0.0:17000" {
+		t.Errorf("the socket units' addresses are ship's s2s.listen and shore's link.listen: %s, %s", ship.S2S.Listen, shore.Link.Listen)
 	}
 }

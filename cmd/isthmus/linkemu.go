@@ -23,12 +23,36 @@ func init() {
 func runLinkemu(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return linkemu(ctx, os.Stdout, os.Stderr, args)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	dump := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-usr1:
+				select {
+				case dump <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return linkemuDump(ctx, os.Stdout, os.Stderr, args, dump)
 }
 
 // linkemu relays until ctx is canceled, logging to stderr; -list prints the
 // profile table to stdout.
 func linkemu(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+	return linkemuDump(ctx, stdout, stderr, args, nil)
+}
+
+// linkemuDump is linkemu that also logs the stats line whenever dump
+// receives (SIGUSR1 in `isthmus linkemu`).
+func linkemuDump(ctx context.Context, stdout, stderr io.Writer, args []string, dump <-chan struct{}) error {
 	fs := flag.NewFlagSet("linkemu", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	spec := fs.String("profile", "", "link `PROFILE`: a name from -list, optionally followed by ,key=value overrides (rate, delay, loss, burst, outage, mtu)")
@@ -37,9 +61,11 @@ func linkemu(ctx context.Context, stdout, stderr io.Writer, args []string) error
 	udp := fs.Bool("udp", false, "relay UDP datagrams instead of TCP connections")
 	seed := fs.Int64("seed", 1, "seed for losses and outages")
 	mode := fs.String("outage", "reset", "what an outage does to TCP connections: reset or stall")
+	every := fs.Duration("stats-interval", 10*time.Second, "log the counters this often (0: only on SIGUSR1 and at exit)")
 	list := fs.Bool("list", false, "print the built-in profiles and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: isthmus linkemu -profile NAME[,overrides] -listen HOST:PORT -target HOST:PORT [-udp] [-seed N] [-outage reset|stall]")
+		fmt.Fprintln(stderr, "usage: isthmus linkemu -profile NAME[,overrides] -listen HOST:PORT -target HOST:PORT [-udp] [-seed N] [-outage reset|stall] [-stats-interval 10s]")
+		fmt.Fprintln(stderr, "       (kill -USR1 PID logs the counters at once)")
 		fmt.Fprintln(stderr, "       isthmus linkemu -list")
 		fs.PrintDefaults()
 	}
@@ -60,6 +86,9 @@ func linkemu(ctx context.Context, stdout, stderr io.Writer, args []string) error
 	if *spec == "" || *listen == "" || *target == "" {
 		return bad("-profile, -listen and -target are required")
 	}
+	if *every < 0 {
+		return bad("-stats-interval must not be negative, not %v", *every)
+	}
 	p, err := emu.ParseProfile(*spec)
 	if err != nil {
 		return bad("%v", err)
@@ -79,23 +108,51 @@ func linkemu(ctx context.Context, stdout, stderr io.Writer, args []string) error
 	if *udp {
 		proto = "udp"
 	}
+	var (
+		pc net.PacketConn
+		ln net.Listener
+	)
+	if *udp {
+		if pc, err = net.ListenPacket("udp", *listen); err != nil {
+			return fmt.Errorf("linkemu: %w", err)
+		}
+	} else if ln, err = net.Listen("tcp", *listen); err != nil {
+		return fmt.Errorf("linkemu: %w", err)
+	}
 	logger.Printf("relaying %s %s -> %s over %s", proto, *listen, *target, p)
 	start := time.Now()
-	if *udp {
-		pc, err2 := net.ListenPacket("udp", *listen)
-		if err2 != nil {
-			return fmt.Errorf("linkemu: %w", err2)
+	report := func() {
+		logger.Printf("stats after %v: %s", time.Since(start).Round(time.Second), formatStats(r.Stats()))
+	}
+	served := make(chan struct{})
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		var tick <-chan time.Time
+		if *every > 0 {
+			t := time.NewTicker(*every)
+			defer t.Stop()
+			tick = t.C
 		}
+		for {
+			select {
+			case <-tick:
+				report()
+			case <-dump:
+				report()
+			case <-served:
+				return
+			}
+		}
+	}()
+	if *udp {
 		err = r.ServeUDP(ctx, pc, *target)
 	} else {
-		ln, err2 := net.Listen("tcp", *listen)
-		if err2 != nil {
-			return fmt.Errorf("linkemu: %w", err2)
-		}
 		err = r.ServeTCP(ctx, ln, *target)
 	}
-	st := r.Stats()
-	logger.Printf("stats after %v: %s", time.Since(start).Round(time.Second), formatStats(st))
+	close(served)
+	<-reported
+	report()
 	return err
 }
 

@@ -22,8 +22,16 @@ func init() {
 //
 // SIGTERM/SIGINT: stop accepting S2S connections, wait up to -drain for the
 // link to carry and have acknowledged what is queued (what is left stays in
-// the spool for the next start), then close the S2S streams and the link
-// cleanly. A second signal stops at once.
+// the spool for the next start), then stop the link (nothing more is read
+// from the peer), write what local servers are owed and close the S2S
+// streams cleanly: </stream:stream>, reading on until the server's own
+// close, so every stanza it sent is spooled. Exit status 0. A second signal
+// cuts the drain short.
+//
+// Socket activation: listening sockets passed by systemd (LISTEN_FDS, see
+// activation.go) are used instead of opening s2s.listen, link.listen or
+// admin_listen; they stay open across a restart, so local servers and the
+// peer are never refused (deploy/isthmus-s2s@.socket).
 //
 // SIGHUP: read the configuration file again and apply the settings that are
 // safe to change while running (log_level, summary_interval, link.rate_bps);
@@ -62,8 +70,23 @@ func runGateway(args []string) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: logger})
+	opts := gateway.Options{Logger: logger}
+	ls, err := systemdListeners()
 	if err != nil {
+		return err
+	}
+	used, err := useInherited(ls, cfg, &opts)
+	if err != nil {
+		return err
+	}
+	if len(used) > 0 {
+		logger.Info("isthmus: listening on sockets passed by systemd", "sockets", used)
+	}
+	g, err := gateway.New(cfg, opts)
+	if err != nil {
+		for _, l := range ls {
+			l.ln.Close()
+		}
 		return err
 	}
 	ctx, stop := context.WithCancel(context.Background())

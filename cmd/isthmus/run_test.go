@@ -19,7 +19,11 @@ func TestRunHelper(t *testing.T) {
 	if cfg == "" {
 		t.Skip("helper process for TestRunSignals")
 	}
-	if err := runGateway([]string{"-drain", "2s", cfg}); err != nil {
+	drain := "2s"
+	if d := os.Getenv("ISTHMUS_RUN_DRAIN"); d != "" {
+		drain = d
+	}
+	if err := runGateway([]string{"-drain", drain, cfg}); err != nil {
 		fmt.Fprintln(os.Stderr, "run:", err)
 		os.Exit(1)
 	}
