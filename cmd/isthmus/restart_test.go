@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isthmus-xmpp/isthmus/link/linkkey"
+
 	"github.com/isthmus-xmpp/isthmus/gateway"
 	"github.com/isthmus-xmpp/isthmus/gateway/config"
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
-	"github.com/isthmus-xmpp/isthmus/link"
 )
 
 // TestRestartUnderTraffic restarts gateway A (a child process `isthmus
@@ -289,13 +290,13 @@ func newRestartRun(t *testing.T, activated bool) *restartRun {
 	r.sa = newLocalServer(ctx, t, "a.test", func() string { return r.s2sA }, &wg)
 	r.sb = newLocalServer(ctx, t, "b.test", func() string { return s2sB }, &wg)
 
-	ka, _ := link.GenerateKey()
-	kb, _ := link.GenerateKey()
+	ka, _ := linkkey.GenerateKey()
+	kb, _ := linkkey.GenerateKey()
 	for name, k := range map[string]ed25519.PrivateKey{"a.key": ka, "b.key": kb} {
-		pem, _ := link.MarshalPrivateKey(k)
+		pem, _ := linkkey.MarshalPrivateKey(k)
 		os.WriteFile(filepath.Join(r.dir, name), pem, 0o600)
 	}
-	pub := func(k ed25519.PrivateKey) string { return link.FormatPublicKey(k.Public().(ed25519.PublicKey)) }
+	pub := func(k ed25519.PrivateKey) string { return linkkey.FormatPublicKey(k.Public().(ed25519.PublicKey)) }
 	common := `log_level = "info"
 summary_interval = "0s"
 [link]
