@@ -129,4 +129,12 @@
 // atomically in its state directory. After a restart entries keep their
 // confirmation times, and the digest exchange at the next link-up repairs
 // whatever changed meanwhile.
+//
+// # Files
+//
+// mirror.go holds Config, Mirror and the entry points (FromLocal, FromPeer,
+// SetLink, Tick); table.go the tables and the time-out; fanout.go the
+// fan-outs; apply.go the mirror stanzas from the peer; probe.go probes and
+// the re-probe; sync.go the digest exchange; caps.go the caps cache;
+// state.go the persisted state; xml.go parsing and canonical serialization.
 package presence
