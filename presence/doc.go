@@ -47,8 +47,15 @@
 //   - iq get disco#info with a caps node#ver: answered from the cache when
 //     the ver is known and the asker received the contact's presence
 //     advertising it; otherwise it crosses and its result is verified
-//     against the ver (XEP-0115 §5, SHA-1 or SHA-256) before being cached.
-//     Results crossing in either direction fill the cache.
+//     against the ver, with the algorithm the contact's mirrored presence
+//     names (sha-1 or sha-256), before being cached. Results crossing in
+//     either direction fill the cache. The cache is shared by all users, so
+//     a result is cached only after the XEP-0115 §5.4 checks: no value
+//     containing '<', no duplicate identity or feature, one hidden
+//     FORM_TYPE with one value per form and no two forms of one FORM_TYPE,
+//     nothing the hash does not cover; a result that fails them
+//     (CapsRefused), or whose algorithm is unknown or unseen
+//     (CapsUnverifiable), reaches its asker only and is not cached.
 //   - anything carrying the mirror namespace is dropped (Spoofed): only
 //     gateways speak it.
 //

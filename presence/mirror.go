@@ -96,27 +96,29 @@ type Action struct {
 
 // Counters count what the mirror did. All are totals since New.
 type Counters struct {
-	Absorbed        uint64 // presence stanzas from local servers carried inside a fan-out (not sent alone)
-	Duplicates      uint64 // presence stanzas dropped: same content already delivered to that recipient
-	FanoutSent      uint64 // mirror stanzas sent to the peer (changes)
-	Expanded        uint64 // presence stanzas delivered locally from mirror stanzas
-	ProbesAnswered  uint64 // local probes answered from the mirror
-	ProbesForwarded uint64 // local probes the mirror could not answer (sent to the peer)
-	RefreshProbes   uint64 // answered probes also forwarded as a refresh
-	Reprobes        uint64 // probes sent to local servers by the re-probe timer
-	Confirms        uint64 // confirmations sent for refresh probes
-	Synthesized     uint64 // unavailable synthesized (time-out, bare unavailable, resync)
-	Expired         uint64 // entries removed by time-out
-	Revoked         uint64 // recipients removed by unsubscribe/unsubscribed/error
-	Spoofed         uint64 // stanzas from local servers carrying the mirror namespace (dropped)
-	Full            uint64 // presence passed through because a table was full
-	SyncSent        uint64 // digests sent
-	SyncMatched     uint64 // digests received that matched
-	SyncRepaired    uint64 // entries re-sent after a digest mismatch
-	CapsHits        uint64 // disco#info answered from the caps cache
-	CapsMisses      uint64 // disco#info for an unknown or unverified caps ver (forwarded)
-	CapsCached      uint64 // disco#info results verified and cached
-	CapsBadHash     uint64 // disco#info results whose hash did not match the ver
+	Absorbed         uint64 // presence stanzas from local servers carried inside a fan-out (not sent alone)
+	Duplicates       uint64 // presence stanzas dropped: same content already delivered to that recipient
+	FanoutSent       uint64 // mirror stanzas sent to the peer (changes)
+	Expanded         uint64 // presence stanzas delivered locally from mirror stanzas
+	ProbesAnswered   uint64 // local probes answered from the mirror
+	ProbesForwarded  uint64 // local probes the mirror could not answer (sent to the peer)
+	RefreshProbes    uint64 // answered probes also forwarded as a refresh
+	Reprobes         uint64 // probes sent to local servers by the re-probe timer
+	Confirms         uint64 // confirmations sent for refresh probes
+	Synthesized      uint64 // unavailable synthesized (time-out, bare unavailable, resync)
+	Expired          uint64 // entries removed by time-out
+	Revoked          uint64 // recipients removed by unsubscribe/unsubscribed/error
+	Spoofed          uint64 // stanzas from local servers carrying the mirror namespace (dropped)
+	Full             uint64 // presence passed through because a table was full
+	SyncSent         uint64 // digests sent
+	SyncMatched      uint64 // digests received that matched
+	SyncRepaired     uint64 // entries re-sent after a digest mismatch
+	CapsHits         uint64 // disco#info answered from the caps cache
+	CapsMisses       uint64 // disco#info for an unknown or unverified caps ver (forwarded)
+	CapsCached       uint64 // disco#info results verified and cached
+	CapsBadHash      uint64 // disco#info results whose hash did not match the ver
+	CapsRefused      uint64 // disco#info results refused by the XEP-0115 §5.4 checks ('<' in a value, duplicates, bad forms, unhashed content): not cached
+	CapsUnverifiable uint64 // disco#info results with no known hash algorithm for their ver (or queries beyond maxCapsPending): not cached
 }
 
 // Mirror is the presence mirror of one gateway. It is not safe for

@@ -3,6 +3,7 @@ package presence
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -85,6 +86,12 @@ func (m *Mirror) Restore(s State) error {
 	}
 	m.caps = newCapsCache()
 	for _, c := range s.Caps {
+		// Entries cached by versions without the XEP-0115 §5.4 checks
+		// are verified again; those that fail them are dropped.
+		if !capsRestorable(c.Node, c.Query) {
+			m.c.CapsRefused++
+			continue
+		}
 		m.caps.put(c.Node, c.Query)
 	}
 	return nil
@@ -100,4 +107,23 @@ func UnmarshalState(b []byte) (State, error) {
 		return State{}, fmt.Errorf("presence: state: %w", err)
 	}
 	return s, nil
+}
+
+// capsRestorable reports whether a cached query from a state file passes the
+// checks of verifyCaps for its node#ver with one of the known algorithms.
+func capsRestorable(nodeVer, inner string) bool {
+	i := strings.LastIndexByte(nodeVer, '#')
+	if i < 0 {
+		return false
+	}
+	q, err := parseElement([]byte("<query xmlns='" + nsDisco + "'>" + inner + "</query>"))
+	if err != nil {
+		return false
+	}
+	for algo := range capsHashes {
+		if verifyCaps(&q, algo, nodeVer[i+1:]) == nil {
+			return true
+		}
+	}
+	return false
 }
