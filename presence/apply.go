@@ -1,9 +1,6 @@
 package presence
 
-import (
-	"sort"
-	"strings"
-)
+import "strings"
 
 // Apply (package doc, # Wire format): mirror stanzas from the peer change the
 // in table and expand into one presence per local recipient.
@@ -22,7 +19,8 @@ func (m *Mirror) applyMirror(from, to addr, typ, id string, n, mx *node) {
 	m.dirty = true
 	d := to.domain
 	add, del := readList(mx, "add", d), readList(mx, "del", d)
-	p := payload(n)
+	kids := payloadKids(n)
+	p := strings.Join(kids, "")
 	bare, res := from.bare(), from.res
 	deliver := func(f, t, ty, inner string) {
 		m.c.Expanded++
@@ -31,9 +29,9 @@ func (m *Mirror) applyMirror(from, to addr, typ, id string, n, mx *node) {
 	switch {
 	case mx.attr("confirm") == "1":
 		if c := m.in.c[bare]; c != nil {
-			for r, e := range c.res {
-				if res == "" || r == res {
-					e.confirmed = m.now
+			for _, e := range c.ents {
+				if res == "" || e.res == res {
+					e.confirmed = stampOf(m.now)
 				}
 			}
 		}
@@ -48,7 +46,7 @@ func (m *Mirror) applyMirror(from, to addr, typ, id string, n, mx *node) {
 		targets := map[string]bool{}
 		e := m.in.get(bare, res)
 		if e != nil {
-			for r := range e.rcpt {
+			for _, r := range m.in.rcpts(e) {
 				if domainOf(r) == d {
 					targets[r] = true
 				}
@@ -62,9 +60,9 @@ func (m *Mirror) applyMirror(from, to addr, typ, id string, n, mx *node) {
 		}
 		if e != nil {
 			for r := range targets {
-				delete(e.rcpt, r)
+				m.in.delRcpt(e, r)
 			}
-			if len(e.rcpt) == 0 {
+			if m.in.nrcpt(e) == 0 {
 				m.in.del(bare, res)
 			}
 		}
@@ -87,52 +85,56 @@ func (m *Mirror) applyMirror(from, to addr, typ, id string, n, mx *node) {
 			}
 			return
 		}
-		e = &entry{rcpt: map[string]bool{}, payload: p}
-		m.in.put(bare, res, e)
+		e = m.in.create(bare, res, kids, id, nil, m.now)
 	}
-	e.confirmed = m.now
-	e.id = id
+	e.confirmed = stampOf(m.now)
+	m.in.setID(bare, e, id)
 	switch {
 	case mx.attr("reset") == "1":
-		changed := e.payload != p
-		old := map[string]bool{}
-		for r := range e.rcpt {
-			old[r] = true
+		changed := !m.in.samePayload(e, kids)
+		old := m.in.rcptSet(e)
+		for r := range old {
 			if domainOf(r) == d {
-				delete(e.rcpt, r)
+				m.in.delRcpt(e, r)
 			}
 		}
-		e.payload = p
+		if changed {
+			m.in.setPayload(bare, e, kids, id)
+		}
 		for _, r := range add {
 			if changed || !old[r] {
 				deliver(from.full(), r, "", p)
 			}
-			e.rcpt[r] = true
+			m.in.addRcpt(e, r)
 		}
 	case mx.attr("keep") == "1":
-		e.payload = p
+		if !m.in.samePayload(e, kids) {
+			m.in.setPayload(bare, e, kids, id)
+		}
 		for _, r := range add {
-			e.rcpt[r] = true
+			m.in.addRcpt(e, r)
 			deliver(from.full(), r, "", p)
 		}
 	default:
-		e.payload = p
+		if !m.in.samePayload(e, kids) {
+			m.in.setPayload(bare, e, kids, id)
+		}
 		for _, r := range del {
-			delete(e.rcpt, r)
+			m.in.delRcpt(e, r)
 		}
 		for _, r := range add {
-			e.rcpt[r] = true
+			m.in.addRcpt(e, r)
 		}
-		var targets []string
-		for r := range e.rcpt {
+		for _, r := range m.in.rcpts(e) {
 			if domainOf(r) == d {
-				targets = append(targets, r)
+				deliver(from.full(), r, "", p)
 			}
 		}
-		sort.Strings(targets)
-		for _, r := range targets {
-			deliver(from.full(), r, "", p)
-		}
+	}
+	if m.in.bytes > m.cfg.MaxBytes {
+		// The peer's bound is larger than ours: delivered, not kept.
+		m.c.FullBytes++
+		m.in.del(bare, res)
 	}
 }
 
@@ -143,12 +145,11 @@ func (m *Mirror) dropContact(bare, res string) {
 	if c == nil {
 		return
 	}
-	for _, r := range sortedKeys(c.res) {
+	for _, r := range c.resources() {
 		if res != "" && r != res {
 			continue
 		}
-		e := c.res[r]
-		for _, to := range sortedKeys(e.rcpt) {
+		for _, to := range m.in.rcpts(c.entry(r)) {
 			m.c.Synthesized++
 			m.emit(ToLocal, "presence", bare+"/"+r, to, "unavailable", "", "")
 		}

@@ -105,10 +105,10 @@ func (m *Mirror) advertises(contact, requester, nodeVer string) bool {
 		return false
 	}
 	e := m.entryOf(&m.in, contact)
-	if e == nil || !e.rcpt[r.bare()] {
+	if e == nil || !m.in.hasRcpt(e, r.bare()) {
 		return false
 	}
-	_, ok = capsOf(e, nodeVer)
+	_, ok = m.in.capsOf(e, nodeVer)
 	return ok
 }
 
@@ -123,16 +123,19 @@ func (m *Mirror) entryOf(t *table, contact string) *entry {
 
 // capsOf returns the hash attribute of the caps <c/> in e's payload when it
 // advertises node#ver.
-func capsOf(e *entry, nodeVer string) (hash string, ok bool) {
-	p, err := parseElement([]byte("<presence>" + e.payload + "</presence>"))
-	if err != nil {
-		return "", false
+func (t *table) capsOf(e *entry, nodeVer string) (hash string, ok bool) {
+	for _, id := range e.ids[:e.npl] {
+		k := t.s.str(id)
+		if !strings.HasPrefix(k, "<c xmlns='"+nsCaps+"'") {
+			continue
+		}
+		cx, err := parseElement([]byte(k))
+		if err != nil || cx.attr("node")+"#"+cx.attr("ver") != nodeVer {
+			return "", false
+		}
+		return cx.attr("hash"), true
 	}
-	cx := p.child(nsCaps, "c")
-	if cx == nil || cx.attr("node")+"#"+cx.attr("ver") != nodeVer {
-		return "", false
-	}
-	return cx.attr("hash"), true
+	return "", false
 }
 
 // capsIQ records disco#info queries with a caps node and verifies and caches
@@ -157,7 +160,7 @@ func (m *Mirror) capsIQ(st Stanza, n *node, fromPeer bool) {
 		}
 		p := capsPending{node: nd, at: m.now}
 		if e := m.entryOf(t, st.To); e != nil {
-			p.hash, _ = capsOf(e, nd)
+			p.hash, _ = t.capsOf(e, nd)
 		}
 		m.caps.pend[k] = p
 	case "result":

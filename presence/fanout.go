@@ -16,7 +16,8 @@ type pending struct {
 	bare, res string
 	typ       string // "" or "unavailable"
 	payload   string
-	id        string // the first id seen among the copies (a server's copies of one broadcast share it)
+	kids      []string // payload's children
+	id        string   // the first id seen among the copies (a server's copies of one broadcast share it)
 	to        map[string]bool
 	deadline  time.Time
 }
@@ -33,7 +34,8 @@ func (m *Mirror) localPresence(from, to addr, typ, id string, n *node) bool {
 	if from.res == "" && typ == "" {
 		return false
 	}
-	p := payload(n)
+	kids := payloadKids(n)
+	p := strings.Join(kids, "")
 	key := from.full()
 	rcpt := to.bare()
 	if pd := m.pend[key]; pd != nil {
@@ -48,9 +50,9 @@ func (m *Mirror) localPresence(from, to addr, typ, id string, n *node) bool {
 		m.flush(key)
 	}
 	e := m.out.get(from.bare(), from.res)
-	if typ == "" && e != nil && e.payload == p && e.rcpt[rcpt] {
+	if typ == "" && e != nil && m.out.samePayload(e, kids) && m.out.hasRcpt(e, rcpt) {
 		m.c.Duplicates++
-		e.confirmed = m.now
+		e.confirmed = stampOf(m.now)
 		m.confirmProbe(from)
 		return true
 	}
@@ -59,7 +61,7 @@ func (m *Mirror) localPresence(from, to addr, typ, id string, n *node) bool {
 		return false
 	}
 	m.pend[key] = &pending{
-		bare: from.bare(), res: from.res, typ: typ, payload: p, id: id,
+		bare: from.bare(), res: from.res, typ: typ, payload: p, kids: kids, id: id,
 		to: map[string]bool{rcpt: true}, deadline: m.now.Add(m.cfg.Window),
 	}
 	m.c.Absorbed++
@@ -126,7 +128,7 @@ func (m *Mirror) flush(k string) {
 	case p.typ == "unavailable" && p.res == "":
 		// Bare unavailable: every resource is gone.
 		if c != nil {
-			for _, r := range sortedKeys(c.res) {
+			for _, r := range c.resources() {
 				m.out.del(p.bare, r)
 			}
 		}
@@ -136,42 +138,76 @@ func (m *Mirror) flush(k string) {
 		// (an unavailable after one subscription was revoked) keep it.
 		var old map[string]bool
 		if e := m.out.get(p.bare, p.res); e != nil {
-			old = e.rcpt
-			rest := map[string]bool{}
-			for r := range old {
-				if !p.to[r] {
-					rest[r] = true
-				}
+			old = m.out.rcptSet(e)
+			for r := range p.to {
+				m.out.delRcpt(e, r)
 			}
-			if len(rest) == 0 {
+			if m.out.nrcpt(e) == 0 {
 				m.out.del(p.bare, p.res)
-			} else {
-				e.rcpt = rest
 			}
 		}
 		add, del := diff(p.to, old)
 		m.sendMirror(k, p.typ, p.id, p.payload, add, del, p.to, false)
 	default:
 		e := m.out.get(p.bare, p.res)
-		if e != nil && e.payload == p.payload {
-			add, _ := diff(p.to, e.rcpt)
+		if e != nil && m.out.samePayload(e, p.kids) {
+			add, _ := diff(p.to, m.out.rcptSet(e))
+			grow := int64(len(p.id) - len(e.id))
 			for r := range add {
-				e.rcpt[r] = true
+				grow += int64(len(r))
 			}
-			e.confirmed = m.now
+			if len(add) > 0 && m.overBytes(grow) {
+				m.unmirror(k, p, add)
+				return
+			}
+			for _, r := range sortedKeys(add) {
+				m.out.addRcpt(e, r)
+			}
+			e.confirmed = stampOf(m.now)
 			if len(add) > 0 {
-				e.id = p.id
+				m.out.setID(p.bare, e, p.id)
 				m.sendMirror(k, "", p.id, p.payload, add, nil, nil, true)
 			}
 			return
 		}
 		var old map[string]bool
+		grow := entrySize(p.bare, p.res, p.id, p.kids, sortedKeys(p.to))
 		if e != nil {
-			old = e.rcpt
+			old = m.out.rcptSet(e)
+			grow -= m.out.size(p.bare, e)
+		}
+		if m.overBytes(grow) {
+			m.unmirror(k, p, p.to)
+			return
 		}
 		add, del := diff(p.to, old)
-		m.out.put(p.bare, p.res, &entry{payload: p.payload, id: p.id, rcpt: p.to, confirmed: m.now})
+		m.out.create(p.bare, p.res, p.kids, p.id, sortedKeys(p.to), m.now)
 		m.sendMirror(k, "", p.id, p.payload, add, del, p.to, false)
+	}
+}
+
+// overBytes reports whether the out table would exceed Config.MaxBytes
+// if it grew by grow.
+func (m *Mirror) overBytes(grow int64) bool {
+	return grow > 0 && m.out.bytes+grow > m.cfg.MaxBytes
+}
+
+// unmirror sends fan-out p to the recipients to as plain presence, one
+// each, because its entry would take the out table beyond Config.MaxBytes;
+// they leave the entry (the peer, seeing the plain presence, removes them
+// from its in entry too).
+func (m *Mirror) unmirror(k string, p *pending, to map[string]bool) {
+	m.c.FullBytes++
+	if e := m.out.get(p.bare, p.res); e != nil {
+		for r := range to {
+			m.out.delRcpt(e, r)
+		}
+		if m.out.nrcpt(e) == 0 {
+			m.out.del(p.bare, p.res)
+		}
+	}
+	for _, r := range sortedKeys(to) {
+		m.emitAction(ToLink, false, "presence", k, r, "", p.id, p.payload)
 	}
 }
 

@@ -30,7 +30,20 @@ type Config struct {
 	// MaxEntries bounds each of the two tables (default 100000). Presence
 	// that would need a new entry beyond it passes through unmirrored.
 	MaxEntries int
+	// MaxBytes bounds what each table's entries count (default 64 MiB): the
+	// bytes of their JIDs, payloads, ids and recipient JIDs, as if none
+	// were shared, and entryOverhead per entry; the count depends only on
+	// the entries, so a table and the peer's table that mirrors it count
+	// the same. A fan-out whose entry would take its table beyond it
+	// crosses as plain presence, one per recipient, and those recipients
+	// leave the entry (on both gateways, which see the plain presence pass);
+	// a mirror stanza from the peer that takes the in table beyond it is
+	// delivered and its entry dropped (give both gateways the same bound).
+	MaxBytes int64
 }
+
+// DefaultMaxBytes is Config.MaxBytes when not set.
+const DefaultMaxBytes = 64 << 20
 
 func (c *Config) fill() error {
 	if c.Self == "" || c.Peer == "" {
@@ -53,6 +66,9 @@ func (c *Config) fill() error {
 	}
 	if c.MaxEntries <= 0 {
 		c.MaxEntries = 100000
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
 	}
 	return nil
 }
@@ -110,6 +126,8 @@ type Counters struct {
 	Revoked          uint64 // recipients removed by unsubscribe/unsubscribed/error
 	Spoofed          uint64 // stanzas from local servers carrying the mirror namespace (dropped)
 	Full             uint64 // presence passed through because a table was full
+	FullBytes        uint64 // fan-outs sent as plain presence, or mirror stanzas not kept, because a table would exceed MaxBytes
+	Unmirrored       uint64 // recipients that left an in entry because the peer sent them plain presence (its table was at MaxBytes)
 	SyncSent         uint64 // digests sent
 	SyncMatched      uint64 // digests received that matched
 	SyncRepaired     uint64 // entries re-sent after a digest mismatch
@@ -145,11 +163,12 @@ func New(cfg Config, now time.Time) (*Mirror, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
+	strs := newInterner()
 	return &Mirror{
 		cfg:         cfg,
 		now:         now,
-		out:         newTable(),
-		in:          newTable(),
+		out:         newTable(strs),
+		in:          newTable(strs),
 		pend:        map[string]*pending{},
 		caps:        newCapsCache(),
 		nextReprobe: now.Add(cfg.Reprobe),
@@ -176,7 +195,12 @@ func (m *Mirror) Entries() (out, in int) { return m.out.n, m.in.n }
 func (m *Mirror) Dirty() bool { return m.dirty }
 
 func (m *Mirror) emit(d Dest, name, from, to, typ, id, inner string) {
-	m.actions = append(m.actions, Action{Dest: d, Mirror: d == ToLink, Stanza: Stanza{
+	m.emitAction(d, d == ToLink, name, from, to, typ, id, inner)
+}
+
+// emitAction is emit with the Mirror mark given.
+func (m *Mirror) emitAction(d Dest, mirror bool, name, from, to, typ, id, inner string) {
+	m.actions = append(m.actions, Action{Dest: d, Mirror: mirror, Stanza: Stanza{
 		Name: name, From: from, To: to, Type: typ, ID: id,
 		Raw: stanzaXML(name, from, to, typ, id, inner),
 	}})
@@ -348,12 +372,25 @@ func (m *Mirror) FromPeer(now time.Time, st Stanza) bool {
 		// A probe that reached the authoritative side: if the contact's
 		// presence comes back unchanged, a confirmation crosses instead.
 		if c := m.out.c[to.bare()]; c != nil {
-			c.probed, c.confirmed = now, nil
+			c.probed, c.confirmed = stampOf(now), nil
 		}
 	case "unsubscribe", "error":
 		m.revoke(&m.out, to.bare(), from.bare())
 	case "unsubscribed":
 		m.revoke(&m.in, from.bare(), to.bare())
+	case "":
+		// Plain presence from a contact resource to a bare JID: the peer's
+		// table was at MaxBytes (see Config.MaxBytes), and the recipient
+		// left the entry there; it does here too.
+		if from.res != "" && to.res == "" && to.local != "" {
+			if e := m.in.get(from.bare(), from.res); e != nil && m.in.delRcpt(e, to.bare()) {
+				m.c.Unmirrored++
+				m.dirty = true
+				if m.in.nrcpt(e) == 0 {
+					m.in.del(from.bare(), from.res)
+				}
+			}
+		}
 	}
 	return false
 }

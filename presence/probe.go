@@ -24,19 +24,20 @@ func (m *Mirror) localProbe(st Stanza, from, to addr) bool {
 	prober := from.bare()
 	answered := false
 	var oldest time.Time
-	for _, r := range sortedKeys(c.res) {
-		e := c.res[r]
-		if !e.rcpt[prober] {
+	for _, r := range c.resources() {
+		e := c.entry(r)
+		if !m.in.hasRcpt(e, prober) {
 			continue
 		}
-		p := e.payload
+		p := m.in.payload(e)
+		confirmed := e.confirmed.time()
 		if !m.up {
-			p += delayXML(to.domain, e.confirmed)
+			p += delayXML(to.domain, confirmed)
 		}
 		m.emit(ToLocal, "presence", to.bare()+"/"+r, st.From, "", e.id, p)
 		answered = true
-		if oldest.IsZero() || e.confirmed.Before(oldest) {
-			oldest = e.confirmed
+		if oldest.IsZero() || confirmed.Before(oldest) {
+			oldest = confirmed
 		}
 	}
 	if !answered {
@@ -44,8 +45,8 @@ func (m *Mirror) localProbe(st Stanza, from, to addr) bool {
 		return false
 	}
 	m.c.ProbesAnswered++
-	if m.up && m.now.Sub(oldest) >= m.cfg.Refresh && m.now.Sub(c.refreshed) >= m.cfg.Refresh {
-		c.refreshed = m.now
+	if m.up && m.now.Sub(oldest) >= m.cfg.Refresh && m.now.Sub(c.refreshed.time()) >= m.cfg.Refresh {
+		c.refreshed = stampOf(m.now)
 		m.c.RefreshProbes++
 		m.actions = append(m.actions, Action{Dest: ToLink, Stanza: st})
 	}
@@ -69,12 +70,12 @@ func (m *Mirror) probeAnswer(from, to addr, typ string, n *node) bool {
 	if c == nil {
 		return false
 	}
-	e := c.res[from.res]
-	if e == nil || !e.rcpt[to.bare()] || e.payload != payload(n) {
+	e := c.entry(from.res)
+	if e == nil || !m.out.hasRcpt(e, to.bare()) || !m.out.samePayload(e, payloadKids(n)) {
 		return false
 	}
 	m.c.Duplicates++
-	e.confirmed = m.now
+	e.confirmed = stampOf(m.now)
 	m.confirmProbe(from)
 	return true
 }
@@ -83,7 +84,7 @@ func (m *Mirror) probeAnswer(from, to addr, typ string, n *node) bool {
 // it within probeAnswerWait, else nil.
 func (m *Mirror) probedContact(bare string) *contact {
 	c := m.out.c[bare]
-	if c == nil || c.probed.IsZero() || m.now.Sub(c.probed) > probeAnswerWait {
+	if c == nil || c.probed == 0 || m.now.Sub(c.probed.time()) > probeAnswerWait {
 		return nil
 	}
 	return c
@@ -111,9 +112,9 @@ func (m *Mirror) reprobe() {
 	for _, b := range sortedKeys(m.out.c) {
 		c := m.out.c[b]
 		var from string
-		for _, e := range c.res {
-			for r := range e.rcpt {
-				if from == "" || r < from {
+		for _, e := range c.ents {
+			for _, id := range e.rcptIDs() {
+				if r := m.out.s.str(id); from == "" || r < from {
 					from = r
 				}
 			}
