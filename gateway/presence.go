@@ -64,6 +64,7 @@ func newMirrorEdge(g *Gateway) (*mirrorEdge, error) {
 		Reprobe:    pc.ReprobeInterval.Duration,
 		Timeout:    pc.Timeout.Duration,
 		MaxEntries: pc.MaxEntries,
+		MaxBytes:   pc.MaxBytes,
 	}, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

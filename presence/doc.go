@@ -132,10 +132,25 @@
 // # Persistence
 //
 // State and Restore give the two tables and the caps cache as a State, which
-// MarshalState writes as JSON (version StateVersion); the gateway stores it
-// atomically in its state directory. After a restart entries keep their
-// confirmation times, and the digest exchange at the next link-up repairs
-// whatever changed meanwhile.
+// MarshalState encodes (version StateVersion: a header line, a version byte,
+// then a DEFLATE-compressed body of varints with a table of the strings the
+// entries share; the format is spelled out at MarshalState; about 25 bytes
+// per realistic entry); the gateway stores it atomically in its state
+// directory. UnmarshalState also reads the JSON of version 1. After a restart
+// entries keep their confirmation times, and the digest exchange at the next
+// link-up repairs whatever changed meanwhile.
+//
+// # Memory
+//
+// Each table is bounded by Config.MaxEntries and Config.MaxBytes. Entries
+// share their payload children and recipient JIDs through a reference-counted
+// interner and keep no parsed tree and no map (see table.go): about 300 bytes
+// of heap per realistic entry (BenchmarkMirrorMemory). A fan-out that would
+// take the out table beyond MaxBytes crosses as plain presence, one stanza
+// per recipient, and those recipients leave the entry; the peer, seeing
+// plain presence from a contact resource to a bare JID (which a gateway
+// otherwise sends only for a contact resource without an entry), removes
+// them from its in entry, so both tables stay equal.
 //
 // # Files
 //

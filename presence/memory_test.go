@@ -165,3 +165,20 @@ func BenchmarkMirrorMemory(b *testing.B) {
 		})
 	}
 }
+
+// TestMirrorMemory holds the figures of BenchmarkMirrorMemory on a smaller
+// table: at most 512 bytes of live heap and 100 bytes of state file per
+// entry (issue 10, defect 7).
+func TestMirrorMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a table of 20,000 entries")
+	}
+	heap, state := memoryPerEntry(t, "in", 20000)
+	t.Logf("%.0f heap bytes, %.1f state bytes per entry", heap, state)
+	if heap > 512 {
+		t.Errorf("%.0f bytes of heap per entry, want at most 512", heap)
+	}
+	if state > 100 {
+		t.Errorf("%.1f bytes of state file per entry, want at most 100", state)
+	}
+}
