@@ -131,7 +131,11 @@ func (m *Mirror) applyMirror(from, to addr, typ, id string, n, mx *node) {
 			}
 		}
 	}
-	if m.in.bytes > m.cfg.MaxBytes {
+	if m.in.nrcpt(e) == 0 {
+		// No recipient in any domain (the peer's stanza for another
+		// domain may add some): no entry, as on the peer.
+		m.in.del(bare, res)
+	} else if m.in.bytes > m.cfg.MaxBytes {
 		// The peer's bound is larger than ours: delivered, not kept.
 		m.c.FullBytes++
 		m.in.del(bare, res)

@@ -150,6 +150,9 @@ func (m *Mirror) flush(k string) {
 		m.sendMirror(k, p.typ, p.id, p.payload, add, del, p.to, false)
 	default:
 		e := m.out.get(p.bare, p.res)
+		if len(p.to) == 0 {
+			return // every recipient was revoked while it was collected
+		}
 		if e != nil && m.out.samePayload(e, p.kids) {
 			add, _ := diff(p.to, m.out.rcptSet(e))
 			grow := int64(len(p.id) - len(e.id))

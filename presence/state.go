@@ -99,6 +99,9 @@ func (m *Mirror) Restore(s State) error {
 				}
 				kids = payloadKids(&p)
 			}
+			if len(es.Rcpt) == 0 {
+				continue // no recipient: no entry (earlier versions kept some)
+			}
 			if t.n >= m.cfg.MaxEntries {
 				m.c.Full++
 				continue

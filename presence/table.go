@@ -360,13 +360,17 @@ func key(bare, res string) string {
 }
 
 // revoke removes recipient from every entry of contact in t, and from
-// fan-outs being collected.
+// fan-outs being collected. An entry left without recipients goes (on both
+// gateways, which both see the revocation).
 func (m *Mirror) revoke(t *table, contactBare, recipient string) {
 	if c := t.c[contactBare]; c != nil {
-		for _, e := range c.ents {
-			if t.delRcpt(e, recipient) {
+		for _, r := range c.resources() {
+			if e := c.entry(r); t.delRcpt(e, recipient) {
 				m.c.Revoked++
 				m.dirty = true
+				if t.nrcpt(e) == 0 {
+					t.del(contactBare, r)
+				}
 			}
 		}
 	}
