@@ -116,9 +116,10 @@ func heapAlloc() uint64 {
 	return ms.HeapAlloc
 }
 
-// memoryPerEntry fills one table with n entries and returns the live heap
-// and the state file bytes per entry.
-func memoryPerEntry(tb testing.TB, table string, n int) (heap, state float64) {
+// memoryPerEntry fills one table with n entries and returns the live heap,
+// the state file bytes and the bytes counted towards Config.MaxBytes, per
+// entry.
+func memoryPerEntry(tb testing.TB, table string, n int) (heap, state, counted float64) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	side := "a"
 	if table == "out" {
@@ -147,7 +148,7 @@ func memoryPerEntry(tb testing.TB, table string, n int) (heap, state float64) {
 		tb.Fatal(err)
 	}
 	runtime.KeepAlive(m)
-	return float64(after-before) / float64(n), float64(len(b)) / float64(n)
+	return float64(after-before) / float64(n), float64(len(b)) / float64(n), float64(m.in.bytes+m.out.bytes) / float64(n)
 }
 
 // BenchmarkMirrorMemory reports the live heap (HeapAlloc after GC) and the
@@ -156,12 +157,13 @@ func memoryPerEntry(tb testing.TB, table string, n int) (heap, state float64) {
 func BenchmarkMirrorMemory(b *testing.B) {
 	for _, table := range []string{"in", "out"} {
 		b.Run(table, func(b *testing.B) {
-			var heap, state float64
+			var heap, state, counted float64
 			for i := 0; i < b.N; i++ {
-				heap, state = memoryPerEntry(b, table, 100000)
+				heap, state, counted = memoryPerEntry(b, table, 100000)
 			}
 			b.ReportMetric(heap, "heap-B/entry")
 			b.ReportMetric(state, "state-B/entry")
+			b.ReportMetric(counted, "maxbytes-B/entry")
 		})
 	}
 }
@@ -173,7 +175,7 @@ func TestMirrorMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a table of 20,000 entries")
 	}
-	heap, state := memoryPerEntry(t, "in", 20000)
+	heap, state, _ := memoryPerEntry(t, "in", 20000)
 	t.Logf("%.0f heap bytes, %.1f state bytes per entry", heap, state)
 	if heap > 512 {
 		t.Errorf("%.0f bytes of heap per entry, want at most 512", heap)
