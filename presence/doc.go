@@ -43,7 +43,8 @@
 //   - unsubscribe, unsubscribed and presence errors revoke the recipient at
 //     once from the contact's entries (and from fan-outs being collected), on
 //     both gateways, since they see the stanza on its way: nothing is
-//     replayed to a revoked recipient; its next probe crosses.
+//     replayed to a revoked recipient; its next probe crosses. An entry
+//     left without recipients is removed.
 //   - iq get disco#info with a caps node#ver: answered from the cache when
 //     the ver is known and the asker received the contact's presence
 //     advertising it; otherwise it crosses and its result is verified
@@ -60,8 +61,9 @@
 //     gateways speak it.
 //
 // FromPeer takes what the peer sends: mirror stanzas (applied to the in table
-// and expanded), sync iqs, and stanzas that pass through (revocations and
-// caps results are observed on the way).
+// and expanded), sync iqs, and stanzas that pass through (revocations, caps
+// results and plain presence to a bare JID, see # Memory, are observed on
+// the way).
 //
 // Tick(now) runs the timers; Next says when it is due:
 //
