@@ -29,10 +29,15 @@ type mirrorEdge struct {
 	g    *Gateway
 	path string        // state file; "" = not persisted
 	kick chan struct{} // wakes run when the mirror's next deadline may have moved
+	// write stores the state file (writeFileAtomic; tests replace it). It
+	// runs without mu: the S2S read path takes mu for every presence, and
+	// must not wait for a disk flush.
+	write func(path string, data []byte) error
 
-	mu       sync.Mutex // guards the following fields, and keeps the mirror's actions in order
-	m        *presence.Mirror
-	lastSave time.Time
+	mu sync.Mutex // guards m, and keeps the mirror's actions in order
+	m  *presence.Mirror
+
+	lastSave time.Time // run's goroutine only
 }
 
 // newMirrorEdge returns nil when the mirror is disabled.
@@ -59,11 +64,12 @@ func newMirrorEdge(g *Gateway) (*mirrorEdge, error) {
 		Reprobe:    pc.ReprobeInterval.Duration,
 		Timeout:    pc.Timeout.Duration,
 		MaxEntries: pc.MaxEntries,
+		MaxBytes:   pc.MaxBytes,
 	}, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	e := &mirrorEdge{g: g, m: m, kick: make(chan struct{}, 1)}
+	e := &mirrorEdge{g: g, m: m, kick: make(chan struct{}, 1), write: writeFileAtomic}
 	if pc.StateFile != "" {
 		e.path = filepath.Join(g.cfg.StateDir, pc.StateFile)
 		data, err := os.ReadFile(e.path)
@@ -156,6 +162,7 @@ func (e *mirrorEdge) fromLink(st s2s.Stanza) bool {
 
 // run drives the mirror's timers and tells it the link state until ctx
 // ends; then it flushes the fan-outs being collected and saves the state.
+// The state is taken under mu and written after mu is released.
 func (e *mirrorEdge) run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -168,18 +175,30 @@ func (e *mirrorEdge) run(ctx context.Context) error {
 		}
 		e.perform()
 		wait := min(e.m.Next().Sub(now), linkPoll)
-		if e.m.Dirty() && now.Sub(e.lastSave) >= saveEvery {
-			e.save(now)
+		var snap *presence.State
+		if e.path != "" && e.m.Dirty() && now.Sub(e.lastSave) >= saveEvery {
+			s := e.m.State()
+			snap = &s
 		}
 		e.mu.Unlock()
+		if snap != nil {
+			e.lastSave = now
+			e.save(*snap)
+		}
 		t.Reset(max(wait, 0))
 		select {
 		case <-ctx.Done():
 			e.mu.Lock()
 			e.m.FlushAll()
 			e.perform()
-			e.save(time.Now())
+			var s presence.State
+			if e.path != "" {
+				s = e.m.State()
+			}
 			e.mu.Unlock()
+			if e.path != "" {
+				e.save(s)
+			}
 			return nil
 		case <-t.C:
 		case <-e.kick:
@@ -193,16 +212,13 @@ func (e *mirrorEdge) run(ctx context.Context) error {
 	}
 }
 
-// save writes the state file atomically (temporary file, then rename);
-// called with mu held. Errors are logged: the mirror works without it.
-func (e *mirrorEdge) save(now time.Time) {
-	if e.path == "" {
-		return
-	}
-	e.lastSave = now
-	data, err := presence.MarshalState(e.m.State())
+// save encodes s and writes the state file atomically (temporary file,
+// then rename); called without mu. Errors are logged and counted: the
+// mirror works without it.
+func (e *mirrorEdge) save(s presence.State) {
+	data, err := presence.MarshalState(s)
 	if err == nil {
-		err = writeFileAtomic(e.path, data)
+		err = e.write(e.path, data)
 	}
 	if err != nil {
 		e.g.c.drop("presence-state-write")

@@ -313,3 +313,50 @@ func TestSyncDoesNotOvertakeMirror(t *testing.T) {
 		t.Errorf("after link-up: %d entries repaired (%d mirror stanzas sent for %d contacts)", c.SyncRepaired, c.FanoutSent, n)
 	}
 }
+
+// TestPresenceStateWrittenOutsideLock is issue 13, item 7: the state file is
+// written (and fsynced) without the lock that the S2S read path takes for
+// every presence, so a slow disk does not stall local servers' streams.
+func TestPresenceStateWrittenOutsideLock(t *testing.T) {
+	_, _, pc := newServersAndConfig(t)
+	pc.A.StateDir = t.TempDir()
+	pc.A.Presence.StateFile = "presence.json"
+	ga, err := New(pc.A, Options{Logger: quiet, PrivateKey: pc.KeyA, LinkDial: func(ctx context.Context) (net.Conn, error) {
+		return nil, net.ErrClosed
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ga.mirror
+	var writes, locked int
+	e.write = func(path string, data []byte) error {
+		writes++
+		if !e.mu.TryLock() {
+			locked++
+		} else {
+			e.mu.Unlock()
+		}
+		return writeFileAtomic(path, data)
+	}
+	st, err := s2s.ParseStanza([]byte("<presence from='ann@a.test/r' to='carol@b.test'><show>away</show></presence>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.fromLocal(st) {
+		t.Fatal("presence not taken by the mirror")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // run saves once at shutdown
+	if err := e.run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if writes == 0 {
+		t.Fatal("state file not written at shutdown")
+	}
+	if locked != 0 {
+		t.Errorf("%d of %d state writes held the mirror's lock", locked, writes)
+	}
+	if _, err := os.Stat(filepath.Join(pc.A.StateDir, "presence.json")); err != nil {
+		t.Errorf("no state file: %v", err)
+	}
+}

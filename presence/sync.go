@@ -9,12 +9,14 @@ import (
 )
 
 // entryHash is the digest of one entry: its key, payload and recipients.
-func entryHash(k string, e *entry) string {
+func (t *table) entryHash(k string, e *entry) string {
 	h := sha256.New()
 	h.Write([]byte(k))
 	h.Write([]byte{0})
-	h.Write([]byte(e.payload))
-	for _, r := range sortedKeys(e.rcpt) {
+	for _, id := range e.ids[:e.npl] {
+		h.Write([]byte(t.s.str(id)))
+	}
+	for _, r := range t.rcpts(e) {
 		h.Write([]byte{0})
 		h.Write([]byte(r))
 	}
@@ -27,7 +29,7 @@ func digest(t *table) (root string, hashes map[string]string) {
 	h := sha256.New()
 	for _, k := range t.keys() {
 		kk := key(k[0], k[1])
-		eh := entryHash(kk, t.get(k[0], k[1]))
+		eh := t.entryHash(kk, t.get(k[0], k[1]))
 		hashes[kk] = eh
 		h.Write([]byte(kk + " " + eh + "\n"))
 	}
@@ -69,9 +71,10 @@ func (m *Mirror) peerIQ(st Stanza, n *node) bool {
 // by the peer right after our answer.
 func (m *Mirror) syncRequest(st Stanza, sy *node) {
 	root, hashes := digest(&m.in)
+	now := stampOf(m.now)
 	for _, c := range m.in.c {
-		for _, e := range c.res {
-			e.confirmed = m.now
+		for _, e := range c.ents {
+			e.confirmed = now
 		}
 	}
 	m.dirty = true
@@ -131,8 +134,9 @@ func (m *Mirror) syncRepair(sy *node) {
 // sendReset sends the whole state of one out entry, one stanza per
 // recipient domain.
 func (m *Mirror) sendReset(k string, e *entry) {
+	rcpt := m.out.rcptSet(e)
 	doms := map[string]bool{}
-	for r := range e.rcpt {
+	for r := range rcpt {
 		doms[domainOf(r)] = true
 	}
 	if len(doms) == 0 {
@@ -140,9 +144,9 @@ func (m *Mirror) sendReset(k string, e *entry) {
 	}
 	for _, d := range sortedKeys(doms) {
 		var b strings.Builder
-		b.WriteString(e.payload)
+		b.WriteString(m.out.payload(e))
 		b.WriteString("<m xmlns='" + NS + "'")
-		writeList(&b, "add", e.rcpt, d)
+		writeList(&b, "add", rcpt, d)
 		b.WriteString(" reset='1'/>")
 		m.c.FanoutSent++
 		m.emit(ToLink, "presence", k, d, "", e.id, b.String())

@@ -210,7 +210,10 @@ func escape(b *strings.Builder, s string, attr bool) {
 // payload is the canonical serialization of a presence's children, without
 // delay stamps and mirror elements: what "the same presence" means.
 // The children are sorted: their order carries no meaning in presence.
-func payload(n *node) string {
+func payload(n *node) string { return strings.Join(payloadKids(n), "") }
+
+// payloadKids returns the children of payload(n), each serialized, sorted.
+func payloadKids(n *node) []string {
 	var kids []string
 	for i := range n.kids {
 		k := &n.kids[i]
@@ -225,7 +228,7 @@ func payload(n *node) string {
 		kids = append(kids, b.String())
 	}
 	sort.Strings(kids)
-	return strings.Join(kids, "")
+	return kids
 }
 
 // hasNS reports whether n or any descendant element is in namespace space.

@@ -107,6 +107,7 @@ type Presence struct {
 	ReprobeInterval Duration `toml:"reprobe_interval"` // default 10m; 1s..24h
 	Timeout         Duration `toml:"timeout"`          // default 30m; 2×reprobe_interval..168h
 	MaxEntries      int      `toml:"max_entries"`      // default 100000; 1..10000000
+	MaxBytes        int64    `toml:"max_bytes"`        // bytes of presence per table; default 64 MiB; 64 KiB..64 GiB
 	StateFile       string   `toml:"state_file"`       // default "presence.json", relative to state_dir; "" = not persisted
 }
 
@@ -152,6 +153,7 @@ func Default() Config {
 			ReprobeInterval: D(10 * time.Minute),
 			Timeout:         D(30 * time.Minute),
 			MaxEntries:      100000,
+			MaxBytes:        64 << 20,
 			StateFile:       "presence.json",
 		},
 	}

@@ -332,7 +332,7 @@ func TestPresenceKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p := c.Presence; !p.Enable || p.FanoutWindow.Duration != 30*time.Millisecond || p.ReprobeInterval.Duration != 10*time.Minute ||
-		p.Timeout.Duration != 30*time.Minute || p.MaxEntries != 100000 || p.StateFile != "presence.json" {
+		p.Timeout.Duration != 30*time.Minute || p.MaxEntries != 100000 || p.MaxBytes != 64<<20 || p.StateFile != "presence.json" {
 		t.Errorf("presence defaults: %+v", p)
 	}
 	c, err = Parse([]byte(base+"\n[presence]\nenable = false\nreprobe_interval = \"1m\"\ntimeout = \"2m\"\nstate_file = \"\"\n"), "t.toml")
@@ -345,6 +345,7 @@ func TestPresenceKeys(t *testing.T) {
 	for _, tc := range []struct{ add, want string }{
 		{"timeout = \"15m\"", "presence.timeout: 15m0s is out of range"},
 		{"max_entries = 0", "presence.max_entries: 0 is out of range"},
+		{"max_bytes = 1000", "presence.max_bytes: 1000 is out of range (65536..68719476736)"},
 		{"state_file = \"../x\"", "presence.state_file"},
 		{"fanout_window = \"0s\"", "presence.fanout_window: must be more than 0"},
 		{"reprobe = \"1m\"", `unknown key "presence.reprobe"`},

@@ -56,6 +56,12 @@ func (c *Config) Validate() error {
 // MaxPresenceEntries bounds presence.max_entries.
 const MaxPresenceEntries = 10_000_000
 
+// Bounds of presence.max_bytes.
+const (
+	MinPresenceBytes = 64 << 10
+	MaxPresenceBytes = 64 << 30
+)
+
 func (p *Presence) validate() error {
 	if err := checkDuration("presence.fanout_window", p.FanoutWindow, 1, time.Millisecond, MaxBatchWindow); err != nil {
 		return err
@@ -71,6 +77,9 @@ func (p *Presence) validate() error {
 	}
 	if p.MaxEntries < 1 || p.MaxEntries > MaxPresenceEntries {
 		return fieldErr("presence.max_entries", "%d is out of range (1..%d)", p.MaxEntries, MaxPresenceEntries)
+	}
+	if p.MaxBytes < MinPresenceBytes || p.MaxBytes > MaxPresenceBytes {
+		return fieldErr("presence.max_bytes", "%d is out of range (%d..%d)", p.MaxBytes, MinPresenceBytes, int64(MaxPresenceBytes))
 	}
 	if p.StateFile != "" && (filepath.IsAbs(p.StateFile) || strings.Contains(p.StateFile, "..")) {
 		return fieldErr("presence.state_file", "%q: give a file name inside state_dir", p.StateFile)
