@@ -27,7 +27,10 @@ type ServerConfig struct {
 	Logger  *slog.Logger
 	Events  func(Event) // may be nil
 	Dial    Dialer      // for dialback verification connections; nil: net.Dialer
-	// VerifyTLS, if set, is used for STARTTLS on verification connections.
+	// VerifyTLS, if set, is used for STARTTLS on verification connections
+	// (its certificate valid for the receiving domain, if any, is the
+	// client certificate). With RequireTLS, a verification connection
+	// whose peer offers no STARTTLS fails.
 	VerifyTLS *tls.Config
 
 	// Peers, if set, says which originating domains may authenticate
@@ -139,7 +142,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		go func() {
 			defer wg.Done()
 			// Stream errors are reported (and logged) as events.
-			if err := s.ServeConn(ctx, c); err != nil && !errors.As(err, new(*StreamError)) {
+			err := s.ServeConn(ctx, c)
+			switch {
+			case err == nil || errors.As(err, new(*StreamError)):
+			case errors.Is(err, errNoStream):
+				s.log.Debug("s2s: connection closed before a stream header (health check?)", "addr", c.RemoteAddr(), "err", err)
+			default:
 				s.log.Info("s2s: inbound stream", "addr", c.RemoteAddr(), "err", err)
 			}
 		}()
@@ -223,6 +231,9 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 			return conn, nil, element{}, in.fail(conn, false, "", "", te)
 		}
 		if err != nil {
+			if !tlsDone {
+				err = noStream(err) // a health check: logged at debug
+			}
 			return conn, nil, element{}, fmt.Errorf("s2s: stream header: %w", err)
 		}
 		h := node{Attr: hdr.Attr}
