@@ -31,6 +31,7 @@ func Config(opt Options, c2sPort, s2sPort int, cert, key, ca string) string {
 	p("certfiles:")
 	p("  - %q", cert)
 	p("  - %q", key)
+	p("ca_file: %q", ca) // checks certfiles (else: a warning, signed by unknown CA)
 	p("s2s_cafile: %q", ca)
 	p("s2s_use_starttls: required")
 	p("s2s_ciphers: \"HIGH:!aNULL:!eNULL:!3DES:@STRENGTH\"")
