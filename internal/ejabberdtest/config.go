@@ -37,6 +37,10 @@ func Config(opt Options, c2sPort, s2sPort int, cert, key, ca string) string {
 	p("s2s_ciphers: \"HIGH:!aNULL:!eNULL:!3DES:@STRENGTH\"")
 	p("s2s_protocol_options: [no_sslv3, no_tlsv1, no_tlsv1_1, cipher_server_preference, no_compression]")
 	p("outgoing_s2s_families: [ipv4]")
+	// After a failed connection ejabberd bounces every stanza for the
+	// domain for a random time up to this (default 300 s); a gateway
+	// restart must not cost minutes (docs/deployment.md).
+	p("s2s_max_retry_delay: 10")
 	p("listen:")
 	p("  - port: %d", c2sPort)
 	p("    ip: \"127.0.0.1\"")
