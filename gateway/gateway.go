@@ -149,6 +149,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		RequireTLS: cfg.S2S.RequireTLS,
 		Reject:     g.rejectLocal,
 		VerifyTLS:  poolTLS, // dialback verification connections: STARTTLS as on delivery streams
+		ClientCAs:  clientCAs(s2sTLS),
 	})
 	var capture *capturer // [capture]: record what local servers send
 	poolDial := opts.S2SDial

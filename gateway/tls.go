@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 
 	"github.com/isthmus-xmpp/isthmus/gateway/config"
@@ -12,6 +13,9 @@ import (
 // s2s.cert_file); client is used for STARTTLS on every connection the
 // gateway opens to a local server, delivery streams and dialback
 // verification alike (nil with neither s2s.cert_file nor s2s.ca_file).
+//
+// With s2s.ca_file, local servers whose client certificates it verifies
+// for their domain are offered SASL EXTERNAL (server.ClientCAs).
 //
 // The client presents the s2s.cert_file certificate when it is valid for
 // the remote domain the stream comes from, and then authenticates with SASL
@@ -42,5 +46,19 @@ func s2sTLSConfigs(cfg *config.Config) (server, client *tls.Config, err error) {
 		return nil, nil, fmt.Errorf("gateway: s2s.ca_file: %w", err)
 	}
 	client.RootCAs = pool
+	if server != nil {
+		// Local servers' client certificates: SASL EXTERNAL for those
+		// valid for their domain (s2s.ServerConfig.ClientCAs).
+		server.ClientCAs = pool
+	}
 	return server, client, nil
+}
+
+// clientCAs is the pool local servers' client certificates are checked
+// against (nil: no SASL EXTERNAL offered).
+func clientCAs(server *tls.Config) *x509.CertPool {
+	if server == nil {
+		return nil
+	}
+	return server.ClientCAs
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 )
 
 // NSSASL is the SASL namespace (RFC 6120 §6).
@@ -121,4 +122,72 @@ func noStream(err error) error {
 		return fmt.Errorf("%w (%w)", err, errNoStream)
 	}
 	return err
+}
+
+// externalOK reports whether an inbound stream may be offered SASL
+// EXTERNAL for from: the peer's TLS client certificate verifies against
+// ClientCAs for that domain (any extended key usage: public CAs no longer
+// issue clientAuth for servers).
+func (s *Server) externalOK(conn net.Conn, from string) bool {
+	if s.cfg.ClientCAs == nil || from == "" {
+		return false
+	}
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return false
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{Roots: s.cfg.ClientCAs, Intermediates: inter, DNSName: from,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err == nil
+}
+
+// acceptExternal answers a SASL element on an inbound stream (from -> to)
+// before it is authenticated: <auth mechanism='EXTERNAL'/> succeeds when
+// EXTERNAL was offered (externalOK) and the authorization identity is from
+// (or empty, meaning from). It reports whether the pair is now
+// authenticated; a refusal (<failure/>) leaves the stream open for
+// dialback.
+func (in *inStream) acceptExternal(conn net.Conn, n *node, offered bool, from, to string) (bool, error) {
+	cond := ""
+	switch {
+	case n.Name.Local != "auth":
+		cond = "malformed-request"
+	case !offered || n.attr("mechanism") != "EXTERNAL":
+		cond = "invalid-mechanism"
+	default:
+		id := from
+		if t := strings.TrimSpace(n.Text); t != "" && t != "=" {
+			b, err := base64.StdEncoding.DecodeString(t)
+			if err != nil {
+				cond = "incorrect-encoding"
+			}
+			id = string(b)
+		}
+		if cond == "" && Domain(id) != from {
+			cond = "invalid-authzid"
+		}
+	}
+	if cond != "" {
+		in.srv.event(Event{Kind: "in-refused", Local: to, Remote: from, Addr: in.addr, Reason: "sasl-" + cond})
+		if _, err := conn.Write([]byte("<failure xmlns='" + NSSASL + "'><" + cond + "/></failure>")); err != nil {
+			return false, fmt.Errorf("s2s: write: %w", err)
+		}
+		return false, nil
+	}
+	if _, err := conn.Write([]byte("<success xmlns='" + NSSASL + "'/>")); err != nil {
+		return false, fmt.Errorf("s2s: write: %w", err)
+	}
+	in.mu.Lock()
+	in.verified[pair{from: from, to: to}] = true
+	in.mu.Unlock()
+	in.srv.event(Event{Kind: "in-auth", Local: to, Remote: from, Addr: in.addr, Reason: "sasl-external"})
+	return true, nil
 }

@@ -354,3 +354,55 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSASLExternalInbound: a Server with ClientCAs offers SASL EXTERNAL to
+// an initiator whose client certificate covers its domain, and the pair
+// is authenticated without dialback; a certificate for another domain
+// gets no EXTERNAL, and dialback instead.
+func TestSASLExternalInbound(t *testing.T) {
+	p := newPKI(t)
+	for _, tc := range []struct {
+		certFor string
+		want    string // in-auth Reason
+	}{{"a.test", "sasl-external"}, {"other.test", ""}} {
+		t.Run(tc.certFor, func(t *testing.T) {
+			pr := newPoolRig(t, Limits{})
+			defer pr.stop()
+			pr.b.cfg.TLS = &tls.Config{Certificates: []tls.Certificate{p.cert(t, "b.test")}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
+			pr.b.cfg.ClientCAs = p.roots
+			pr.pool.cfg.TLS = &tls.Config{RootCAs: p.roots, Certificates: []tls.Certificate{p.cert(t, tc.certFor)}, MinVersion: tls.VersionTLS12}
+			pr.pool.Send(msg("alice@a.test", "bob@b.test", "1", "x"))
+			pr.sink.wait(t, "delivery", func() bool { return len(pr.sink.got) == 1 })
+			pr.sink.mu.Lock()
+			defer pr.sink.mu.Unlock()
+			var auth []string
+			for _, e := range pr.sink.events {
+				if e.Kind == "in-auth" {
+					auth = append(auth, e.Reason)
+				}
+			}
+			if !slices.Equal(auth, []string{tc.want}) {
+				t.Errorf("in-auth reasons %q, want [%q]", auth, tc.want)
+			}
+		})
+	}
+}
+
+// TestSASLExternalNotOffered: an <auth/> on a stream that was not offered
+// EXTERNAL (no TLS, no certificate) is refused with <failure/> and
+// authenticates nothing; a stanza then gets <not-authorized/>.
+func TestSASLExternalNotOffered(t *testing.T) {
+	r := newRig(t, Limits{})
+	defer r.stop()
+	r.b.cfg.ClientCAs = newPKI(t).roots
+	cl := r.open("b.test")
+	if f := cl.next(); f.Node == nil || f.Node.child(NSSASL, "mechanisms") != nil {
+		t.Fatalf("features %+v: EXTERNAL offered without TLS", f.Node)
+	}
+	cl.write("<auth xmlns='" + NSSASL + "' mechanism='EXTERNAL'>" + base64.StdEncoding.EncodeToString([]byte("a.test")) + "</auth>")
+	if n := cl.next().Node; n == nil || n.Name.Space != NSSASL || n.Name.Local != "failure" || n.child(NSSASL, "invalid-mechanism") == nil {
+		t.Fatalf("answer %+v, want <failure><invalid-mechanism/>", n)
+	}
+	cl.write(string(msg("alice@a.test", "bob@b.test", "1", "x").Raw))
+	cl.expectStreamError(SErrNotAuthorized)
+}

@@ -99,10 +99,15 @@ func deploySecure(t *testing.T, ctx context.Context, profile string) *secureDepl
 		t.Fatal(err)
 	}
 	for c, cert := range map[*config.Config]testpki.Files{pc.A: gaCert, pc.B: gbCert} {
-		c.S2S.CertFile, c.S2S.KeyFile, c.S2S.CAFile = cert.Cert, cert.Key, cert.CA
+		c.S2S.CertFile, c.S2S.KeyFile = cert.Cert, cert.Key
 		c.S2S.RequireTLS = true
 		c.Link.RateBPS = p.RateBPS
 	}
+	// B verifies Prosody's certificate and offers it SASL EXTERNAL; A has
+	// no CA file, so ejabberd authenticates to it with dialback, which A
+	// verifies on a connection back to ejabberd — with STARTTLS, or
+	// ejabberd refuses it.
+	pc.B.S2S.CAFile = gbCert.CA
 	l := emu.NewLink(p, 1)
 	t.Cleanup(func() { l.Close() })
 	log := logger(t)
@@ -134,7 +139,9 @@ func deploySecure(t *testing.T, ctx context.Context, profile string) *secureDepl
 // emulated vhf-9600 link: subscriptions both ways, presence at login,
 // messages both ways each exactly once and in order, iqs (ping, version,
 // disco) both ways, a MUC room on ejabberd with occupants from both
-// sides, and offline delivery both ways.
+// sides, and offline delivery both ways. Every S2S hop is TLS; the
+// gateways authenticate with SASL EXTERNAL, the servers with dialback
+// (ejabberd) and SASL EXTERNAL (Prosody): see the log checks.
 func TestEjabberdProsodySecure(t *testing.T) {
 	ejabberdtest.Require(t)
 	prosodytest.Require(t)
@@ -288,27 +295,38 @@ func TestEjabberdProsodySecure(t *testing.T) {
 		}
 	}
 	// How each hop authenticated, as the servers logged it: the gateways
-	// with SASL EXTERNAL (their certificates for the remote domains), the
-	// servers toward the gateways with dialback over TLS (the gateways
-	// offer no SASL), verified on a TLS connection back to them.
+	// toward both servers with SASL EXTERNAL (their certificates for the
+	// remote domains); ejabberd toward A with dialback, verified on a TLS
+	// connection back to it; Prosody toward B with SASL EXTERNAL (B
+	// trusts the CA): then nothing connects back to Prosody, so each
+	// encrypted inbound stream it logs is one of the gateway's EXTERNAL
+	// ones.
+	ejLog, prLog := d.ej.Log(), d.pr.Log()
 	for _, want := range []struct{ log, line string }{
-		{d.ej.Log(), "Accepted inbound s2s EXTERNAL authentication pr.test -> ej.test"},
-		{d.ej.Log(), "Accepted inbound s2s EXTERNAL authentication pr.test -> conference.ej.test"},
-		{d.ej.Log(), "(tls|"},
-		{d.ej.Log(), "Accepted outbound s2s dialback authentication ej.test -> pr.test"},
-		{d.pr.Log(), "Accepting SASL EXTERNAL identity from ej.test"},
-		{d.pr.Log(), "Accepting SASL EXTERNAL identity from conference.ej.test"},
+		{ejLog, "Accepted inbound s2s EXTERNAL authentication pr.test -> ej.test"},
+		{ejLog, "Accepted inbound s2s EXTERNAL authentication pr.test -> conference.ej.test"},
+		{ejLog, "Accepted outbound s2s dialback authentication ej.test -> pr.test"},
+		{prLog, "Accepting SASL EXTERNAL identity from ej.test"},
+		{prLog, "Accepting SASL EXTERNAL identity from conference.ej.test"},
+		{prLog, "Outgoing s2s connection pr.test->ej.test complete"},
 	} {
 		if !strings.Contains(want.log, want.line) {
 			t.Errorf("server log lacks %q", want.line)
 		}
 	}
-	if strings.Contains(d.ej.Log(), "(tcp|") && strings.Contains(d.ej.Log(), "s2s") {
-		for _, line := range strings.Split(d.ej.Log(), "\n") {
-			if strings.Contains(line, "(tcp|") && strings.Contains(line, "s2s") {
-				t.Errorf("ejabberd: S2S without TLS: %s", line)
-			}
+	for _, line := range strings.Split(ejLog, "\n") {
+		if strings.Contains(line, "(tcp|") && strings.Contains(line, "s2s") {
+			t.Errorf("ejabberd: S2S without TLS: %s", line)
 		}
+	}
+	prIn, prExternal := 0, strings.Count(prLog, "Accepting SASL EXTERNAL identity")
+	for _, line := range strings.Split(prLog, "\n") {
+		if strings.Contains(line, "s2sin") && strings.Contains(line, "Stream encrypted") {
+			prIn++
+		}
+	}
+	if prIn != prExternal {
+		t.Errorf("Prosody: %d encrypted inbound S2S streams, %d with SASL EXTERNAL: it authenticated to B by dialback, not EXTERNAL", prIn, prExternal)
 	}
 
 	sa, sb := d.ga.Snapshot(), d.gb.Snapshot()
