@@ -3,7 +3,9 @@
 // XEP-0220 dialback using XEP-0185 keys, with optional STARTTLS; an
 // initiating stream uses SASL EXTERNAL (XEP-0178) instead of dialback when
 // the receiving server offers it and the TLS configuration holds a
-// certificate for the stream's from-domain (auth.go).
+// certificate for the stream's from-domain, and a Server offers it to
+// initiators whose client certificate verifies against
+// ServerConfig.ClientCAs for their domain (auth.go).
 //
 // The gateway uses a [Server] to accept S2S streams from local XMPP servers
 // for the remote domains it stands in for, and a [Pool] to dial local
