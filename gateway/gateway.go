@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -104,16 +103,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 
-	var s2sTLS, poolTLS *tls.Config
-	if cfg.S2S.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.S2S.CertFile, cfg.S2S.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("gateway: s2s certificate: %w", err)
-		}
-		s2sTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		// Local servers are authenticated by dialback, so their certificates
-		// are not verified; TLS only keeps the local hop private.
-		poolTLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+	s2sTLS, poolTLS, err := s2sTLSConfigs(cfg)
+	if err != nil {
+		return nil, err
 	}
 	limits := s2s.Limits{
 		MaxStanzaSize:  cfg.S2S.MaxStanzaSize,
@@ -134,7 +126,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			g.c.event("limit:" + e.Detail)
 		}
 		if e.Kind == "in-refused" || e.Kind == "stream-error" || e.Kind == "out-fail" || e.Kind == "limit" {
-			g.log.Warn("s2s: "+e.Kind, "local", e.Local, "remote", e.Remote, "addr", e.Addr, "reason", e.Reason, "detail", e.Detail)
+			args := []any{"local", e.Local, "remote", e.Remote, "addr", e.Addr, "reason", e.Reason, "detail", e.Detail}
+			if strings.Contains(e.Reason, s2s.ErrNoRouteBack.Error()) && g.s2sLn != nil {
+				args = append(args, "s2s_listen", g.s2sLn.Addr().String()) // where its route back should lead
+			}
+			g.log.Warn("s2s: "+e.Kind, args...)
 		}
 	}
 	g.server = s2s.NewServer(s2s.ServerConfig{
@@ -152,6 +148,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		Allow:      allowFrom(cfg),
 		RequireTLS: cfg.S2S.RequireTLS,
 		Reject:     g.rejectLocal,
+		VerifyTLS:  poolTLS, // dialback verification connections: STARTTLS as on delivery streams
+		ClientCAs:  clientCAs(s2sTLS),
 	})
 	var capture *capturer // [capture]: record what local servers send
 	poolDial := opts.S2SDial
@@ -167,9 +165,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		TLS:     poolTLS,
 		Limits:  limits,
 		Bounce:  g.bounceToRemote,
-		Logger:  g.log,
-		Events:  events,
-		Dial:    poolDial,
+
+		RequireTLS: cfg.S2S.RequireTLS,
+		Logger:     g.log,
+		Events:     events,
+		Dial:       poolDial,
 	})
 
 	lc := link.Config{

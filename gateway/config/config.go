@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -96,7 +97,8 @@ type S2S struct {
 	StanzaRate         float64  `toml:"stanza_rate"`           // stanzas/s per inbound stream (throttled beyond), default 200; 0 = off
 	StanzaBurst        int      `toml:"stanza_burst"`          // burst above stanza_rate, default 2000; 1..1000000
 	AllowFrom          []string `toml:"allow_from"`            // source addresses (IPs or CIDR prefixes) local servers may connect from; empty = any
-	RequireTLS         bool     `toml:"require_tls"`           // refuse dialback before STARTTLS; needs cert_file
+	RequireTLS         bool     `toml:"require_tls"`           // STARTTLS on every S2S connection, both ways (refuse dialback before it; fail outgoing streams without it); needs cert_file
+	CAFile             string   `toml:"ca_file"`               // PEM CA certificates the local servers' certificates are verified against; "" = not verified (dialback authenticates them)
 }
 
 // Presence configures the presence mirror (package presence).
@@ -189,9 +191,10 @@ func parse(data []byte, name string) (*Config, keyLines, error) {
 }
 
 // Load reads the file at path and parses it (see [Parse]). It then resolves
-// link.key_file, s2s.cert_file, s2s.key_file and state_dir relative to the
-// file's directory, and checks that the key file (and the certificate pair,
-// if set) can be loaded and that peer_key is not this gateway's own key.
+// link.key_file, s2s.cert_file, s2s.key_file, s2s.ca_file and state_dir
+// relative to the file's directory, and checks that the key file (and the
+// certificate pair and CA file, if set) can be loaded and that peer_key is
+// not this gateway's own key.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -212,6 +215,7 @@ func Load(path string) (*Config, error) {
 	c.Link.KeyFile = rel(c.Link.KeyFile)
 	c.S2S.CertFile = rel(c.S2S.CertFile)
 	c.S2S.KeyFile = rel(c.S2S.KeyFile)
+	c.S2S.CAFile = rel(c.S2S.CAFile)
 	c.Capture.Dir = rel(c.Capture.Dir)
 
 	fail := func(key string, err error) error {
@@ -233,6 +237,11 @@ func Load(path string) (*Config, error) {
 			return nil, fail("s2s.cert_file", err)
 		}
 	}
+	if c.S2S.CAFile != "" {
+		if _, err := LoadCAFile(c.S2S.CAFile); err != nil {
+			return nil, fail("s2s.ca_file", err)
+		}
+	}
 	return c, nil
 }
 
@@ -252,4 +261,18 @@ func (c *Config) PeerPublicKey() (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("config: link.peer_key: %w", err)
 	}
 	return k, nil
+}
+
+// LoadCAFile reads PEM CA certificates (s2s.ca_file) into a pool. A file
+// without any certificate is an error.
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }

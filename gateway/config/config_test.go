@@ -321,6 +321,16 @@ func TestLoadResolvesAbsoluteAndCert(t *testing.T) {
 		t.Errorf("Load with missing cert = %v, want %s...", err, want)
 	}
 
+	// s2s.ca_file is resolved like the other paths and must hold a
+	// certificate.
+	os.WriteFile(filepath.Join(sub, "ca.pem"), []byte("not PEM\n"), 0o644)
+	os.WriteFile(path, []byte(data+"ca_file = \"ca.pem\"\n"), 0o644)
+	_, err = Load(path)
+	want = "config: " + path + ":12: s2s.ca_file: " + filepath.Join(sub, "ca.pem") + " holds no PEM certificate"
+	if err == nil || err.Error() != want {
+		t.Errorf("Load with a bad ca_file = %v, want %s", err, want)
+	}
+
 	if _, err := Load(filepath.Join(dir, "nope.toml")); err == nil || !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "config: ") {
 		t.Errorf("Load(missing) = %v", err)
 	}

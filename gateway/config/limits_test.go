@@ -58,6 +58,8 @@ allow_from = ["127.0.0.1", "10.0.0.0/8", "fd00::/8", "::1"]
 		{`allow_from = ["10.0.0.0/33"]`, `s2s.allow_from: "10.0.0.0/33" is not`},
 		{`allow_from = ["gateway.example"]`, `s2s.allow_from: "gateway.example" is not`},
 		{"require_tls = true", "s2s.require_tls: needs s2s.cert_file"},
+		{`ca_file = " ca.pem"`, `s2s.ca_file: " ca.pem": give the path of a PEM file`},
+		{`ca_file = "certs/"`, `s2s.ca_file: "certs/": give the path of a PEM file`},
 		{"max_stanzas = 1", `unknown key "s2s.max_stanzas"`},
 	} {
 		_, err := Parse([]byte(base+tc.add+"\n"), "t.toml")

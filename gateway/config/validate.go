@@ -280,6 +280,9 @@ func (s *S2S) validateLimits() error {
 	if s.RequireTLS && s.CertFile == "" {
 		return fieldErr("s2s.require_tls", "needs s2s.cert_file and s2s.key_file (STARTTLS must be offered to be required)")
 	}
+	if s.CAFile != "" && (strings.TrimSpace(s.CAFile) != s.CAFile || strings.HasSuffix(s.CAFile, "/")) {
+		return fieldErr("s2s.ca_file", "%q: give the path of a PEM file (no surrounding spaces, not a directory)", s.CAFile)
+	}
 	return nil
 }
 

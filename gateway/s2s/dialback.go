@@ -50,8 +50,9 @@ func streamHeader(from, to, id string) []byte {
 }
 
 // featuresXML returns the stream features a receiving server offers;
-// required marks STARTTLS as mandatory-to-negotiate.
-func featuresXML(tls, required bool) []byte {
+// required marks STARTTLS as mandatory-to-negotiate; external offers SASL
+// EXTERNAL.
+func featuresXML(tls, required, external bool) []byte {
 	var b bytes.Buffer
 	b.WriteString("<stream:features>")
 	switch {
@@ -59,6 +60,9 @@ func featuresXML(tls, required bool) []byte {
 		b.WriteString("<starttls xmlns='" + NSTLS + "'><required/></starttls>")
 	case tls:
 		b.WriteString("<starttls xmlns='" + NSTLS + "'/>")
+	}
+	if external {
+		b.WriteString("<mechanisms xmlns='" + NSSASL + "'><mechanism>EXTERNAL</mechanism></mechanisms>")
 	}
 	b.WriteString("<dialback xmlns='" + NSDBFeature + "'><errors/></dialback></stream:features>")
 	return b.Bytes()

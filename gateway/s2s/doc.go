@@ -1,6 +1,11 @@
 // Package s2s is a small, symmetric XMPP server-to-server implementation:
 // RFC 6120 streams in the jabber:server namespace, authenticated with
-// XEP-0220 dialback using XEP-0185 keys, with optional STARTTLS.
+// XEP-0220 dialback using XEP-0185 keys, with optional STARTTLS; an
+// initiating stream uses SASL EXTERNAL (XEP-0178) instead of dialback when
+// the receiving server offers it and the TLS configuration holds a
+// certificate for the stream's from-domain, and a Server offers it to
+// initiators whose client certificate verifies against
+// ServerConfig.ClientCAs for their domain (auth.go).
 //
 // The gateway uses a [Server] to accept S2S streams from local XMPP servers
 // for the remote domains it stands in for, and a [Pool] to dial local
@@ -34,7 +39,9 @@
 // inbound stream (Prosody sends db:verify over its existing outgoing
 // stream when it has one). A Server accepts db:result for several domain
 // pairs on one stream and checks every stanza's from/to against the pairs
-// verified on that stream. A Pool opens one stream per (from-domain,
+// verified on that stream. The verification connection does STARTTLS
+// (ServerConfig.VerifyTLS) as delivery streams do: servers that require
+// TLS (ejabberd's default) refuse db:verify without it. A Pool opens one stream per (from-domain,
 // to-domain) pair and bounces queued stanzas when it cannot deliver them.
 //
 // # Streams

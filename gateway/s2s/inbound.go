@@ -228,14 +228,14 @@ func (s *Server) verifyKey(ctx context.Context, originating, receiving, id, key 
 	defer cancel()
 	conn, err := s.cfg.Dial.dial(ctx, addr)
 	if err != nil {
-		return false, fmt.Errorf("s2s: dial %s (%s): %w", originating, addr, err)
+		return false, verifyDialError(originating, addr, err)
 	}
 	defer conn.Close()
 	raw := conn
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(s.lim.ConnectTimeout))
-	conn, rd, _, err := initiate(conn, receiving, originating, s.cfg.VerifyTLS, s.lim)
+	conn, rd, _, _, err := initiate(conn, receiving, originating, initOpts{TLS: s.cfg.VerifyTLS, RequireTLS: s.cfg.RequireTLS}, s.lim)
 	if err != nil {
 		return false, err
 	}

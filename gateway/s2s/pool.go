@@ -16,7 +16,7 @@ import (
 type PoolConfig struct {
 	Resolve func(domain string) (addr string, err error) // target domain -> host:port (no DNS/SRV: addresses are configured)
 	Secret  string                                       // dialback secret; the receiving server verifies our keys with whoever holds it (our Server)
-	TLS     *tls.Config                                  // client side; if set and the peer offers STARTTLS, use it
+	TLS     *tls.Config                                  // client side; if set and the peer offers STARTTLS, use it (client certificate and SASL EXTERNAL: auth.go)
 	Limits  Limits
 	// Bounce receives each stanza that could not be delivered (connect
 	// failed, dialback refused, queue full, stream died before it was
@@ -25,6 +25,8 @@ type PoolConfig struct {
 	Logger *slog.Logger
 	Events func(Event)
 	Dial   Dialer // nil: net.Dialer
+	// RequireTLS fails a stream whose peer offers no STARTTLS.
+	RequireTLS bool
 }
 
 // Pool keeps one outgoing stream per (from-domain, to-domain) pair.
@@ -261,9 +263,13 @@ func (o *outStream) connect(addr string) (_ net.Conn, _ *xmlReader, err error) {
 	}()
 	_ = conn.SetDeadline(time.Now().Add(p.lim.ConnectTimeout))
 	p.event(Event{Kind: "out-open", Local: o.key.from, Remote: o.key.to, Addr: addr})
-	conn, rd, id, err := initiate(conn, o.key.from, o.key.to, p.cfg.TLS, p.lim)
+	conn, rd, id, authed, err := initiate(conn, o.key.from, o.key.to, initOpts{TLS: p.cfg.TLS, RequireTLS: p.cfg.RequireTLS, SASL: true}, p.lim)
 	if err != nil {
 		return nil, nil, o.ctxErr(ctx, err)
+	}
+	if authed { // SASL EXTERNAL (auth.go)
+		_ = conn.SetDeadline(time.Time{})
+		return conn, rd, nil
 	}
 	key := DialbackKey(p.cfg.Secret, o.key.to, o.key.from, id)
 	if _, err := conn.Write(dbResult(o.key.from, o.key.to, key, "", "")); err != nil {
@@ -294,7 +300,7 @@ func (o *outStream) connect(addr string) (_ net.Conn, _ *xmlReader, err error) {
 				return conn, rd, nil
 			case "error":
 				_, _ = conn.Write([]byte(streamClose))
-				return nil, nil, fmt.Errorf("s2s: dialback with %s: %w (error %s)", o.key.to, ErrDialbackInvalid, dbErrorCond(n))
+				return nil, nil, dialbackRefused(o.key.from, o.key.to, n)
 			default:
 				_, _ = conn.Write([]byte(streamClose))
 				return nil, nil, fmt.Errorf("s2s: dialback with %s: %w", o.key.to, ErrDialbackInvalid)

@@ -436,6 +436,8 @@ func inboundRoot(n xml.Name) bool {
 		return n.Local == "result" || n.Local == "verify"
 	case NSTLS:
 		return n.Local == "starttls"
+	case NSSASL: // SASL EXTERNAL (auth.go); refused after negotiation
+		return n.Local == "auth"
 	case NSStream:
 		return n.Local == "error"
 	}

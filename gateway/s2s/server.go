@@ -3,6 +3,7 @@ package s2s
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,16 @@ type ServerConfig struct {
 	Logger  *slog.Logger
 	Events  func(Event) // may be nil
 	Dial    Dialer      // for dialback verification connections; nil: net.Dialer
-	// VerifyTLS, if set, is used for STARTTLS on verification connections.
+	// ClientCAs, if set with TLS, are the CAs local servers' client
+	// certificates are checked against after STARTTLS: a stream whose
+	// certificate is valid for its 'from' domain is offered SASL EXTERNAL
+	// (XEP-0178) besides dialback. A certificate that does not verify
+	// does not fail the handshake; it only gets no EXTERNAL.
+	ClientCAs *x509.CertPool
+	// VerifyTLS, if set, is used for STARTTLS on verification connections
+	// (its certificate valid for the receiving domain, if any, is the
+	// client certificate). With RequireTLS, a verification connection
+	// whose peer offers no STARTTLS fails.
 	VerifyTLS *tls.Config
 
 	// Peers, if set, says which originating domains may authenticate
@@ -68,6 +78,10 @@ func NewServer(cfg ServerConfig) *Server {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TLS != nil && cfg.ClientCAs != nil && cfg.TLS.ClientAuth == tls.NoClientCert {
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.ClientAuth = tls.RequestClientCert // checked by externalOK, not by the handshake
 	}
 	return &Server{cfg: cfg, lim: cfg.Limits.withDefaults(), log: log, conns: map[string]int{}}
 }
@@ -139,7 +153,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		go func() {
 			defer wg.Done()
 			// Stream errors are reported (and logged) as events.
-			if err := s.ServeConn(ctx, c); err != nil && !errors.As(err, new(*StreamError)) {
+			err := s.ServeConn(ctx, c)
+			switch {
+			case err == nil || errors.As(err, new(*StreamError)):
+			case errors.Is(err, errNoStream):
+				s.log.Debug("s2s: connection closed before a stream header (health check?)", "addr", c.RemoteAddr(), "err", err)
+			default:
 				s.log.Info("s2s: inbound stream", "addr", c.RemoteAddr(), "err", err)
 			}
 		}()
@@ -209,7 +228,7 @@ func timeoutErr(err error) *StreamError {
 // STARTTLS if asked, and returns the first element after that.
 func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, error) {
 	s := in.srv
-	tlsDone := false
+	tlsDone, saslDone := false, false
 	for {
 		rd := newXMLReader(conn, s.lim)
 		rd.inbound = true
@@ -223,6 +242,9 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 			return conn, nil, element{}, in.fail(conn, false, "", "", te)
 		}
 		if err != nil {
+			if !tlsDone {
+				err = noStream(err) // a health check: logged at debug
+			}
 			return conn, nil, element{}, fmt.Errorf("s2s: stream header: %w", err)
 		}
 		h := node{Attr: hdr.Attr}
@@ -239,8 +261,10 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 		}
 		out := streamHeader(to, from, in.id)
 		offerTLS := s.cfg.TLS != nil && !tlsDone
+		offerSASL := false
 		if h.attr("version") != "" {
-			out = append(out, featuresXML(offerTLS, offerTLS && s.cfg.RequireTLS)...)
+			offerSASL = tlsDone && !saslDone && s.externalOK(conn, Domain(from))
+			out = append(out, featuresXML(offerTLS, offerTLS && s.cfg.RequireTLS, offerSASL)...)
 		}
 		if _, err := conn.Write(out); err != nil {
 			return conn, nil, element{}, fmt.Errorf("s2s: write header: %w", err)
@@ -250,20 +274,40 @@ func (in *inStream) negotiate(conn net.Conn) (net.Conn, *xmlReader, element, err
 			ev.Reason = "tls"
 		}
 		s.event(ev)
-		el, err := rd.next()
-		if errors.As(err, &se) {
-			return conn, nil, element{}, in.fail(conn, true, to, from, se)
+		next := func() (element, error) {
+			el, err := rd.next()
+			if errors.As(err, &se) {
+				return element{}, in.fail(conn, true, to, from, se)
+			}
+			if te := timeoutErr(err); te != nil {
+				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+				return element{}, in.fail(conn, true, to, from, te)
+			}
+			if errors.Is(err, errStreamEnd) {
+				_, _ = conn.Write([]byte(streamClose))
+				return element{}, err
+			}
+			if err != nil {
+				return element{}, fmt.Errorf("s2s: read: %w", err)
+			}
+			return el, nil
 		}
-		if te := timeoutErr(err); te != nil {
-			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-			return conn, nil, element{}, in.fail(conn, true, to, from, te)
-		}
-		if errors.Is(err, errStreamEnd) {
-			_, _ = conn.Write([]byte(streamClose))
+		el, err := next()
+		if err != nil {
 			return conn, nil, element{}, err
 		}
-		if err != nil {
-			return conn, nil, element{}, fmt.Errorf("s2s: read: %w", err)
+		if el.Node != nil && el.Node.Name.Space == NSSASL && !saslDone {
+			ok, err := in.acceptExternal(conn, el.Node, offerSASL, Domain(from), to)
+			if err != nil {
+				return conn, nil, element{}, err
+			}
+			if ok {
+				saslDone = true
+				continue // stream restart (RFC 6120 §6.4.6)
+			}
+			if el, err = next(); err != nil { // refused: dialback may follow
+				return conn, nil, element{}, err
+			}
 		}
 		if el.Node == nil || el.Node.Name.Space != NSTLS || el.Node.Name.Local != "starttls" {
 			in.mu.Lock()

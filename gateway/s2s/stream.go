@@ -410,63 +410,130 @@ func answerVerify(n *node, secret string, hosts func(string) bool) []byte {
 	return dbVerify(to, from, id, "", typ)
 }
 
+// initOpts says how an initiated stream is secured and authenticated.
+type initOpts struct {
+	// TLS is the STARTTLS client configuration; nil: no STARTTLS. Its
+	// Certificates are not all presented: only the one valid for the
+	// stream's from-domain, if any, as the client certificate.
+	TLS *tls.Config
+	// RequireTLS fails the stream unless STARTTLS was done.
+	RequireTLS bool
+	// SASL authenticates with SASL EXTERNAL (XEP-0178) when the peer
+	// offers it after STARTTLS and TLS holds a certificate for the
+	// from-domain; otherwise (or when the peer refuses it) the caller
+	// goes on with dialback.
+	SASL bool
+}
+
 // initiate opens a stream on conn as the initiating server (from -> to):
-// writes the header, reads the answer and the features, and does STARTTLS
-// if tlsCfg is set and the peer offers it. It returns the connection to use
-// (TLS-wrapped or not), its reader and the stream id the peer chose.
-func initiate(conn net.Conn, from, to string, tlsCfg *tls.Config, lim Limits) (net.Conn, *xmlReader, string, error) {
+// writes the header, reads the answer and the features, does STARTTLS if
+// opt.TLS is set and the peer offers it, and SASL EXTERNAL if opt.SASL
+// allows it. It returns the connection to use (TLS-wrapped or not), its
+// reader, the stream id the peer chose and whether SASL authenticated the
+// stream (then no dialback is needed).
+func initiate(conn net.Conn, from, to string, opt initOpts, lim Limits) (_ net.Conn, _ *xmlReader, id string, authed bool, _ error) {
+	var cert *tls.Certificate
+	if opt.TLS != nil {
+		cert = certFor(opt.TLS.Certificates, from)
+	}
 	tlsDone := false
 	for {
 		if _, err := conn.Write(streamHeader(from, to, "")); err != nil {
-			return conn, nil, "", fmt.Errorf("s2s: write header to %s: %w", to, err)
+			return conn, nil, "", false, fmt.Errorf("s2s: write header to %s: %w", to, err)
 		}
 		rd := newXMLReader(conn, lim)
 		hdr, err := rd.header()
 		if err != nil {
-			return conn, nil, "", fmt.Errorf("s2s: stream header from %s: %w", to, err)
+			return conn, nil, "", false, fmt.Errorf("s2s: stream header from %s: %w", to, err)
 		}
 		n := node{Attr: hdr.Attr}
 		id := n.attr("id")
 		if id == "" {
-			return conn, nil, "", fmt.Errorf("s2s: stream header from %s: no id", to)
+			return conn, nil, "", false, fmt.Errorf("s2s: stream header from %s: no id", to)
 		}
 		if n.attr("version") == "" {
 			// Pre-RFC 6120 server: no features; dialback straight away.
-			return conn, rd, id, nil
+			if opt.RequireTLS && !tlsDone {
+				return conn, nil, "", false, fmt.Errorf("s2s: %s offers no STARTTLS (pre-1.0 stream) and TLS is required (s2s.require_tls)", to)
+			}
+			return conn, rd, id, false, nil
 		}
 		el, err := rd.next()
 		if err != nil {
-			return conn, nil, "", fmt.Errorf("s2s: features from %s: %w", to, err)
+			return conn, nil, "", false, fmt.Errorf("s2s: features from %s: %w", to, err)
 		}
 		if el.Node == nil || el.Node.Name.Space != NSStream || el.Node.Name.Local != "features" {
 			if el.Node != nil && el.Node.Name.Local == "error" && el.Node.Name.Space == NSStream {
-				return conn, nil, "", fmt.Errorf("s2s: %s: %w", to, peerStreamError(el.Node))
+				return conn, nil, "", false, fmt.Errorf("s2s: %s: %w", to, peerStreamError(el.Node))
 			}
-			return conn, nil, "", fmt.Errorf("s2s: %s: expected stream features", to)
+			return conn, nil, "", false, fmt.Errorf("s2s: %s: expected stream features", to)
 		}
-		if tlsCfg == nil || tlsDone || el.Node.child(NSTLS, "starttls") == nil {
-			return conn, rd, id, nil
+		feats := el.Node
+		if authed {
+			return conn, rd, id, true, nil
 		}
-		if _, err := conn.Write([]byte("<starttls xmlns='" + NSTLS + "'/>")); err != nil {
-			return conn, nil, "", fmt.Errorf("s2s: starttls to %s: %w", to, err)
+		starttls := feats.child(NSTLS, "starttls")
+		if !tlsDone {
+			switch {
+			case starttls != nil && opt.TLS != nil:
+				tc, err := startTLS(conn, rd, to, opt.TLS, cert)
+				if err != nil {
+					return conn, nil, "", false, err
+				}
+				conn, tlsDone = tc, true
+				continue
+			case opt.RequireTLS:
+				if opt.TLS == nil {
+					return conn, nil, "", false, fmt.Errorf("s2s: TLS to %s is required but no TLS client configuration is set", to)
+				}
+				return conn, nil, "", false, fmt.Errorf("s2s: %s does not offer STARTTLS and TLS is required (s2s.require_tls)", to)
+			case starttls != nil && starttls.child(NSTLS, "required") != nil:
+				return conn, nil, "", false, fmt.Errorf("s2s: %s requires STARTTLS: give the gateway a certificate (s2s.cert_file) or a CA file (s2s.ca_file)", to)
+			}
 		}
-		el, err = rd.next()
-		if err != nil {
-			return conn, nil, "", fmt.Errorf("s2s: starttls to %s: %w", to, err)
+		if opt.SASL && tlsDone && cert != nil && offersExternal(feats) {
+			ok, err := saslExternal(conn, rd, from, to)
+			if err != nil {
+				return conn, nil, "", false, err
+			}
+			if ok {
+				authed = true
+				continue // stream restart (RFC 6120 §6.4.6)
+			}
 		}
-		if el.Node == nil || el.Node.Name.Space != NSTLS || el.Node.Name.Local != "proceed" {
-			return conn, nil, "", fmt.Errorf("s2s: starttls to %s refused", to)
-		}
-		cfg := tlsCfg.Clone()
-		if cfg.ServerName == "" {
-			cfg.ServerName = to
-		}
-		tc := tls.Client(conn, cfg)
-		if err := tc.Handshake(); err != nil {
-			return conn, nil, "", fmt.Errorf("s2s: TLS handshake with %s: %w", to, err)
-		}
-		conn, tlsDone = tc, true
+		return conn, rd, id, false, nil
 	}
+}
+
+// startTLS asks for STARTTLS on the stream read by rd and does the client
+// handshake, presenting cert (may be nil) as the client certificate.
+func startTLS(conn net.Conn, rd *xmlReader, to string, cfg *tls.Config, cert *tls.Certificate) (*tls.Conn, error) {
+	if _, err := conn.Write([]byte("<starttls xmlns='" + NSTLS + "'/>")); err != nil {
+		return nil, fmt.Errorf("s2s: starttls to %s: %w", to, err)
+	}
+	el, err := rd.next()
+	if err != nil {
+		return nil, fmt.Errorf("s2s: starttls to %s: %w", to, err)
+	}
+	if el.Node == nil || el.Node.Name.Space != NSTLS || el.Node.Name.Local != "proceed" {
+		return nil, fmt.Errorf("s2s: starttls to %s refused", to)
+	}
+	c := cfg.Clone()
+	if c.ServerName == "" {
+		c.ServerName = to
+	}
+	c.Certificates = nil
+	c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if cert == nil {
+			return &tls.Certificate{}, nil // none
+		}
+		return cert, nil
+	}
+	tc := tls.Client(conn, c)
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("s2s: TLS handshake with %s: %w", to, err)
+	}
+	return tc, nil
 }
 
 // peerStreamError turns a received <stream:error> into a *StreamError.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,12 +65,19 @@ type Client struct {
 // client is closed in t.Cleanup if the test does not close it first.
 func Dial(ctx context.Context, t testing.TB, s *Server, user, pass string) (*Client, error) {
 	t.Helper()
-	origin, err := jid.Parse(user + "@" + s.Domain)
+	return DialAddr(ctx, t, s.Domain, s.C2SAddr, user, pass)
+}
+
+// DialAddr is [Dial] for any server (ejabberd too): user@domain at the
+// client address c2sAddr.
+func DialAddr(ctx context.Context, t testing.TB, domain, c2sAddr, user, pass string) (*Client, error) {
+	t.Helper()
+	origin, err := jid.Parse(user + "@" + domain)
 	if err != nil {
-		return nil, fmt.Errorf("prosodytest: dial %s@%s: %w", user, s.Domain, err)
+		return nil, fmt.Errorf("prosodytest: dial %s@%s: %w", user, domain, err)
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", s.C2SAddr)
+	conn, err := d.DialContext(ctx, "tcp", c2sAddr)
 	if err != nil {
 		return nil, fmt.Errorf("prosodytest: dial %s: %w", origin, err)
 	}
@@ -324,4 +332,34 @@ func (c *Client) Close() error {
 		}
 	})
 	return c.closeErr
+}
+
+// SendRaw sends one stanza given as XML text (in the client's default
+// namespace: write it without xmlns), for what this driver has no helper
+// for: MUC joins and groupchat messages, directed presence.
+func (c *Client) SendRaw(ctx context.Context, stanzaXML string) error {
+	if err := c.session.Send(ctx, xml.NewDecoder(strings.NewReader(stanzaXML))); err != nil {
+		return fmt.Errorf("prosodytest: %s: send %s: %w", c.JID(), stanzaXML, err)
+	}
+	return nil
+}
+
+// IQ sends an iq given as XML text (it must carry an id) and returns the
+// response as XML text; an error response is returned as text, not as an
+// error.
+func (c *Client) IQ(ctx context.Context, iqXML string) (string, error) {
+	resp, err := c.session.SendIQ(ctx, xml.NewDecoder(strings.NewReader(iqXML)))
+	if err != nil {
+		return "", fmt.Errorf("prosodytest: %s: iq %s: %w", c.JID(), iqXML, err)
+	}
+	defer resp.Close()
+	var b strings.Builder
+	enc := xml.NewEncoder(&b)
+	if _, err := xmlstream.Copy(enc, resp); err != nil {
+		return "", fmt.Errorf("prosodytest: %s: reading the answer to %s: %w", c.JID(), iqXML, err)
+	}
+	if err := enc.Flush(); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }

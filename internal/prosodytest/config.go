@@ -14,7 +14,7 @@ import (
 // (c2s, s2s, presence, message, iq, offline). No "tls": there is no
 // certificate, and S2S to isthmus is plain.
 var modules = []string{
-	"roster", "saslauth", "disco", "ping", "dialback", "carbons", "posix",
+	"roster", "saslauth", "disco", "ping", "version", "dialback", "carbons", "posix",
 	"s2s_connect_override",
 }
 
@@ -57,15 +57,24 @@ func Config(opt Options, dir, plugins string, c2sPort, s2sPort int) (string, err
 	p("storage = \"internal\"")
 	p("c2s_require_encryption = false")
 	p("allow_unencrypted_plain_auth = true")
-	p("s2s_require_encryption = false")
-	p("s2s_secure_auth = false")
+	if opt.TLS.Cert == "" {
+		p("s2s_require_encryption = false")
+		p("s2s_secure_auth = false")
+	} else {
+		// Prosody's defaults: s2s_require_encryption = true,
+		// s2s_secure_auth = false; both left unset.
+		p("ssl = { certificate = %s; key = %s; cafile = %s; }", luaString(opt.TLS.Cert), luaString(opt.TLS.Key), luaString(opt.TLS.CA))
+	}
 	p("limits = { }")
 	if opt.DialbackSecret != "" {
 		p("dialback_secret = %s", luaString(opt.DialbackSecret))
 	}
-	mods := make([]string, len(modules))
-	for i, m := range modules {
-		mods[i] = luaString(m)
+	mods := make([]string, 0, len(modules)+1)
+	for _, m := range modules {
+		mods = append(mods, luaString(m))
+	}
+	if opt.TLS.Cert != "" {
+		mods = append(mods, luaString("tls"))
 	}
 	p("modules_enabled = { %s }", strings.Join(mods, "; "))
 

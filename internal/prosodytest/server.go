@@ -94,6 +94,17 @@ type Options struct {
 	LogLevel string
 	// ExtraConfig is appended verbatim to the global section of the config.
 	ExtraConfig string
+	// TLS, when set, runs Prosody at its secure S2S defaults
+	// (s2s_require_encryption = true, s2s_secure_auth left at its
+	// default) with this certificate and key, trusting peers whose
+	// certificates the CA file signed. Empty: plain S2S (see the package
+	// doc). Client connections stay plain either way.
+	TLS TLSFiles
+}
+
+// TLSFiles are a PEM certificate, its key and a CA file.
+type TLSFiles struct {
+	Cert, Key, CA string
 }
 
 // Server is a running Prosody.

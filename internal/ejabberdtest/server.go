@@ -1,0 +1,375 @@
+// Package ejabberdtest runs a real ejabberd (Debian package "ejabberd",
+// 23.01) for isthmus tests: in the foreground, on loopback, with its own
+// config, spool and log directories, at Debian's secure S2S default
+// (s2s_use_starttls: required), with a certificate for its domains from a
+// test CA it trusts for S2S (s2s_cafile).
+//
+// ejabberd has no per-domain S2S route option: it resolves
+// _xmpp-server._tcp.DOMAIN SRV records with Erlang's resolver, then the SRV
+// target with libc. The server therefore gets its own resolver through the
+// inetrc in its config directory (ejabberdctl --config-dir sets ERL_INETRC
+// to it, overriding the environment): `{resolv_conf, ""}.` first (or OTP
+// reads /etc/resolv.conf after the inetrc and replaces the name server),
+// then the loopback [DNS] stub, whose SRV answers name "localhost." — a
+// target /etc/hosts knows.
+//
+// When ejabberd is not installed, [Require] (and so [Start]) skips the
+// test, except when the environment variable CI is set: then it fails.
+package ejabberdtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/isthmus-xmpp/isthmus/internal/testpki"
+)
+
+const (
+	startTimeout = 60 * time.Second
+	stopTimeout  = 10 * time.Second
+	ctl          = "/usr/sbin/ejabberdctl"
+	startedLine  = "is started in the node"
+)
+
+// Available reports whether ejabberd is installed.
+func Available() bool {
+	_, err := os.Stat(ctl)
+	return err == nil
+}
+
+// Require skips the test when ejabberd is not installed, or fails it when
+// the environment variable CI is set (CI must run the real-server tests).
+// ejabberdctl runs only as root or as the ejabberd user.
+func Require(t testing.TB) {
+	t.Helper()
+	msg := ""
+	switch {
+	case !Available():
+		msg = "ejabberd not installed: apt-get install ejabberd (or run .ci/run)"
+	case os.Geteuid() != 0:
+		if u, err := user.Current(); err != nil || u.Username != "ejabberd" {
+			msg = "ejabberdctl runs only as root or as the ejabberd user"
+		}
+	}
+	if msg == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("ejabberdtest: " + msg + " [CI is set, so this is a failure]")
+	}
+	t.Skip(msg)
+}
+
+// Options configure one ejabberd.
+type Options struct {
+	Domain string            // the one virtual host, e.g. "ej.test"
+	MUC    bool              // serve MUC at conference.Domain
+	Users  map[string]string // local part -> password, registered after start
+	// DNSPort is the UDP port of the name server ejabberd uses (see [DNS]).
+	DNSPort int
+	// TLS is the server's certificate (for Domain and, with MUC,
+	// conference.Domain) and the CA its S2S peers' certificates are
+	// checked against. Required: S2S STARTTLS is required.
+	TLS testpki.Files
+	// LogLevel: "info" (default) or "debug".
+	LogLevel string
+	// Extra is appended to ejabberd.yml (top-level options).
+	Extra string
+}
+
+// Server is a running ejabberd.
+type Server struct {
+	Domain  string
+	C2SAddr string
+	S2SAddr string
+	Dir     string
+	LogPath string
+
+	env  []string
+	cred *syscall.Credential
+	cmd  *exec.Cmd
+	done chan struct{}
+
+	mu      sync.Mutex
+	waitErr error
+	stopped bool
+}
+
+// MUCDomain is the MUC service's domain (with Options.MUC).
+func (s *Server) MUCDomain() string { return "conference." + s.Domain }
+
+// JID returns user@Domain.
+func (s *Server) JID(user string) string { return user + "@" + s.Domain }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start writes the configuration, starts ejabberd in the foreground, waits
+// until it is started and registers the users. t.Cleanup stops it (and
+// prints its log when the test failed).
+func Start(t testing.TB, opt Options) *Server {
+	t.Helper()
+	Require(t)
+	s, err := start(t, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ejabberdtest: %s up: c2s %s, s2s %s, log %s", s.Domain, s.C2SAddr, s.S2SAddr, s.LogPath)
+	return s
+}
+
+func start(t testing.TB, opt Options) (*Server, error) {
+	if opt.Domain == "" || opt.DNSPort == 0 || opt.TLS.Cert == "" {
+		return nil, errors.New("ejabberdtest: Domain, DNSPort and TLS are required")
+	}
+	// Not t.TempDir: its parents are private to root, and ejabberd runs as
+	// its own user.
+	dir, err := os.MkdirTemp("", "isthmus-ejabberd-")
+	if err != nil {
+		return nil, fmt.Errorf("ejabberdtest: %w", err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		}
+	})
+	var ports [3]int
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return nil, fmt.Errorf("ejabberdtest: %w", err)
+		}
+	}
+	s := &Server{
+		Domain:  opt.Domain,
+		C2SAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+		S2SAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
+		Dir:     dir,
+		LogPath: filepath.Join(dir, "log", "ejabberd.log"),
+		done:    make(chan struct{}),
+	}
+	for _, sub := range []string{"log", "spool", "certs"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+			return nil, fmt.Errorf("ejabberdtest: %w", err)
+		}
+	}
+	// Certificates are copied in: ejabberd reads them as its own user.
+	cert, key, ca := filepath.Join(dir, "certs", "server.crt"), filepath.Join(dir, "certs", "server.key"), filepath.Join(dir, "certs", "ca.crt")
+	for src, dst := range map[string]string{opt.TLS.Cert: cert, opt.TLS.Key: key, opt.TLS.CA: ca} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("ejabberdtest: %w", err)
+		}
+		if err := os.WriteFile(dst, data, 0o640); err != nil {
+			return nil, fmt.Errorf("ejabberdtest: %w", err)
+		}
+	}
+	var nb [6]byte
+	_, _ = rand.Read(nb[:])
+	node := "isthmus-" + hex.EncodeToString(nb[:]) + "@localhost"
+	files := map[string]string{
+		"ejabberd.yml":    Config(opt, ports[0], ports[1], cert, key, ca),
+		"inetrc":          Inetrc(opt.DNSPort),
+		"ejabberdctl.cfg": fmt.Sprintf("ERLANG_NODE=%s\nERL_DIST_PORT=%d\nERL_OPTIONS=\"-env ERL_CRASH_DUMP_BYTES 0\"\nEJABBERD_PID_PATH=%s\n", node, ports[2], filepath.Join(dir, "ejabberd.pid")),
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o640); err != nil {
+			return nil, fmt.Errorf("ejabberdtest: %w", err)
+		}
+	}
+	s.env = append(os.Environ(), "HOME="+dir, "LANG=C.UTF-8")
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("ejabberd")
+		if err != nil {
+			return nil, fmt.Errorf("ejabberdtest: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := chownAll(dir, uid, gid); err != nil {
+			return nil, err
+		}
+	}
+	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	if err != nil {
+		return nil, fmt.Errorf("ejabberdtest: %w", err)
+	}
+	s.cmd = s.command("foreground")
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if err := s.cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("ejabberdtest: start: %w", err)
+	}
+	go func() {
+		err := s.cmd.Wait()
+		out.Close()
+		s.mu.Lock()
+		s.waitErr = err
+		s.mu.Unlock()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("ejabberdtest: %s: %v", s.Domain, err)
+		}
+		if t.Failed() {
+			t.Logf("ejabberdtest: log of %s (%s):\n%s", s.Domain, s.LogPath, s.Log())
+		}
+	})
+	if err := s.waitReady(); err != nil {
+		_ = s.Stop()
+		return nil, fmt.Errorf("ejabberdtest: %s: %w\nlog:\n%s", s.Domain, err, s.Log())
+	}
+	if err := s.register(opt.Users); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// command runs ejabberdctl with this server's directories.
+func (s *Server) command(args ...string) *exec.Cmd {
+	all := append([]string{"--config-dir", s.Dir, "--logs", filepath.Join(s.Dir, "log"), "--spool", filepath.Join(s.Dir, "spool")}, args...)
+	cmd := exec.Command(ctl, all...)
+	cmd.Dir = s.Dir
+	cmd.Env = s.env
+	// Its own process group, so that Stop reaches erl behind the script;
+	// SIGTERM if the test binary dies without its cleanups.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: s.cred}
+	return cmd
+}
+
+func chownAll(dir string, uid, gid int) error {
+	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Chown(p, uid, gid); err != nil {
+			return fmt.Errorf("ejabberdtest: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *Server) waitReady() error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for {
+		log, _ := os.ReadFile(s.LogPath)
+		if strings.Contains(string(log), startedLine) {
+			break
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("ejabberd exited before it started: %v", s.exitErr())
+		case <-ctx.Done():
+			return fmt.Errorf("ejabberd not started after %v", startTimeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, addr := range []string{s.C2SAddr, s.S2SAddr} {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("ejabberd started but %s does not accept: %w", addr, err)
+		}
+		c.Close()
+	}
+	return nil
+}
+
+// register adds users with ejabberdctl (in parallel: each call starts an
+// Erlang VM).
+func (s *Server) register(users map[string]string) error {
+	names := make([]string, 0, len(users))
+	for u := range users {
+		names = append(names, u)
+	}
+	sort.Strings(names)
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, u := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := s.command("register", u, s.Domain, users[u])
+			cmd.SysProcAttr.Setpgid = false
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("ejabberdtest: register %s@%s: %w: %s", u, s.Domain, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Server) exitErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waitErr
+}
+
+// Stop terminates ejabberd (SIGTERM to its process group, SIGKILL after a
+// grace period) and waits for it. It may be called more than once.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	already := s.stopped
+	s.stopped = true
+	s.mu.Unlock()
+	if already {
+		<-s.done
+		return nil
+	}
+	pgid := s.cmd.Process.Pid
+	select {
+	case <-s.done:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL) // whatever is left of the group
+		return fmt.Errorf("ejabberd had exited before stop: %v", s.exitErr())
+	default:
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(stopTimeout):
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	<-s.done
+	return fmt.Errorf("ejabberd ignored SIGTERM for %v, killed", stopTimeout)
+}
+
+// Log returns ejabberd's log and what it wrote to stdout/stderr.
+func (s *Server) Log() string {
+	var b strings.Builder
+	if data, err := os.ReadFile(s.LogPath); err == nil {
+		b.Write(data)
+	} else {
+		fmt.Fprintf(&b, "(no log: %v)\n", err)
+	}
+	for _, name := range []string{"log/error.log", "stdout.log"} {
+		if data, err := os.ReadFile(filepath.Join(s.Dir, name)); err == nil && len(data) > 0 {
+			fmt.Fprintf(&b, "--- %s ---\n", name)
+			b.Write(data)
+		}
+	}
+	return b.String()
+}
