@@ -46,11 +46,13 @@ func TestOperatorViewOfRunningDemo(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, err := demo.Run(context.Background(), demo.Options{Profile: p, Duration: 9 * time.Second, Seed: 3, Scenario: sc, AdminA: ln})
+		r, err := demo.Run(context.Background(), demo.Options{Profile: p, Duration: 30 * time.Second, Seed: 3, Scenario: sc, AdminA: ln})
 		done <- result{r, err}
 	}()
 
-	// Wait for traffic and a few seconds of history.
+	// Wait for traffic and a few seconds of history. The demo runs 30 s so
+	// that it is still serving when the browser, slow to start on a loaded
+	// machine, asks for the page.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var st gateway.Status
@@ -163,19 +165,32 @@ func checkBrowser(t *testing.T, base string) {
 		return append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
 			"--no-first-run", "--user-data-dir=" + profile, "--window-size=1100,1300", "--virtual-time-budget=5000"}, extra...)
 	}
-	run := func(a []string) []byte {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
+	// run runs chromium until done says its work is there. On a loaded
+	// machine headless chromium sometimes exits 0 having written nothing
+	// (no DOM on stdout, no screenshot file); that is retried, up to three
+	// times, and its stderr shown if it never succeeds.
+	run := func(a []string, done func(out []byte) bool) []byte {
 		var stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, bin, a...)
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", bin, err, stderr.String())
+		for try := 1; ; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			stderr.Reset()
+			cmd := exec.CommandContext(ctx, bin, a...)
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", bin, err, stderr.String())
+			}
+			if done(out) {
+				return out
+			}
+			if try == 3 {
+				t.Logf("%s did its work in none of %d tries; its last stderr:\n%s", bin, try, stderr.String())
+				return out
+			}
 		}
-		return out
 	}
-	dom := string(run(args("--dump-dom", base+"/")))
+	dom := string(run(args("--dump-dom", base+"/"), func(out []byte) bool { return bytes.Contains(out, []byte("data-refreshed=")) }))
 	// The script ran (it marks the body after each refresh) and the charts
 	// it fetched have points.
 	if !strings.Contains(dom, "data-refreshed=") {
@@ -195,7 +210,7 @@ func checkBrowser(t *testing.T, base string) {
 		t.Error("the script could not reach the gateway")
 	}
 
-	run(args("--screenshot="+shot, base+"/"))
+	run(args("--screenshot="+shot, base+"/"), func([]byte) bool { _, err := os.Stat(shot); return err == nil })
 	t.Logf("status page screenshot: %s", shot)
 	f, err := os.Open(shot)
 	if err != nil {
