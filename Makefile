@@ -17,8 +17,9 @@ build:
 demo:
 	$(GO) run ./cmd/isthmus demo $(DEMO_FLAGS)
 
-# Everything, with the race detector, including the real-Prosody interop
-# tests (they skip only when prosody is not installed and CI is unset).
+# Everything, with the race detector, including the interop tests with real
+# Prosody and ejabberd at their default secure settings (they skip only when
+# the servers are not installed and CI is unset).
 # The full verbose log goes to $(ISTHMUS_ARTIFACTS)/test.log; the terminal
 # shows each package's result and the suites' report lines (one per hostile
 # input case, the chaos tests' lost/duplicated/reordered, interop figures),
