@@ -41,6 +41,7 @@ type Options struct {
 	Interval time.Duration // each of the four users sends one chat message per Interval
 	Logins   int           // re-logins timed per side
 	Seed     int64         // the emulator's loss draws
+	Quiet    time.Duration // a phase ends after the link has been idle this long; default 3s
 	Logf     func(format string, args ...any)
 }
 
@@ -157,7 +158,7 @@ func run(t *testing.T, mode string, o Options) Result {
 	}
 
 	w := &workload{t: t, ctx: ctx, o: o, r: r, rec: newRecorder(), c2s: [2]string{pa.C2SAddr, eb.c2sAddr}, logf: logf,
-		res: Result{Mode: mode, Profile: o.Profile.Name}, mode: mode}
+		res: Result{Mode: mode, Profile: o.Profile.Name}, mode: mode, phaseStart: time.Now()}
 	t0 := time.Now()
 	w.script()
 	w.res.Elapsed = time.Since(t0)
@@ -213,7 +214,11 @@ func (w *workload) phase(name string) {
 
 // settle waits until nothing has crossed the radio for a while.
 func (w *workload) settle() {
-	quiet := max(3*time.Second, 4*w.o.Profile.Delay)
+	quiet := w.o.Quiet
+	if quiet == 0 {
+		quiet = 3 * time.Second
+	}
+	quiet = max(quiet, 4*w.o.Profile.Delay)
 	deadline := time.Now().Add(waitLimit)
 	ab, ba := w.r.counts()
 	last, since := ab.Bytes+ba.Bytes, time.Now()
@@ -248,7 +253,7 @@ func (w *workload) wait(u *user, mark int, match func(prosodytest.Presence) bool
 // script is the workload: the same for both runs.
 func (w *workload) script() {
 	ctx := w.ctx
-	w.phase("")
+	w.phase("start") // pair: the gateways' link comes up; direct: nothing
 	// Everyone logs in and comes online; nobody has contacts yet.
 	var us [2][2]*user
 	for s := range 2 {

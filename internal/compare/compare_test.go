@@ -80,7 +80,7 @@ func TestCompareSmoke(t *testing.T) {
 	}
 	requireServers(t)
 	p, _ := emu.Lookup("bgan-64k")
-	o := Options{Profile: p, Duration: 4 * time.Second, Interval: 2 * time.Second, Logins: 1, Seed: 1}
+	o := Options{Profile: p, Duration: 4 * time.Second, Interval: 2 * time.Second, Logins: 1, Seed: 1, Quiet: time.Second}
 	d := run(t, Direct, o)
 	pr := run(t, Pair, o)
 	for i := range 2 {

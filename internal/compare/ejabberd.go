@@ -59,7 +59,7 @@ func ejabberdConfig(o ejabberdOptions, c2s, s2s int, dir string) string {
 	p("ca_file: %q", filepath.Join(dir, "ca.pem"))
 	p("s2s_use_starttls: optional")
 	p("s2s_protocol_options: [no_sslv3, no_tlsv1, no_tlsv1_1, no_compression]")
-	p("outgoing_s2s_families: [inet]")
+	p("outgoing_s2s_families: [ipv4]")
 	p("s2s_dns_timeout: 5")
 	p("auth_method: internal")
 	p("auth_password_format: scram")

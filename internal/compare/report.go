@@ -10,6 +10,9 @@ import (
 var dirNames = [2]string{"a→b", "b→a"}
 
 func ms(d time.Duration) string {
+	if d == 0 {
+		return "–"
+	}
 	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
 }
 
