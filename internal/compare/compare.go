@@ -324,7 +324,7 @@ func (w *workload) script() {
 	// Chat phase: each user sends one chat message to its contact per
 	// Interval, staggered; every sixth slot one occupant (in turn) also
 	// says something in the room.
-	partner := map[*user]*user{alice: bob, bob: alice, carol: dave, dave: carol}
+	partner := map[string]*user{"alice": bob, "bob": alice, "carol": dave, "dave": carol}
 	senders := []*user{alice, bob, carol, dave}
 	slot := w.o.Interval / time.Duration(len(senders))
 	var bodies []string
@@ -332,9 +332,9 @@ func (w *workload) script() {
 	end := time.Now().Add(w.o.Duration)
 	for k := 0; time.Now().Before(end); k++ {
 		u := senders[k%len(senders)]
-		body := fmt.Sprintf("%s to %s, message %d: the weather here is fine, wind 12 knots from the north-west", u.name, partner[u].name, k)
+		body := fmt.Sprintf("%s to %s, message %d: the weather here is fine, wind 12 knots from the north-west", u.name, partner[u.name].name, k)
 		w.rec.sending(body, u.side, "chat")
-		w.check(u.message(ctx, partner[u].bare(), "chat", "m"+strconv.Itoa(k), body))
+		w.check(u.message(ctx, partner[u.name].bare(), "chat", "m"+strconv.Itoa(k), body))
 		w.res.ChatSent[u.side]++
 		bodies = append(bodies, body)
 		if k%6 == 3 {
@@ -385,7 +385,7 @@ func (w *workload) script() {
 			w.settle()
 			nu := w.login(s, u.name)
 			w.check(nu.c.SendPresence(ctx, "", "back"))
-			p := w.wait(nu, 0, available(partner[u].bare()), "presence of "+partner[u].bare()+" at login")
+			p := w.wait(nu, 0, available(partner[u.name].bare()), "presence of "+partner[u.name].bare()+" at login")
 			d := p.Received.Sub(nu.loginStart)
 			// Login[i] is indexed by the direction the presence travels.
 			w.res.Login[1-s] = append(w.res.Login[1-s], d)
