@@ -53,7 +53,9 @@
 //     contact's presence from the other side. The a→b row is a user on
 //     b.test seeing its a.test contact.
 //
-// and the ratio direct ÷ pair. Report prints it as Markdown for README.
+// and the ratio direct ÷ pair. Report prints it as Markdown for README;
+// the figures measured so far are in docs/measurements.md ("Against direct
+// S2S").
 //
 // # Limits
 //
