@@ -181,8 +181,6 @@ func (u *user) iq(ctx context.Context, limit time.Duration, to string, typ stanz
 	}
 	for _, a := range start.Attr {
 		if a.Name.Local == "type" && a.Value != "result" {
-			inner, _ := xmlstream.Copy(xmlstream.Discard(), resp)
-			_ = inner
 			return rtt, fmt.Errorf("%s: iq to %s: answer of type %q", u.bare(), to, a.Value)
 		}
 	}
