@@ -93,7 +93,8 @@ presence-bench:
 # through the isthmus pair. Prints a Markdown table per profile (bytes on
 # the link each way, message latency p50/p90, presence at login, direct ÷
 # pair); see internal/compare and docs/measurements.md. About 7 minutes for
-# vhf-9600 and 11 for iridium-2400 at the default 60s. COMPARE_PROFILE="vhf-9600;iridium-2400" runs several (';'-separated,
+# vhf-9600 and 11 for iridium-2400 at the default 60s.
+# COMPARE_PROFILE="vhf-9600;iridium-2400" runs several (';'-separated,
 # link/emu names with overrides); COMPARE_DURATION sets the chat phase.
 # Not part of `make test` (which runs the short TestCompareSmoke).
 COMPARE_PROFILE ?= vhf-9600
