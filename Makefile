@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 # Tests keep artifacts (the status page screenshot, …) here.
 export ISTHMUS_ARTIFACTS ?= $(CURDIR)/artifacts
 
-.PHONY: all build demo test test-short lint fuzz clean dict corpus chaos presence-bench
+.PHONY: all build demo test test-short lint fuzz clean dict corpus chaos presence-bench compare
 
 all: build
 
@@ -87,6 +87,25 @@ chaos:
 # PRESENCE_PROFILES="bgan-64k" picks others.
 presence-bench:
 	ISTHMUS_PRESENCE_BENCH=1 ISTHMUS_PRESENCE_PROFILES="$(PRESENCE_PROFILES)" $(GO) test -count=1 -timeout 90m -run '^TestPresenceBench$$' -v ./internal/presencebench | grep -v '^=== \|^--- \|^    bench_test.go\|^PASS\|^ok '
+
+# The saving against direct S2S (issue 14): real Prosody (a.test) and real
+# ejabberd (b.test), real clients, one scripted workload (subscriptions,
+# presence at login, chat both ways, a MUC room with occupants from both
+# sides, iq) over the same emulated link twice: S2S straight over it, then
+# through the isthmus pair. Prints a Markdown table per profile (bytes on
+# the link each way, message latency p50/p90, presence at login, direct ÷
+# pair); see internal/compare and docs/measurements.md. About 7 minutes for
+# vhf-9600 and 11 for iridium-2400 at the default 60s.
+# COMPARE_PROFILE="vhf-9600;iridium-2400" runs several (';'-separated,
+# link/emu names with overrides); COMPARE_DURATION sets the chat phase.
+# Not part of `make test` (which runs the short TestCompareSmoke).
+COMPARE_PROFILE ?= vhf-9600
+COMPARE_DURATION ?= 60s
+compare:
+	@mkdir -p $(ISTHMUS_ARTIFACTS)
+	@set -o pipefail; ISTHMUS_COMPARE=1 $(GO) test -count=1 -timeout 60m -run '^TestCompare$$' -v ./internal/compare \
+		-args -compare.profile='$(COMPARE_PROFILE)' -compare.duration=$(COMPARE_DURATION) 2>&1 | \
+		tee $(ISTHMUS_ARTIFACTS)/compare.log | grep --line-buffered -v '^=== RUN'
 
 clean:
 	rm -rf bin
