@@ -125,16 +125,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	inLimits := inboundLimits(cfg, limits) // input limits and trust: hostile.go
 	events := func(e s2s.Event) {
 		g.ops.event(e)
-		if e.Kind == "stream-error" || e.Kind == "in-refused" {
-			g.c.event(e.Kind + ":" + e.Reason)
-		} else if e.Kind != "limit" {
-			g.c.event(e.Kind)
-		}
-		if e.Detail != "" {
-			g.c.event("limit:" + e.Detail)
-		}
-		if e.Kind == "in-refused" || e.Kind == "stream-error" || e.Kind == "out-fail" || e.Kind == "limit" {
-			g.log.Warn("s2s: "+e.Kind, "local", e.Local, "remote", e.Remote, "addr", e.Addr, "reason", e.Reason, "detail", e.Detail)
+		g.c.event(e)
+		switch e.Kind {
+		case s2s.EventInRefused, s2s.EventStreamError, s2s.EventOutFail, s2s.EventLimit:
+			g.log.Warn("s2s: "+string(e.Kind), "local", e.Local, "remote", e.Remote, "addr", e.Addr, "reason", e.Reason, "detail", e.Detail)
 		}
 	}
 	g.server = s2s.NewServer(s2s.ServerConfig{
@@ -166,10 +160,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		Secret:  cfg.S2S.DialbackSecret,
 		TLS:     poolTLS,
 		Limits:  limits,
-		Bounce:  g.bounceToRemote,
+		Bounce:  g.undeliverable,
 		Logger:  g.log,
 		Events:  events,
 		Dial:    poolDial,
+
+		Delivered: func(st s2s.Stanza) { g.c.count(g.c.delivered, st.Name) },
 	})
 
 	lc := link.Config{
@@ -314,8 +310,11 @@ func (g *Gateway) resolveLocal(domain string) (string, error) {
 	return "", fmt.Errorf("gateway: %q is not a local domain", domain)
 }
 
-// fromLocal takes a stanza a local server sent to a remote domain.
+// fromLocal takes a stanza a local server sent to a remote domain. From
+// here on it is handed on (to the link or the presence mirror) or bounced
+// to its sender, or, when no error reply is possible, dropped; each counted.
 func (g *Gateway) fromLocal(st s2s.Stanza) {
+	g.c.count(g.c.accepted, st.Name)
 	if g.mirror != nil && (st.Name == "presence" || st.Name == "iq") && g.mirror.fromLocal(st) {
 		return // answered or absorbed by the presence mirror (iq: caps cache)
 	}
@@ -332,14 +331,29 @@ func (g *Gateway) toLink(st s2s.Stanza) { g.toLinkItem(st, linkItem(st)) }
 // toLinkItem is toLink with the link item made by the caller.
 func (g *Gateway) toLinkItem(st s2s.Stanza, it link.Item) {
 	if err := g.link.Send(it); err != nil {
-		g.c.drop("link-queue-full")
-		g.log.Warn("gateway: link queue full: bouncing", "from", st.From, "to", st.To)
-		if reply, ok := s2s.ErrorReply(st, s2s.CondResourceConstraint); ok {
-			g.toLocal(reply)
+		r := dropLinkFull
+		if !errors.Is(err, link.ErrQueueFull) {
+			r = dropSpoolError
+			g.log.Warn("gateway: link refused a stanza: bouncing", "from", st.From, "to", st.To, "err", err)
 		}
+		g.bounceToLocal(st, r)
 		return
 	}
 	g.c.stanza(&g.c.out, st.Name, len(st.Raw))
+}
+
+// bounceToLocal returns an error for a stanza a local server sent (or
+// drops it when no error reply is possible), counted under r. The reply
+// never bounces in turn: while the local server's stream has no room for
+// it, this waits (s2s.Pool.Reply), so a flooding server is no longer read.
+func (g *Gateway) bounceToLocal(st s2s.Stanza, r dropReason) {
+	reply, ok := s2s.ErrorReply(st, r.cond())
+	if !ok {
+		g.c.drop(r)
+		return
+	}
+	g.c.bounce(r, r.cond())
+	g.pool.Reply(reply)
 }
 
 // toLocal delivers a stanza to the local server hosting its recipient.
@@ -350,16 +364,15 @@ func (g *Gateway) fromLink(batch [][]byte) {
 	for _, raw := range batch {
 		st, err := s2s.ParseStanza(raw)
 		if err != nil {
-			g.c.drop("bad-stanza-from-link")
+			g.c.drop(dropBadFromLink)
 			g.log.Warn("gateway: malformed stanza from the peer", "err", err)
 			continue
 		}
 		g.c.stanza(&g.c.in, st.Name, len(st.Raw))
 		from, to := s2s.Domain(st.From), s2s.Domain(st.To)
 		if _, ok := g.local[to]; !ok || !g.remote[from] {
-			g.c.drop("misrouted-from-link")
 			g.log.Warn("gateway: stanza from the peer not for a local domain", "from", st.From, "to", st.To)
-			g.bounceToRemote(st, s2s.CondItemNotFound)
+			g.bounceToRemote(st, dropMisrouted)
 			continue
 		}
 		if g.mirror != nil && (st.Name == "presence" || st.Name == "iq") && g.mirror.fromLink(st) {
@@ -369,12 +382,21 @@ func (g *Gateway) fromLink(batch [][]byte) {
 	}
 }
 
-// bounceToRemote returns an error for a stanza that came over the link.
-func (g *Gateway) bounceToRemote(st s2s.Stanza, cond string) {
-	g.c.drop("bounce:" + cond)
-	reply, ok := s2s.ErrorReply(st, cond)
+// undeliverable takes a stanza the S2S pool could not deliver to a local
+// server. One from the link is bounced over the link; one the gateway made
+// (a bounce to a local sender, whose server is unreachable) is dropped.
+func (g *Gateway) undeliverable(st s2s.Stanza, cond string) {
+	g.bounceToRemote(st, poolReason(cond))
+}
+
+// bounceToRemote returns an error for a stanza that came over the link (or
+// drops it when no error reply is possible), counted under r.
+func (g *Gateway) bounceToRemote(st s2s.Stanza, r dropReason) {
+	reply, ok := s2s.ErrorReply(st, r.cond())
 	if !ok {
+		g.c.drop(r)
 		return
 	}
+	g.c.bounce(r, r.cond())
 	g.toLink(reply)
 }

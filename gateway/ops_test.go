@@ -144,7 +144,7 @@ func get(t *testing.T, url string) string {
 
 func TestStreamGauges(t *testing.T) {
 	o := &ops{out: map[[2]string]*outStream{}}
-	ev := func(kind, local, remote string, n int) {
+	ev := func(kind s2s.EventKind, local, remote string, n int) {
 		o.event(s2s.Event{Kind: kind, Local: local, Remote: remote, Bytes: n})
 	}
 	ev("out-open", "b.test", "a.test", 0)

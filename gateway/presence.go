@@ -205,7 +205,7 @@ func (e *mirrorEdge) save(now time.Time) {
 		err = writeFileAtomic(e.path, data)
 	}
 	if err != nil {
-		e.g.c.drop("presence-state-write")
+		e.g.c.drop(dropStateWrite)
 		e.g.log.Warn("gateway: presence state not saved", "file", e.path, "err", err)
 	}
 }
