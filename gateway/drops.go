@@ -32,6 +32,8 @@ const (
 	// Stanzas from the link:
 	dropMisrouted   // not from a remote domain to a local one
 	dropBadFromLink // not a stanza: never bounced
+	// The presence mirror's own stanzas (never bounced):
+	dropMirrorRefused // the link refused one (its queue is full)
 	// Not a stanza:
 	dropStateWrite // the presence mirror's state file could not be written
 
@@ -52,6 +54,7 @@ var dropReasonInfo = []struct{ name, cond string }{
 	dropJIDMalformed:     {"jid-malformed", s2s.CondJIDMalformed},
 	dropMisrouted:        {"misrouted-from-link", s2s.CondItemNotFound},
 	dropBadFromLink:      {"bad-stanza-from-link", ""},
+	dropMirrorRefused:    {"mirror-link-full", ""},
 	dropStateWrite:       {"presence-state-write", ""},
 }
 

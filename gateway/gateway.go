@@ -324,22 +324,42 @@ func (g *Gateway) fromLocal(st s2s.Stanza) {
 	g.toLink(st)
 }
 
-// toLink sends a stanza to the peer, or bounces it to its local sender when
-// the link queue is full.
-func (g *Gateway) toLink(st s2s.Stanza) { g.toLinkItem(st, linkItem(st)) }
+// toLink sends a stanza from a local sender to the peer, or bounces it to
+// its sender when the link refuses it (its queue is full).
+func (g *Gateway) toLink(st s2s.Stanza) {
+	if err := g.sendLink(st, linkItem(st)); err != nil {
+		g.bounceToLocal(st, linkReason(err))
+	}
+}
 
-// toLinkItem is toLink with the link item made by the caller.
+// toLinkItem sends a stanza the presence mirror made itself (a fan-out, a
+// sync iq) with the link item the mirror chose. When the link refuses it,
+// it is dropped and counted, never bounced: no local sender is waiting
+// for it, and the mirror's sync repairs the peer's table.
 func (g *Gateway) toLinkItem(st s2s.Stanza, it link.Item) {
+	if err := g.sendLink(st, it); err != nil {
+		g.c.drop(dropMirrorRefused)
+	}
+}
+
+// sendLink queues it on the link and counts st as sent.
+func (g *Gateway) sendLink(st s2s.Stanza, it link.Item) error {
 	if err := g.link.Send(it); err != nil {
-		r := dropLinkFull
 		if !errors.Is(err, link.ErrQueueFull) {
-			r = dropSpoolError
-			g.log.Warn("gateway: link refused a stanza: bouncing", "from", st.From, "to", st.To, "err", err)
+			g.log.Warn("gateway: link refused a stanza", "from", st.From, "to", st.To, "err", err)
 		}
-		g.bounceToLocal(st, r)
-		return
+		return err
 	}
 	g.c.stanza(&g.c.out, st.Name, len(st.Raw))
+	return nil
+}
+
+// linkReason is the drop reason for an error from link.Send.
+func linkReason(err error) dropReason {
+	if errors.Is(err, link.ErrQueueFull) {
+		return dropLinkFull
+	}
+	return dropSpoolError
 }
 
 // bounceToLocal returns an error for a stanza a local server sent (or

@@ -86,6 +86,7 @@ var (
 	mDelivered  = desc("delivered_stanzas_total", "Stanzas written to local servers' streams (from the link, and bounces), by kind.", "kind")
 	mDrops      = desc("dropped_stanzas_total", "Stanzas discarded without an error reply (none is possible: errors, results, presence), by reason.", "reason")
 	mBounces    = desc("bounced_stanzas_total", "Stanzas bounced to their sender with an error, by reason and XMPP condition.", "reason", "condition")
+	mReplyWaits = desc("s2s_reply_waits_total", "Times a bounce to a local sender waited for room on the stream to that sender's server, and so stopped reading the inbound stream it came from (back-pressure).")
 	mPoolQueue  = desc("s2s_queue_stanzas", "Stanzas queued on outgoing S2S streams to local servers: forwarded from the link, or replies (bounces) to local senders.", "class")
 	mEvents     = desc("s2s_events_total", "S2S edge events (in-open, in-auth, out-open, out-auth, out-fail, ...), by event and short reason.", "event", "reason")
 	mStreams    = desc("s2s_connections", "S2S connections with local servers: in/connected (TCP), out/dialback, out/established.", "direction", "state")
@@ -103,7 +104,7 @@ type collector struct{ g *Gateway }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mInfo, mStanzas, mRaw, mLinkBytes, mWire, mRatio, mLinkUp, mConnects, mResumes, mEpochs,
-		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mAccepted, mDelivered, mDrops, mBounces, mPoolQueue, mEvents, mStreams, mPairs, mMirror, mDup, mAbsorbed, mProbes, mCaps, mQDrops} {
+		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mAccepted, mDelivered, mDrops, mBounces, mPoolQueue, mReplyWaits, mEvents, mStreams, mPairs, mMirror, mDup, mAbsorbed, mProbes, mCaps, mQDrops} {
 		ch <- d
 	}
 }
@@ -190,9 +191,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range bounces {
 		counter(mBounces, float64(v), k.reason.String(), shortReason(k.cond))
 	}
-	sent, replies := g.pool.Queued()
-	gauge(mPoolQueue, float64(sent), "forward")
-	gauge(mPoolQueue, float64(replies), "reply")
+	ps := g.pool.Stats()
+	gauge(mPoolQueue, float64(ps.Queued), "forward")
+	gauge(mPoolQueue, float64(ps.Replies), "reply")
+	counter(mReplyWaits, float64(ps.ReplyWaits))
 	events := map[eventKey]float64{}
 	for _, k := range s2s.EventKinds {
 		events[eventKey{kind: k}] = 0

@@ -53,6 +53,7 @@ type Pool struct {
 	streams map[pair]*outStream
 	closed  bool
 	waiting int        // Reply calls waiting for room
+	waits   uint64     // times a Reply call waited
 	room    *sync.Cond // on mu: a stream's replies drained, a stream ended, or the pool closed
 }
 
@@ -167,21 +168,29 @@ func (p *Pool) Reply(st Stanza) {
 			return
 		}
 		p.waiting++
+		p.waits++
 		p.room.Wait()
 		p.waiting--
 	}
 }
 
-// Queued returns the stanzas queued on all outgoing streams: by Send, and
-// by Reply.
-func (p *Pool) Queued() (sent, replies int) {
+// PoolStats are a Pool's queue figures.
+type PoolStats struct {
+	Queued     int    // stanzas queued by Send on all streams
+	Replies    int    // replies queued by Reply on all streams
+	ReplyWaits uint64 // times a Reply waited for room (its caller, a reader, stopped reading)
+}
+
+// Stats returns the pool's queue figures.
+func (p *Pool) Stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	s := PoolStats{ReplyWaits: p.waits}
 	for _, o := range p.streams {
-		sent += o.sent
-		replies += o.replies
+		s.Queued += o.sent
+		s.Replies += o.replies
 	}
-	return sent, replies
+	return s
 }
 
 // stream returns the live stream for k, starting one if needed; p.mu is held.
