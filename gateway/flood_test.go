@@ -285,6 +285,7 @@ func TestHostileFloodAccounting(t *testing.T) {
 
 	sw.set(true) // the link goes down
 	waitFor(t, "the link to go down", 10*time.Second, func() bool { return !ga.Snapshot().Link.Up })
+	connects := ga.Snapshot().Link.Connects
 	body := strings.Repeat("flood ", 40)
 	start := time.Now()
 	floodDone := make(chan struct{})
@@ -303,8 +304,13 @@ func TestHostileFloodAccounting(t *testing.T) {
 	})
 	close(tA.hold)
 	<-floodDone
-	waitFor(t, "the flood to be written", 60*time.Second, func() bool { return a.pool.Stats().Queued == 0 })
+	waitFor(t, "the gateway to take the whole flood", 60*time.Second, func() bool {
+		return ga.Snapshot().Accepted["message"] >= uint64(n)+uint64(other.Load())
+	})
 	floodTime := time.Since(start)
+	if c := ga.Snapshot().Link.Connects; c != connects {
+		t.Errorf("the link connected %d times while switched off", c-connects)
+	}
 	sw.set(false) // and comes back
 	waitFor(t, "the link to come back", 10*time.Second, func() bool { return ga.Snapshot().Link.Up })
 	time.Sleep(10 * bgEvery) // some background traffic with the link up again
