@@ -167,12 +167,9 @@ func (s *floodServer) send(from, to, flow string, n int, body string) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	raw := fmt.Sprintf("<message from='%s' to='%s' type='chat' id='%s-%d'><body>%s</body></message>", from, to, flow, n, body)
-	st, err := s2s.ParseStanza([]byte(raw))
-	if err != nil {
-		panic(err)
-	}
-	s.pool.Send(st)
+	id := flow + "-" + strconv.Itoa(n)
+	raw := "<message from='" + from + "' to='" + to + "' type='chat' id='" + id + "'><body>" + body + "</body></message>"
+	s.pool.Send(s2s.Stanza{Name: "message", From: from, To: to, Type: "chat", ID: id, Raw: []byte(raw)})
 }
 
 // TestHostileFloodAccounting floods gateway A with messages for b.test
