@@ -36,6 +36,10 @@
 // pairs on one stream and checks every stanza's from/to against the pairs
 // verified on that stream. A Pool opens one stream per (from-domain,
 // to-domain) pair and bounces queued stanzas when it cannot deliver them.
+// Its queue per stream has two bounded shares: stanzas from [Pool.Send]
+// (bounced when theirs is full) and replies from [Pool.Reply] (bounces
+// the caller made, which wait for room instead: back-pressure on the
+// caller, the reader of the stream the stanzas being bounced came from).
 //
 // # Streams
 //
