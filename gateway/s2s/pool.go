@@ -22,6 +22,7 @@ type PoolConfig struct {
 	// failed, dialback refused, queue full, stream died before it was
 	// written…) with a stanza error condition. It may be called from Send.
 	Bounce func(st Stanza, cond string)
+
 	// Delivered, if set, receives each stanza once it was written to its
 	// stream (so the caller can count what reached local servers). It is
 	// called from the stream's writer and must not block.
@@ -29,9 +30,10 @@ type PoolConfig struct {
 	// ReplyBytes bounds the bytes of replies (see Reply) queued on one
 	// stream (default 4 MiB); Limits.QueueLimit bounds their number.
 	ReplyBytes int
-	Logger     *slog.Logger
-	Events     func(Event)
-	Dial       Dialer // nil: net.Dialer
+
+	Logger *slog.Logger
+	Events func(Event)
+	Dial   Dialer // nil: net.Dialer
 }
 
 // connectSlack multiplies the share of replies a stream may queue while it
@@ -422,7 +424,7 @@ func (o *outStream) connect(addr string) (_ net.Conn, _ *xmlReader, err error) {
 		}
 	}()
 	_ = conn.SetDeadline(time.Now().Add(p.lim.ConnectTimeout))
-	p.event(Event{Kind: EventOutOpen, Local: o.key.from, Remote: o.key.to, Addr: addr})
+	p.event(Event{Kind: "out-open", Local: o.key.from, Remote: o.key.to, Addr: addr})
 	conn, rd, id, err := initiate(conn, o.key.from, o.key.to, p.cfg.TLS, p.lim)
 	if err != nil {
 		return nil, nil, o.ctxErr(ctx, err)
