@@ -130,7 +130,7 @@ type floodServer struct {
 	refused atomic.Int64 // stanzas its own pool bounced: never accepted by the gateway
 }
 
-func startFloodServer(ctx context.Context, t *testing.T, ln net.Listener, domain, gw string, tl *tally, wg *sync.WaitGroup) *floodServer {
+func startFloodServer(ctx context.Context, ln net.Listener, domain, gw string, tl *tally, wg *sync.WaitGroup) *floodServer {
 	s := &floodServer{domain: domain, ln: ln}
 	resolve := func(d string) (string, error) {
 		if d == domain {
@@ -224,8 +224,10 @@ func TestHostileFloodAccounting(t *testing.T) {
 	flows := map[string]int{"flood": n, "other": bgMax, "back": bgMax}
 	tA, tB := newTally(flows), newTally(flows) // what a.test and b.test received
 	tA.hold = make(chan struct{})
-	a := startFloodServer(ctx, t, lnA, "a.test", ga.S2SAddr().String(), tA, &wg)
-	b := startFloodServer(ctx, t, lnB, "b.test", gb.S2SAddr().String(), tB, &wg)
+	release := sync.OnceFunc(func() { close(tA.hold) })
+	defer release() // before the servers are waited for, even on t.Fatal
+	a := startFloodServer(ctx, lnA, "a.test", ga.S2SAddr().String(), tA, &wg)
+	b := startFloodServer(ctx, lnB, "b.test", gb.S2SAddr().String(), tB, &wg)
 
 	// Peak live heap (as of the last GC), RSS high-water mark and spool,
 	// sampled.
@@ -234,6 +236,8 @@ func TestHostileFloodAccounting(t *testing.T) {
 	heapBase, hwmBase := liveHeap(), vmHWM()
 	sampleDone := make(chan struct{})
 	stopSampling := make(chan struct{})
+	stopSamplingOnce := sync.OnceFunc(func() { close(stopSampling) })
+	defer func() { stopSamplingOnce(); <-sampleDone }()
 	go func() {
 		defer close(sampleDone)
 		tick := time.NewTicker(5 * time.Millisecond)
@@ -258,6 +262,8 @@ func TestHostileFloodAccounting(t *testing.T) {
 	var other, back atomic.Int64
 	stopBG := make(chan struct{})
 	bgDone := make(chan struct{})
+	stopBGOnce := sync.OnceFunc(func() { close(stopBG) })
+	defer func() { release(); stopBGOnce(); <-bgDone }()
 	go func() {
 		defer close(bgDone)
 		tick := time.NewTicker(bgEvery)
@@ -299,7 +305,7 @@ func TestHostileFloodAccounting(t *testing.T) {
 	waitFor(t, "the gateway to stop reading a.test's stream", 30*time.Second, func() bool {
 		return ga.pool.Stats().ReplyWaits > 0 || sum(ga.Snapshot().Drops) > 0
 	})
-	close(tA.hold)
+	release()
 	<-floodDone
 	waitFor(t, "the gateway to take the whole flood", 60*time.Second, func() bool {
 		return ga.Snapshot().Accepted["message"] >= uint64(n)+uint64(other.Load())
@@ -311,7 +317,7 @@ func TestHostileFloodAccounting(t *testing.T) {
 	sw.set(false) // and comes back
 	waitFor(t, "the link to come back", 10*time.Second, func() bool { return ga.Snapshot().Link.Up })
 	time.Sleep(10 * bgEvery) // some background traffic with the link up again
-	close(stopBG)
+	stopBGOnce()
 	<-bgDone
 
 	sent := map[string]int{"flood": n, "other": int(other.Load()), "back": int(back.Load())}
@@ -338,7 +344,7 @@ func TestHostileFloodAccounting(t *testing.T) {
 			break
 		}
 	}
-	close(stopSampling)
+	stopSamplingOnce()
 	<-sampleDone
 
 	// Per id: delivered (at the recipient's server) or bounced (at the
