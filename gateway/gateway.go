@@ -117,20 +117,14 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	inLimits := inboundLimits(cfg, limits) // input limits and trust: hostile.go
 	events := func(e s2s.Event) {
 		g.ops.event(e)
-		if e.Kind == "stream-error" || e.Kind == "in-refused" {
-			g.c.event(e.Kind + ":" + e.Reason)
-		} else if e.Kind != "limit" {
-			g.c.event(e.Kind)
-		}
-		if e.Detail != "" {
-			g.c.event("limit:" + e.Detail)
-		}
-		if e.Kind == "in-refused" || e.Kind == "stream-error" || e.Kind == "out-fail" || e.Kind == "limit" {
+		g.c.event(e)
+		switch e.Kind {
+		case s2s.EventInRefused, s2s.EventStreamError, s2s.EventOutFail, s2s.EventLimit:
 			args := []any{"local", e.Local, "remote", e.Remote, "addr", e.Addr, "reason", e.Reason, "detail", e.Detail}
 			if strings.Contains(e.Reason, s2s.ErrNoRouteBack.Error()) && g.s2sLn != nil {
 				args = append(args, "s2s_listen", g.s2sLn.Addr().String()) // where its route back should lead
 			}
-			g.log.Warn("s2s: "+e.Kind, args...)
+			g.log.Warn("s2s: "+string(e.Kind), args...)
 		}
 	}
 	g.server = s2s.NewServer(s2s.ServerConfig{
@@ -164,12 +158,13 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		Secret:  cfg.S2S.DialbackSecret,
 		TLS:     poolTLS,
 		Limits:  limits,
-		Bounce:  g.bounceToRemote,
+		Bounce:  g.undeliverable,
+		Logger:  g.log,
+		Events:  events,
+		Dial:    poolDial,
 
 		RequireTLS: cfg.S2S.RequireTLS,
-		Logger:     g.log,
-		Events:     events,
-		Dial:       poolDial,
+		Delivered:  func(st s2s.Stanza) { g.c.count(g.c.delivered, st.Name) },
 	})
 
 	lc := link.Config{
@@ -316,8 +311,11 @@ func (g *Gateway) resolveLocal(domain string) (string, error) {
 	return "", fmt.Errorf("gateway: %q is not a local domain", domain)
 }
 
-// fromLocal takes a stanza a local server sent to a remote domain.
+// fromLocal takes a stanza a local server sent to a remote domain. From
+// here on it is handed on (to the link or the presence mirror) or bounced
+// to its sender, or, when no error reply is possible, dropped; each counted.
 func (g *Gateway) fromLocal(st s2s.Stanza) {
+	g.c.count(g.c.accepted, st.Name)
 	if g.mirror != nil && (st.Name == "presence" || st.Name == "iq") && g.mirror.fromLocal(st) {
 		return // answered or absorbed by the presence mirror (iq: caps cache)
 	}
@@ -327,21 +325,56 @@ func (g *Gateway) fromLocal(st s2s.Stanza) {
 	g.toLink(st)
 }
 
-// toLink sends a stanza to the peer, or bounces it to its local sender when
-// the link queue is full.
-func (g *Gateway) toLink(st s2s.Stanza) { g.toLinkItem(st, linkItem(st)) }
+// toLink sends a stanza from a local sender to the peer, or bounces it to
+// its sender when the link refuses it (its queue is full).
+func (g *Gateway) toLink(st s2s.Stanza) {
+	if err := g.sendLink(st, linkItem(st)); err != nil {
+		g.bounceToLocal(st, linkReason(err))
+	}
+}
 
-// toLinkItem is toLink with the link item made by the caller.
+// toLinkItem sends a stanza the presence mirror made itself (a fan-out, a
+// sync iq) with the link item the mirror chose. When the link refuses it,
+// it is dropped and counted, never bounced: no local sender is waiting
+// for it, and the mirror's sync repairs the peer's table.
 func (g *Gateway) toLinkItem(st s2s.Stanza, it link.Item) {
+	if err := g.sendLink(st, it); err != nil {
+		g.c.drop(dropMirrorRefused)
+	}
+}
+
+// sendLink queues it on the link and counts st as sent.
+func (g *Gateway) sendLink(st s2s.Stanza, it link.Item) error {
 	if err := g.link.Send(it); err != nil {
-		g.c.drop("link-queue-full")
-		g.log.Warn("gateway: link queue full: bouncing", "from", st.From, "to", st.To)
-		if reply, ok := s2s.ErrorReply(st, s2s.CondResourceConstraint); ok {
-			g.toLocal(reply)
+		if !errors.Is(err, link.ErrQueueFull) {
+			g.log.Warn("gateway: link refused a stanza", "from", st.From, "to", st.To, "err", err)
 		}
-		return
+		return err
 	}
 	g.c.stanza(&g.c.out, st.Name, len(st.Raw))
+	return nil
+}
+
+// linkReason is the drop reason for an error from link.Send.
+func linkReason(err error) dropReason {
+	if errors.Is(err, link.ErrQueueFull) {
+		return dropLinkFull
+	}
+	return dropSpoolError
+}
+
+// bounceToLocal returns an error for a stanza a local server sent (or
+// drops it when no error reply is possible), counted under r. The reply
+// never bounces in turn: while the local server's stream has no room for
+// it, this waits (s2s.Pool.Reply), so a flooding server is no longer read.
+func (g *Gateway) bounceToLocal(st s2s.Stanza, r dropReason) {
+	reply, ok := s2s.ErrorReply(st, r.cond())
+	if !ok {
+		g.c.drop(r)
+		return
+	}
+	g.c.bounce(r, r.cond())
+	g.pool.Reply(reply)
 }
 
 // toLocal delivers a stanza to the local server hosting its recipient.
@@ -352,16 +385,15 @@ func (g *Gateway) fromLink(batch [][]byte) {
 	for _, raw := range batch {
 		st, err := s2s.ParseStanza(raw)
 		if err != nil {
-			g.c.drop("bad-stanza-from-link")
+			g.c.drop(dropBadFromLink)
 			g.log.Warn("gateway: malformed stanza from the peer", "err", err)
 			continue
 		}
 		g.c.stanza(&g.c.in, st.Name, len(st.Raw))
 		from, to := s2s.Domain(st.From), s2s.Domain(st.To)
 		if _, ok := g.local[to]; !ok || !g.remote[from] {
-			g.c.drop("misrouted-from-link")
 			g.log.Warn("gateway: stanza from the peer not for a local domain", "from", st.From, "to", st.To)
-			g.bounceToRemote(st, s2s.CondItemNotFound)
+			g.bounceToRemote(st, dropMisrouted)
 			continue
 		}
 		if g.mirror != nil && (st.Name == "presence" || st.Name == "iq") && g.mirror.fromLink(st) {
@@ -371,12 +403,21 @@ func (g *Gateway) fromLink(batch [][]byte) {
 	}
 }
 
-// bounceToRemote returns an error for a stanza that came over the link.
-func (g *Gateway) bounceToRemote(st s2s.Stanza, cond string) {
-	g.c.drop("bounce:" + cond)
-	reply, ok := s2s.ErrorReply(st, cond)
+// undeliverable takes a stanza the S2S pool could not deliver to a local
+// server. One from the link is bounced over the link; one the gateway made
+// (a bounce to a local sender, whose server is unreachable) is dropped.
+func (g *Gateway) undeliverable(st s2s.Stanza, cond string) {
+	g.bounceToRemote(st, poolReason(cond))
+}
+
+// bounceToRemote returns an error for a stanza that came over the link (or
+// drops it when no error reply is possible), counted under r.
+func (g *Gateway) bounceToRemote(st s2s.Stanza, r dropReason) {
+	reply, ok := s2s.ErrorReply(st, r.cond())
 	if !ok {
+		g.c.drop(r)
 		return
 	}
+	g.c.bounce(r, r.cond())
 	g.toLink(reply)
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
 
@@ -47,5 +48,26 @@ func allowFrom(cfg *config.Config) func(net.Addr) bool {
 }
 
 // rejectLocal sends the error reply to a stanza the S2S edge refused with
-// a stanza error (a malformed recipient) back to its local sender.
-func (g *Gateway) rejectLocal(reply s2s.Stanza) { g.toLocal(reply) }
+// a stanza error (a malformed recipient, an over-limit stanza) back to its
+// local sender. Like every bounce to a local sender it waits for room
+// rather than being dropped (s2s.Pool.Reply).
+func (g *Gateway) rejectLocal(reply s2s.Stanza) {
+	g.c.count(g.c.accepted, reply.Name) // refused at ingress, but accepted from the stream
+	g.c.bounce(dropRejected, replyCond(reply.Raw))
+	g.pool.Reply(reply)
+}
+
+// replyCond is the condition of an error reply made by s2s.ErrorReply
+// ("<cond xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"), or
+// "undefined-condition".
+func replyCond(raw []byte) string {
+	i := bytes.Index(raw, []byte(" xmlns='"+s2s.NSStanzas+"'"))
+	if i < 0 {
+		return s2s.CondUndefinedCondition
+	}
+	j := bytes.LastIndexByte(raw[:i], '<')
+	if j < 0 || !labelSafe.Match(raw[j+1:i]) {
+		return s2s.CondUndefinedCondition
+	}
+	return string(raw[j+1 : i])
+}

@@ -115,11 +115,9 @@ func (g *Gateway) linkExpired(items []link.Item) {
 	for _, it := range items {
 		st, err := s2s.ParseStanza(it.Data)
 		if err != nil {
+			g.c.drop(dropLinkExpired)
 			continue
 		}
-		g.c.drop("link-expired")
-		if reply, ok := s2s.ErrorReply(st, s2s.CondRemoteServerTimeout); ok {
-			g.toLocal(reply)
-		}
+		g.bounceToLocal(st, dropLinkExpired)
 	}
 }

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
 )
 
 // MirrorStats is what the presence mirror reports for metrics and the
@@ -79,8 +82,12 @@ var (
 	mQueueBytes = desc("link_queue_bytes", "Stanza bytes waiting or unacknowledged.")
 	mOldest     = desc("link_queue_oldest_age_seconds", "Age of the oldest stanza waiting or unacknowledged; 0 when none.")
 	mSpool      = desc("spool_bytes", "Bytes in the on-disk spool of unacknowledged stanzas.")
-	mDrops      = desc("dropped_stanzas_total", "Stanzas refused or discarded, by reason.", "reason")
-	mBounces    = desc("bounced_stanzas_total", "Stanzas bounced to their sender with an error, by XMPP condition.", "condition")
+	mAccepted   = desc("accepted_stanzas_total", "Stanzas accepted from local servers, by kind; each is handed on, bounced or dropped.", "kind")
+	mDelivered  = desc("delivered_stanzas_total", "Stanzas written to local servers' streams (from the link, and bounces), by kind.", "kind")
+	mDrops      = desc("dropped_stanzas_total", "Stanzas discarded without an error reply (none is possible: errors, results, presence), by reason.", "reason")
+	mBounces    = desc("bounced_stanzas_total", "Stanzas bounced to their sender with an error, by reason and XMPP condition.", "reason", "condition")
+	mReplyWaits = desc("s2s_reply_waits_total", "Times a bounce to a local sender waited for room on the stream to that sender's server, and so stopped reading the inbound stream it came from (back-pressure).")
+	mPoolQueue  = desc("s2s_queue_stanzas", "Stanzas queued on outgoing S2S streams to local servers: forwarded from the link, or replies (bounces) to local senders.", "class")
 	mEvents     = desc("s2s_events_total", "S2S edge events (in-open, in-auth, out-open, out-auth, out-fail, ...), by event and short reason.", "event", "reason")
 	mStreams    = desc("s2s_connections", "S2S connections with local servers: in/connected (TCP), out/dialback, out/established.", "direction", "state")
 	mPairs      = desc("s2s_inbound_verified_pairs", "Domain pairs verified by dialback on open incoming S2S streams.")
@@ -97,7 +104,7 @@ type collector struct{ g *Gateway }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mInfo, mStanzas, mRaw, mLinkBytes, mWire, mRatio, mLinkUp, mConnects, mResumes, mEpochs,
-		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mDrops, mBounces, mEvents, mStreams, mPairs, mMirror, mDup, mAbsorbed, mProbes, mCaps, mQDrops} {
+		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mAccepted, mDelivered, mDrops, mBounces, mPoolQueue, mReplyWaits, mEvents, mStreams, mPairs, mMirror, mDup, mAbsorbed, mProbes, mCaps, mQDrops} {
 		ch <- d
 	}
 }
@@ -159,40 +166,45 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(mQDrops, float64(d.n), d.reason)
 	}
 
-	drops, bounces := map[string]float64{}, map[string]float64{}
-	for k, v := range s.Drops {
-		if kind, cond := splitReason(k); kind == "bounce" {
-			bounces[cond] += float64(v)
-		} else {
-			drops[k] += float64(v)
+	for _, m := range []struct {
+		d *prometheus.Desc
+		v map[string]uint64
+	}{{mAccepted, s.Accepted}, {mDelivered, s.Delivered}} {
+		for _, k := range []string{"message", "presence", "iq"} {
+			counter(m.d, float64(m.v[k]), k)
+		}
+		if other := sum(m.v) - m.v["message"] - m.v["presence"] - m.v["iq"]; other > 0 {
+			counter(m.d, float64(other), "other")
 		}
 	}
-	for _, r := range []string{"link-queue-full", "bad-stanza-from-link", "misrouted-from-link"} {
-		if _, ok := drops[r]; !ok {
-			drops[r] = 0
+	// Every reason has its series from the start (dropReasonInfo is checked
+	// against the enum at init).
+	bounces := g.c.bounceCounts()
+	for r := range numDropReasons {
+		counter(mDrops, float64(s.Drops[r.String()]), r.String())
+		if c := r.cond(); c != "" {
+			if _, ok := bounces[bounceKey{r, c}]; !ok {
+				bounces[bounceKey{r, c}] = 0
+			}
 		}
 	}
-	for _, c := range []string{"resource-constraint", "remote-server-not-found", "remote-server-timeout", "item-not-found"} {
-		if _, ok := bounces[c]; !ok {
-			bounces[c] = 0 // the usual conditions, present from the start
-		}
+	for k, v := range bounces {
+		counter(mBounces, float64(v), k.reason.String(), shortReason(k.cond))
 	}
-	for r, v := range drops {
-		if !labelSafe.MatchString(r) {
-			r = "other"
-		}
-		counter(mDrops, v, r)
+	ps := g.pool.Stats()
+	gauge(mPoolQueue, float64(ps.Queued), "forward")
+	gauge(mPoolQueue, float64(ps.Replies), "reply")
+	counter(mReplyWaits, float64(ps.ReplyWaits))
+	events := map[eventKey]float64{}
+	for _, k := range s2s.EventKinds {
+		events[eventKey{kind: k}] = 0
 	}
-	for r, v := range bounces {
-		counter(mBounces, v, r)
-	}
-	events := map[[2]string]float64{}
 	for k, v := range s.Events {
-		kind, reason := splitReason(k)
-		events[[2]string{kind, reason}] += float64(v)
+		kind, reason, _ := strings.Cut(k, ":")
+		events[eventKey{s2s.EventKind(kind), reason}] += float64(v)
 	}
 	for k, v := range events {
-		counter(mEvents, v, k[0], k[1])
+		counter(mEvents, v, string(k.kind), k.reason)
 	}
 	st := g.ops.streams()
 	gauge(mStreams, float64(st.InConnections), "in", "connected")

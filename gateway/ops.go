@@ -3,8 +3,6 @@ package gateway
 import (
 	"context"
 	"net"
-	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,20 +64,23 @@ func (o *ops) event(e s2s.Event) {
 	defer o.mu.Unlock()
 	k := [2]string{e.Local, e.Remote}
 	st := o.out[k]
-	if st == nil && strings.HasPrefix(e.Kind, "out-") {
-		st = &outStream{}
-		o.out[k] = st
+	switch e.Kind {
+	case s2s.EventOutOpen, s2s.EventOutAuth, s2s.EventOutFail, s2s.EventOutClose:
+		if st == nil {
+			st = &outStream{}
+			o.out[k] = st
+		}
 	}
 	switch e.Kind {
-	case "out-open":
+	case s2s.EventOutOpen:
 		st.connecting++
-	case "out-auth":
+	case s2s.EventOutAuth:
 		st.connecting = max(0, st.connecting-1)
 		st.established++
-	case "out-fail":
+	case s2s.EventOutFail:
 		st.connecting = max(0, st.connecting-1)
 		st.failing++
-	case "out-close":
+	case s2s.EventOutClose:
 		if st.failing > 0 {
 			st.failing--
 		} else {
@@ -88,9 +89,9 @@ func (o *ops) event(e s2s.Event) {
 		if *st == (outStream{}) {
 			delete(o.out, k)
 		}
-	case "in-auth":
+	case s2s.EventInAuth:
 		o.inPairs++
-	case "in-close":
+	case s2s.EventInClose:
 		o.inPairs = max(0, o.inPairs-e.Bytes)
 	}
 }
@@ -197,17 +198,4 @@ func (o *ops) run(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-var labelSafe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,47}$`)
-
-// splitReason splits a counter key "kind:reason" into a label pair; a reason
-// that is not a short token (an error text) becomes "other" so label values
-// stay few.
-func splitReason(key string) (kind, reason string) {
-	kind, reason, _ = strings.Cut(key, ":")
-	if reason != "" && !labelSafe.MatchString(reason) {
-		reason = "other"
-	}
-	return kind, reason
 }

@@ -105,6 +105,8 @@ func TestMetricsLintAndValues(t *testing.T) {
 		{"isthmus_s2s_inbound_verified_pairs", nil, 1},
 		{"isthmus_s2s_events_total", map[string]string{"event": "out-auth"}, 1},
 		{"isthmus_gateway_info", map[string]string{"name": "a"}, 1},
+		{"isthmus_accepted_stanzas_total", map[string]string{"kind": "message"}, n},
+		{"isthmus_delivered_stanzas_total", map[string]string{"kind": "message"}, n},
 	} {
 		v, ok := metricValue(t, p.ga, c.name, c.labels)
 		if !ok || v < c.min {
@@ -113,9 +115,28 @@ func TestMetricsLintAndValues(t *testing.T) {
 	}
 	for _, name := range []string{"isthmus_link_queue_stanzas", "isthmus_link_queue_oldest_age_seconds", "isthmus_spool_bytes",
 		"isthmus_presence_duplicates_suppressed_total", "isthmus_presence_probes_total", "isthmus_dropped_stanzas_total", "go_goroutines",
-		"isthmus_link_queue_dropped_total", "isthmus_presence_mirror_entries", "isthmus_caps_disco_answered_locally_total"} {
+		"isthmus_link_queue_dropped_total", "isthmus_presence_mirror_entries", "isthmus_caps_disco_answered_locally_total",
+		"isthmus_s2s_queue_stanzas", "isthmus_s2s_reply_waits_total"} {
 		if _, ok := metricValue(t, p.ga, name, nil); !ok {
 			t.Errorf("%s missing", name)
+		}
+	}
+	// Every drop reason and S2S event kind has its series from the start,
+	// and every reason that bounces has one with its condition.
+	for r := range numDropReasons {
+		if _, ok := metricValue(t, p.ga, "isthmus_dropped_stanzas_total", map[string]string{"reason": r.String()}); !ok {
+			t.Errorf("isthmus_dropped_stanzas_total{reason=%q} missing", r)
+		}
+		if r.cond() == "" {
+			continue
+		}
+		if _, ok := metricValue(t, p.ga, "isthmus_bounced_stanzas_total", map[string]string{"reason": r.String(), "condition": r.cond()}); !ok {
+			t.Errorf("isthmus_bounced_stanzas_total{reason=%q,condition=%q} missing", r, r.cond())
+		}
+	}
+	for _, k := range s2s.EventKinds {
+		if _, ok := metricValue(t, p.ga, "isthmus_s2s_events_total", map[string]string{"event": string(k)}); !ok {
+			t.Errorf("isthmus_s2s_events_total{event=%q} missing", k)
 		}
 	}
 
@@ -144,7 +165,7 @@ func get(t *testing.T, url string) string {
 
 func TestStreamGauges(t *testing.T) {
 	o := &ops{out: map[[2]string]*outStream{}}
-	ev := func(kind, local, remote string, n int) {
+	ev := func(kind s2s.EventKind, local, remote string, n int) {
 		o.event(s2s.Event{Kind: kind, Local: local, Remote: remote, Bytes: n})
 	}
 	ev("out-open", "b.test", "a.test", 0)

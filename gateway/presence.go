@@ -221,7 +221,7 @@ func (e *mirrorEdge) save(s presence.State) {
 		err = e.write(e.path, data)
 	}
 	if err != nil {
-		e.g.c.drop("presence-state-write")
+		e.g.c.drop(dropStateWrite)
 		e.g.log.Warn("gateway: presence state not saved", "file", e.path, "err", err)
 	}
 }

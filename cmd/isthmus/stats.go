@@ -67,15 +67,22 @@ func printSnapshot(w io.Writer, s gateway.Snapshot) {
 	fmt.Fprintf(w, "gateway %s: link up=%v connects=%d resumes=%d epoch_changes=%d queued=%d unacked=%d\n\n",
 		s.Name, s.Link.Up, s.Link.Connects, s.Link.Resumes, s.Link.EpochChanges, s.Link.Waiting, s.Link.Unacked)
 	gateway.WriteTable(w, []string{"out (to peer)", "in (from peer)"}, []gateway.Direction{s.Out, s.In})
-	if len(s.Drops) > 0 {
-		fmt.Fprintln(w, "\ndropped or bounced:")
-		keys := make([]string, 0, len(s.Drops))
-		for k := range s.Drops {
+	fmt.Fprintf(w, "\naccepted from local servers %d, delivered to them %d\n", s.AcceptedTotal(), s.DeliveredTotal())
+	for _, m := range []struct {
+		title string
+		v     map[string]uint64
+	}{{"bounced to the sender, by reason:", s.Bounces}, {"dropped (no error reply possible), by reason:", s.Drops}} {
+		if len(m.v) == 0 {
+			continue
+		}
+		fmt.Fprintln(w, "\n"+m.title)
+		keys := make([]string, 0, len(m.v))
+		for k := range m.v {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			fmt.Fprintf(w, "  %-32s %d\n", k, s.Drops[k])
+			fmt.Fprintf(w, "  %-32s %d\n", k, m.v[k])
 		}
 	}
 }

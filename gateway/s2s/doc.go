@@ -43,6 +43,10 @@
 // (ServerConfig.VerifyTLS) as delivery streams do: servers that require
 // TLS (ejabberd's default) refuse db:verify without it. A Pool opens one stream per (from-domain,
 // to-domain) pair and bounces queued stanzas when it cannot deliver them.
+// Its queue per stream has two bounded shares: stanzas from [Pool.Send]
+// (bounced when theirs is full) and replies from [Pool.Reply] (bounces
+// the caller made, which wait for room instead: back-pressure on the
+// caller, the reader of the stream the stanzas being bounced came from).
 //
 // # Streams
 //

@@ -41,7 +41,7 @@ func (k *sink) hasDetail(kind, cond, detail string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return slices.ContainsFunc(k.events, func(e Event) bool {
-		return e.Kind == kind && (cond == "" || e.Reason == cond) && e.Detail == detail
+		return string(e.Kind) == kind && (cond == "" || e.Reason == cond) && e.Detail == detail
 	})
 }
 

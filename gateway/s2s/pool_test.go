@@ -3,7 +3,9 @@ package s2s
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -206,5 +208,65 @@ func TestPoolConnectTimeout(t *testing.T) {
 		}
 		mu.Unlock()
 		wg.Wait()
+	})
+}
+
+// TestPoolReplyWaitsForRoom: replies (bounces the gateway made) are never
+// bounced for a full queue; Reply waits until the stream drains, and
+// replies never take the room of stanzas queued by Send.
+func TestPoolReplyWaitsForRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const limit = 4
+		pr := newPoolRig(t, Limits{QueueLimit: limit})
+		defer pr.stop()
+		gate := make(chan struct{})
+		var delivered atomic.Int32
+		pr.pool.cfg.Delivered = func(Stanza) {
+			<-gate // the writer stalls: nothing more is written
+			delivered.Add(1)
+		}
+		pr.pool.Send(msg("alice@a.test", "bob@b.test", "s0", "x"))
+		synctest.Wait() // s0 written; the writer waits in Delivered
+		for i := range limit {
+			pr.pool.Reply(msg("alice@a.test", "bob@b.test", fmt.Sprintf("r%d", i), "x"))
+		}
+		var replied atomic.Bool
+		go func() {
+			pr.pool.Reply(msg("alice@a.test", "bob@b.test", "r4", "x"))
+			replied.Store(true)
+		}()
+		synctest.Wait()
+		if replied.Load() {
+			t.Fatal("Reply over the limit returned while the stream was stalled")
+		}
+		for i := range limit + 1 {
+			pr.pool.Send(msg("alice@a.test", "bob@b.test", fmt.Sprintf("s%d", i+1), "x"))
+		}
+		if s := pr.pool.Stats(); s.Queued != limit || s.Replies != limit || s.ReplyWaits != 1 {
+			t.Errorf("pool stats %+v; want %d queued, %d replies, 1 wait", s, limit, limit)
+		}
+		synctest.Wait()
+		pr.psink.mu.Lock()
+		bounced := slices.Clone(pr.psink.bounced)
+		pr.psink.mu.Unlock()
+		if want := []string{CondResourceConstraint + " s5"}; !slices.Equal(bounced, want) {
+			t.Errorf("bounced %v, want %v (only the Send over its own share)", bounced, want)
+		}
+		close(gate)
+		synctest.Wait()
+		if !replied.Load() {
+			t.Fatal("Reply still waiting after the stream drained")
+		}
+		var ids []string
+		for _, st := range pr.sink.got {
+			ids = append(ids, st.ID)
+		}
+		want := []string{"s0", "r0", "r1", "r2", "r3", "s1", "s2", "s3", "s4", "r4"}
+		if !slices.Equal(ids, want) {
+			t.Errorf("delivered %v, want %v", ids, want)
+		}
+		if n := delivered.Load(); n != int32(len(want)) {
+			t.Errorf("Delivered called %d times, want %d", n, len(want))
+		}
 	})
 }

@@ -69,7 +69,7 @@ func (k *sink) wait(t *testing.T, what string, cond func() bool) {
 
 func (k *sink) hasEvent(kind, local, remote string) bool {
 	return slices.ContainsFunc(k.events, func(e Event) bool {
-		return e.Kind == kind && (local == "" || e.Local == local) && (remote == "" || e.Remote == remote)
+		return string(e.Kind) == kind && (local == "" || e.Local == local) && (remote == "" || e.Remote == remote)
 	})
 }
 

@@ -76,12 +76,8 @@ func (l Limits) closeWait() time.Duration {
 }
 
 // Event reports something that happened on a stream, for metrics and logs.
-//
-// Kinds: "in-open" (Reason "tls" once STARTTLS is done), "in-auth", "in-refused", "in-close", "verify-answer",
-// "out-open", "out-auth" (Reason "tls" over TLS), "out-fail", "out-close", "bounce", "stream-error",
-// "limit" (Detail "stanza-rate": an inbound stream is being throttled; once per stream).
 type Event struct {
-	Kind   string
+	Kind   EventKind
 	Local  string // our domain
 	Remote string // the peer's domain
 	Addr   string // the peer's address
@@ -94,6 +90,29 @@ type Event struct {
 	Detail string
 	Bytes  int // bytes concerned, when that means something
 }
+
+// EventKind names what an Event reports.
+type EventKind string
+
+// The event kinds; EventKinds lists them all.
+const (
+	EventInOpen       EventKind = "in-open"       // an inbound stream opened (Reason "tls" once STARTTLS is done)
+	EventInAuth       EventKind = "in-auth"       // a domain pair verified by dialback on an inbound stream
+	EventInRefused    EventKind = "in-refused"    // a domain pair or stanza refused on an inbound stream
+	EventInClose      EventKind = "in-close"      // an inbound stream closed (Bytes: the pairs it had verified)
+	EventVerifyAnswer EventKind = "verify-answer" // a db:verify answered
+	EventOutOpen      EventKind = "out-open"      // an outgoing stream connected, dialback running
+	EventOutAuth      EventKind = "out-auth"      // an outgoing stream established (Reason "tls" over TLS)
+	EventOutFail      EventKind = "out-fail"      // an outgoing stream could not be established
+	EventOutClose     EventKind = "out-close"     // an outgoing stream ended (also after out-fail)
+	EventBounce       EventKind = "bounce"        // the Pool bounced a stanza (Reason: the condition)
+	EventStreamError  EventKind = "stream-error"  // a stream ended with a stream error (Reason: the condition)
+	EventLimit        EventKind = "limit"         // a limit acted (Detail "stanza-rate": an inbound stream is throttled; once per stream)
+)
+
+// EventKinds lists every EventKind, for metrics that show each from the start.
+var EventKinds = []EventKind{EventInOpen, EventInAuth, EventInRefused, EventInClose, EventVerifyAnswer,
+	EventOutOpen, EventOutAuth, EventOutFail, EventOutClose, EventBounce, EventStreamError, EventLimit}
 
 // Dialer opens a connection; nil means a net.Dialer.
 type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
