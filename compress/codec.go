@@ -3,24 +3,10 @@ package compress
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/klauspost/compress/zstd"
-)
-
-// Limits on what a decoder accepts; both ends use the same values.
-const (
-	// WindowSize is the zstd window: how far back the stream context reaches.
-	WindowSize = 1 << 22
-	// MaxStanzaSize bounds one stanza in a block.
-	MaxStanzaSize = 16 << 20
-	// MaxBatchStanzas bounds the stanzas in one block.
-	MaxBatchStanzas = 1 << 16
-	// MaxBatchBytes bounds the XML of one batch, and so what one block may
-	// decode to.
-	MaxBatchBytes = 64 << 20
 )
 
 // Block modes (first byte of a block).
@@ -35,13 +21,11 @@ const (
 	plainMax = 24
 )
 
-// ErrCorrupt is wrapped by every decoding error caused by the block's bytes.
-var ErrCorrupt = errors.New("compress: corrupt block")
-
 type options struct {
-	dict    []byte
-	dictSet bool
-	level   zstd.EncoderLevel
+	dict       []byte
+	dictSet    bool
+	level      zstd.EncoderLevel
+	maxDecoded int
 }
 
 // Option configures an Encoder or Decoder.
@@ -56,8 +40,15 @@ func WithDict(dict []byte) Option { return func(o *options) { o.dict, o.dictSet 
 // link, not the CPU, is the bottleneck).
 func WithLevel(l zstd.EncoderLevel) Option { return func(o *options) { o.level = l } }
 
+// WithMaxDecoded bounds the XML one block may decode to (default and at
+// most MaxBatchBytes): a decoder refuses a block that would decode to more,
+// before decoding it, so its memory is bounded by n, not by what the peer
+// sends; an encoder refuses a batch that would (UnencodableError), so it
+// must be given the peer decoder's bound (SetMaxDecoded).
+func WithMaxDecoded(n int) Option { return func(o *options) { o.maxDecoded = n } }
+
 func collect(opts []Option) options {
-	o := options{level: zstd.SpeedBetterCompression}
+	o := options{level: zstd.SpeedBetterCompression, maxDecoded: MaxBatchBytes}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -67,6 +58,7 @@ func collect(opts []Option) options {
 	if len(o.dict) == 0 {
 		o.dict = nil
 	}
+	o.maxDecoded = clampDecoded(o.maxDecoded)
 	return o
 }
 
@@ -88,6 +80,18 @@ func NewEncoder(opts ...Option) (*Encoder, error) {
 	}
 	return e, nil
 }
+
+func clampDecoded(n int) int {
+	if n <= 0 || n > MaxBatchBytes {
+		return MaxBatchBytes
+	}
+	return n
+}
+
+// SetMaxDecoded changes the bound on what one block may decode to (see
+// WithMaxDecoded) for the batches encoded from now on: the peer decoder's,
+// which may change when the peer restarts.
+func (e *Encoder) SetMaxDecoded(n int) { e.opts.maxDecoded = clampDecoded(n) }
 
 // Reset starts a new epoch: the next block begins a new zstd stream and the
 // mirrored tables start empty.
@@ -122,17 +126,24 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	if len(batch) == 0 || len(batch) > MaxBatchStanzas {
 		return nil, fmt.Errorf("compress: batch of %d stanzas (want 1..%d)", len(batch), MaxBatchStanzas)
 	}
-	e.out.Reset()
+	// Every limit is checked before anything is written: the tables
+	// advance only for a batch that goes out whole.
 	total := 0
-	for _, st := range batch {
-		if len(st) > MaxStanzaSize {
-			return nil, fmt.Errorf("compress: stanza of %d bytes exceeds %d", len(st), MaxStanzaSize)
+	for i, st := range batch {
+		n, err := decodedSize(&e.st.p, st)
+		if err != nil {
+			ue := err.(*UnencodableError)
+			ue.Index = i
+			return nil, ue
 		}
-		total += len(st)
+		if n > e.opts.maxDecoded {
+			return nil, &UnencodableError{Index: i, Limit: LimitDecoded, Value: n, Max: e.opts.maxDecoded}
+		}
+		if total += n; total > e.opts.maxDecoded {
+			return nil, &UnencodableError{Index: i, Limit: LimitBatchDecode, Value: total, Max: e.opts.maxDecoded}
+		}
 	}
-	if total > MaxBatchBytes {
-		return nil, fmt.Errorf("compress: batch of %d bytes exceeds %d", total, MaxBatchBytes)
-	}
+	e.out.Reset()
 	e.st.out = e.st.out[:0]
 	e.st.rnd = 0
 	for _, st := range batch {
@@ -298,8 +309,8 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 		if err := d.st.stanza(); err != nil {
 			return nil, fmt.Errorf("stanza %d: %w", i, err)
 		}
-		if len(d.st.out) > MaxBatchBytes {
-			return nil, fmt.Errorf("%w: batch decodes to more than %d bytes", ErrCorrupt, MaxBatchBytes)
+		if len(d.st.out) > d.opts.maxDecoded {
+			return nil, fmt.Errorf("%w: batch decodes to more than %d bytes", ErrCorrupt, d.opts.maxDecoded)
 		}
 		ends = append(ends, len(d.st.out))
 	}

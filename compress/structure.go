@@ -12,22 +12,6 @@ import (
 	"unsafe"
 )
 
-// Sizes of the mirrored tables and limits of the structural form. They are
-// part of the wire format (Version).
-const (
-	valueSlots    = 1024 // interned attribute and text values
-	bareSlots     = 1024 // bare JIDs (local@domain or domain)
-	resourceSlots = 1024 // JID resources
-	nameSlots     = 256  // element and attribute names missing from vocab
-	ringSize      = 64   // recent id attribute values
-	maxInterned   = 256  // longest string a table holds
-	internMax     = 64   // longest generic value the encoder interns
-	maxDepth      = 64   // deepest element nesting carried structurally
-	shapeSlots    = 512  // stanza shapes (full forms with the values cut out)
-	shapeMax      = 1024 // longest shape kept
-	pairSlots     = 1024 // (from, to) pairs of root elements other than presence
-)
-
 // Stanza flags (first byte of every stanza in a batch).
 const (
 	flagRaw      = 1 << 0 // raw form: uvarint(len) and the bytes follow
@@ -38,14 +22,6 @@ const (
 	flagShape    = 1 << 5 // a shape: the other bits hold its rank (shapeRank), then the values of its holes
 	flagNext     = 1 << 6 // with flagTemplate: 'to' is the bare JID predicted to follow the last root 'to' (tables.next)
 	flagsKnown   = flagRaw | flagTextFull | flagDQ | flagStore | flagTemplate | flagShape | flagNext
-)
-
-// Templates: a stanza sent again to another recipient (a presence fanned
-// out to every contact, the same probe to each) crosses as a slot number
-// and its new 'to'.
-const (
-	templateSlots = 32   // FIFO of stanzas kept as templates
-	templateMax   = 4096 // longest stanza kept as a template
 )
 
 // Content items (uvarint): end markers, text, or an element by name code.
@@ -260,21 +236,22 @@ func (e *structEncoder) count(f string, start int) {
 func (e *structEncoder) uv(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
 
 func (e *structEncoder) stanza(st []byte) {
-	if len(st) > MaxStanzaSize || !e.p.parse(st) {
+	size, ok := structural(&e.p, st)
+	if !ok {
 		e.out = append(e.out, flagRaw)
 		e.uv(uint64(len(st)))
 		e.out = append(e.out, st...)
 		return
 	}
 	var flags byte
-	if e.p.textEscapedQuote && !e.p.textLiteralQuote {
+	if e.p.textFull() {
 		flags |= flagTextFull
 	}
 	if e.p.dq {
 		flags |= flagDQ
 	}
 	ev := e.p.ev
-	if to := rootTo(ev); to != nil && len(st) <= templateMax {
+	if to := rootTo(ev); to != nil && len(st) <= templateMax && size <= templateMax {
 		// The 'to' value is a slice of st when it had no entities.
 		off := cap(st) - cap(to)
 		if off > 0 && off+len(to) <= len(st) && &st[off] == &to[0] {

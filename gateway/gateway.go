@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/isthmus-xmpp/isthmus/compress"
 	"github.com/isthmus-xmpp/isthmus/gateway/config"
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
 	"github.com/isthmus-xmpp/isthmus/link"
@@ -331,7 +332,14 @@ func (g *Gateway) toLink(st s2s.Stanza) { g.toLinkItem(st, linkItem(st)) }
 
 // toLinkItem is toLink with the link item made by the caller.
 func (g *Gateway) toLinkItem(st s2s.Stanza, it link.Item) {
-	if err := g.link.Send(it); err != nil {
+	if err := g.link.Send(it); errors.Is(err, compress.ErrUnencodable) {
+		g.c.drop("unencodable")
+		g.log.Warn("gateway: stanza too big for the link: bouncing", "from", st.From, "to", st.To, "err", err)
+		if reply, ok := s2s.ErrorReply(st, s2s.CondPolicyViolation); ok {
+			g.toLocal(reply)
+		}
+		return
+	} else if err != nil {
 		g.c.drop("link-queue-full")
 		g.log.Warn("gateway: link queue full: bouncing", "from", st.From, "to", st.To)
 		if reply, ok := s2s.ErrorReply(st, s2s.CondResourceConstraint); ok {

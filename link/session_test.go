@@ -3,9 +3,14 @@ package link
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/isthmus-xmpp/isthmus/compress"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -303,4 +308,53 @@ func FuzzReadFrame(f *testing.F) {
 		s.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
 		s.Receive(t0, fr) // must not panic
 	})
+}
+
+// One stanza the codec cannot carry costs that stanza (counted, handed
+// back with the reason), not its batch, and never the link (issue 10).
+func TestUnencodableStanzaAlone(t *testing.T) {
+	cfg := SessionConfig{Codec: []compress.Option{compress.WithMaxDecoded(600)}}
+	a, err := NewSession(cfg, counterIDs(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewSession(cfg, counterIDs(200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	big := []byte("<message to='u@b.test' from='v@a.test' id='big'><body>" + strings.Repeat("x", 700) + "</body></message>")
+	items := [][]byte{stanza(1), big, stanza(2), stanza(3), stanza(4), stanza(5), stanza(6)}
+	for i, d := range items {
+		if err := a.Enqueue(t0, uint64(i)+1, Item{Data: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := exchange(t, t0.Add(time.Second), a, b)
+	want := []string{string(stanza(1)), string(stanza(2)), string(stanza(3)), string(stanza(4)), string(stanza(5)), string(stanza(6))}
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %d stanzas: %q", len(got), got)
+	}
+	if a.Drops.Unencodable != 1 {
+		t.Fatalf("Drops.Unencodable = %d, want 1", a.Drops.Unencodable)
+	}
+	rej := a.TakeRejected()
+	if len(rej) != 1 || !bytes.Equal(rej[0].Data, big) || !errors.Is(rej[0].Err, compress.ErrUnencodable) {
+		t.Fatalf("rejected: %v", rej)
+	}
+	exchange(t, t0.Add(3*time.Second), a, b) // acks
+	if a.HeldBytes() != 0 {
+		t.Fatalf("%d bytes still held", a.HeldBytes())
+	}
+	var dropped []uint64
+	for _, op := range a.TakeOps() {
+		if op.Kind == OpDrop {
+			dropped = append(dropped, op.IDs...)
+		}
+	}
+	if !slices.Equal(dropped, []uint64{2}) {
+		t.Fatalf("dropped ids %v, want [2]", dropped)
+	}
 }
