@@ -163,12 +163,15 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 		return e.tmp, nil
 	}
 	e.tmp = e.tmp[:0]
+	mode := byte(modeZstd)
 	if len(batch) == 1 {
-		e.out.WriteByte(modeZstd1)
+		mode = modeZstd1
 	} else {
-		e.out.WriteByte(modeZstd)
 		e.tmp = binary.AppendUvarint(e.tmp, uint64(len(batch)))
 	}
+	e.out.WriteByte(mode)
+	var size [binary.MaxVarintLen64]byte
+	e.out.Write(size[:binary.PutUvarint(size[:], uint64(sizeUnits(total)))])
 	e.tmp = binary.AppendUvarint(e.tmp, uint64(len(e.st.out)))
 	e.tmp = append(e.tmp, e.st.out...)
 	if _, err := e.zw.Write(e.tmp); err != nil {
@@ -226,7 +229,11 @@ func (d *Decoder) Reset() error {
 	}
 	zo := []zstd.DOption{
 		zstd.WithDecoderConcurrency(1), // synchronous: reads only what a block holds
-		zstd.WithDecoderMaxMemory(64 << 20),
+		// Streaming: this bounds the window (as WithDecoderMaxWindow), so
+		// zstd holds at most WindowSize of history and one block; what a
+		// block decodes to is bounded by reading it through a LimitReader
+		// of the length the batch declares.
+		zstd.WithDecoderMaxMemory(WindowSize),
 		zstd.WithDecoderMaxWindow(WindowSize),
 		zstd.WithDecoderLowmem(true),
 	}
@@ -260,6 +267,9 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 		return nil, fmt.Errorf("%w: empty block", ErrCorrupt)
 	}
 	var n uint64
+	limit := d.opts.maxDecoded // what the batch may decode to
+	declared := -1             // what a zstd block says it decodes to, in sizeUnit
+	d.st.out = nil
 	switch {
 	case block[0]&modeOne != 0:
 		d.one = append(d.one[:0], block...)
@@ -273,7 +283,19 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 		}
 		d.st.in = block[1+k:]
 	case block[0] == modeZstd || block[0] == modeZstd1:
-		d.in.b = block[1:]
+		// The decoded size comes first, outside the zstd stream: a block
+		// declaring more than the bound is refused before zstd runs, and
+		// the batch may not decode to more than it declared.
+		units, k := binary.Uvarint(block[1:])
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: decoded size", ErrCorrupt)
+		}
+		if units > uint64(sizeUnits(d.opts.maxDecoded)) {
+			return nil, fmt.Errorf("%w: block declares %d decoded bytes, limit %d", ErrCorrupt, units*sizeUnit, d.opts.maxDecoded)
+		}
+		size := min(units*sizeUnit, uint64(d.opts.maxDecoded))
+		limit, declared = int(size), int(units)
+		d.in.b = block[1+k:]
 		br := byteReader{d.zr}
 		var err error
 		n = 1
@@ -281,15 +303,19 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 			if n, err = binary.ReadUvarint(br); err != nil {
 				return nil, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
 			}
+			if n == 0 || n > MaxBatchStanzas {
+				return nil, fmt.Errorf("%w: batch of %d stanzas", ErrCorrupt, n)
+			}
 		}
 		l, err := binary.ReadUvarint(br)
 		if err != nil {
 			return nil, fmt.Errorf("%w: batch length: %v", ErrCorrupt, err)
 		}
-		if l > MaxBatchBytes+MaxBatchStanzas*16 {
-			return nil, fmt.Errorf("%w: batch declares %d bytes", ErrCorrupt, l)
+		if l > maxStructural(size, n) {
+			return nil, fmt.Errorf("%w: batch declares %d structural bytes for %d decoded", ErrCorrupt, l, size)
 		}
 		d.payload.Reset()
+		d.payload.Grow(int(l))
 		if m, err := d.payload.ReadFrom(io.LimitReader(d.zr, int64(l))); err != nil || m != int64(l) {
 			return nil, fmt.Errorf("%w: batch of %d bytes: got %d: %v", ErrCorrupt, l, m, err)
 		}
@@ -297,25 +323,29 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 			return nil, fmt.Errorf("%w: %d bytes left after the batch", ErrCorrupt, len(d.in.b))
 		}
 		d.st.in = d.payload.Bytes()
+		d.st.out = make([]byte, 0, size)
 	default:
 		return nil, fmt.Errorf("%w: block mode %#x", ErrCorrupt, block[0])
 	}
 	if n == 0 || n > MaxBatchStanzas {
 		return nil, fmt.Errorf("%w: batch of %d stanzas", ErrCorrupt, n)
 	}
-	d.st.pos, d.st.out = 0, nil
+	d.st.pos, d.st.max = 0, limit
 	ends := make([]int, 0, min(n, 1024))
 	for i := uint64(0); i < n; i++ {
 		if err := d.st.stanza(); err != nil {
 			return nil, fmt.Errorf("stanza %d: %w", i, err)
 		}
-		if len(d.st.out) > d.opts.maxDecoded {
-			return nil, fmt.Errorf("%w: batch decodes to more than %d bytes", ErrCorrupt, d.opts.maxDecoded)
+		if len(d.st.out) > limit {
+			return nil, fmt.Errorf("%w: batch decodes to more than %d bytes", ErrCorrupt, limit)
 		}
 		ends = append(ends, len(d.st.out))
 	}
 	if d.st.pos != len(d.st.in) {
 		return nil, fmt.Errorf("%w: %d bytes left in the batch", ErrCorrupt, len(d.st.in)-d.st.pos)
+	}
+	if declared >= 0 && sizeUnits(len(d.st.out)) != declared {
+		return nil, fmt.Errorf("%w: batch decodes to %d bytes, declared %d×%d", ErrCorrupt, len(d.st.out), declared, sizeUnit)
 	}
 	out := d.st.out
 	d.st.out = nil
@@ -334,6 +364,21 @@ func (d *Decoder) Close() {
 		d.zr.Close()
 	}
 }
+
+// A zstd block declares its decoded size in units of sizeUnit bytes,
+// rounded up: one byte of header up to 32 KB (twice the link's default
+// batch).
+const sizeUnit = 256
+
+func sizeUnits(n int) int { return (n + sizeUnit - 1) / sizeUnit }
+
+// maxStructural bounds the structural form of n stanzas that decode to
+// size bytes. A stanza's form is never more than twice its XML and a few
+// bytes (raw: its bytes after a flags byte and their count; structural:
+// each name, attribute and text item costs at most a few bytes more than
+// its markup, which is at least as long); FuzzEncodeDecode holds the
+// encoder to it.
+func maxStructural(size, n uint64) uint64 { return 2*size + 16*n + 16 }
 
 type byteReader struct{ r io.Reader }
 

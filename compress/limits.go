@@ -5,6 +5,12 @@ import (
 	"fmt"
 )
 
+// Version is the codec's wire version (see the package doc): blocks,
+// structural form, vocabulary and limits. Both ends must speak the same;
+// the link checks it in HELLO. Any change to vocab, to a table size or
+// limit below, or to the format bumps it.
+const Version = 4
+
 // The limits of the codec, in one place: the encoder and the decoder read
 // the same constants, and the encoder never writes a block the decoder
 // refuses (it carries a stanza whose structure is outside them byte for

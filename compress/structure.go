@@ -714,6 +714,7 @@ type structDecoder struct {
 	in    []byte
 	pos   int
 	out   []byte
+	max   int // the most bytes out may hold (the block's bound)
 	stack []string
 	tmp   []byte
 	// Shape mode: in holds the shape, alt and altPos the block.
@@ -850,7 +851,7 @@ func (d *structDecoder) stanza() error {
 		if err != nil {
 			return err
 		}
-		if n > MaxStanzaSize {
+		if n > MaxStanzaSize || n > uint64(d.max-len(d.out)) {
 			return corrupt("raw stanza of %d bytes", n)
 		}
 		b, err := d.bytes(n)
@@ -883,8 +884,8 @@ func (d *structDecoder) stanza() error {
 		return err
 	}
 	for {
-		if len(d.out)-start > MaxStanzaSize {
-			return corrupt("stanza exceeds %d bytes", MaxStanzaSize)
+		if len(d.out)-start > MaxStanzaSize || len(d.out) > d.max {
+			return corrupt("stanza exceeds %d bytes, or the batch %d", MaxStanzaSize, d.max)
 		}
 		switch {
 		case item >= itemReserved:
@@ -928,6 +929,9 @@ func (d *structDecoder) stanza() error {
 					} else if an == "to" && !d.haveTo {
 						d.pto, d.haveTo = append(d.pto[:0], d.tmp...), true
 					}
+				}
+				if len(d.out)+len(d.tmp) > d.max {
+					return corrupt("batch exceeds %d bytes", d.max)
 				}
 				d.out = append(d.out, ' ')
 				d.out = append(d.out, an...)

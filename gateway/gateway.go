@@ -187,6 +187,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			Keepalive:      cfg.Link.Keepalive.Duration,
 			MaxQueueBytes:  int(cfg.Link.SpoolMaxBytes),
 			MaxAge:         cfg.Link.MaxAge.Duration,
+			// What a frame from the peer may decode to: a full batch, or
+			// one stanza as big as the local servers take.
+			MaxDecoded: max(cfg.Link.MaxBatchBytes, cfg.S2S.MaxStanzaSize),
 		},
 		Deliver: g.fromLink,
 		Expired: g.linkExpired,
@@ -363,6 +366,12 @@ func (g *Gateway) fromLink(batch [][]byte) {
 			continue
 		}
 		g.c.stanza(&g.c.in, st.Name, len(st.Raw))
+		if err := localLimits(g.cfg).check(st.Raw); err != nil {
+			g.c.drop("over-limit-from-link")
+			g.log.Warn("gateway: stanza from the peer over the local s2s limits", "from", st.From, "to", st.To, "err", err)
+			g.bounceToRemote(st, s2s.CondPolicyViolation)
+			continue
+		}
 		from, to := s2s.Domain(st.From), s2s.Domain(st.To)
 		if _, ok := g.local[to]; !ok || !g.remote[from] {
 			g.c.drop("misrouted-from-link")

@@ -24,7 +24,13 @@ type SessionConfig struct {
 	DeadAfter      time.Duration // drop the connection after this long without receiving (default 2×Keepalive+1m)
 	MaxQueueBytes  int           // queued + unacknowledged stanza bytes: the spool bound (default 64 MiB)
 	MaxAge         time.Duration // an iq or message not acknowledged after this long is handed back (default 24h)
-	Codec          []compress.Option
+	// MaxDecoded is the most bytes of XML one received DATA frame may
+	// decode to (default max(MaxBatchBytes, 262144), at most
+	// compress.MaxBatchBytes): the decoder's memory bound, announced in
+	// HELLO so that the peer's encoder keeps to it. The gateway sets
+	// max(max_batch_bytes, max_stanza_size).
+	MaxDecoded int
+	Codec      []compress.Option
 }
 
 // DefaultPresenceWindow is PresenceWindow when none is configured.
@@ -68,6 +74,10 @@ func (c *SessionConfig) populate() {
 	if c.MaxAge <= 0 {
 		c.MaxAge = 24 * time.Hour
 	}
+	if c.MaxDecoded <= 0 {
+		c.MaxDecoded = max(c.MaxBatchBytes, 262144)
+	}
+	c.MaxDecoded = min(max(c.MaxDecoded, MinDecoded), compress.MaxBatchBytes)
 }
 
 // ErrQueueFull is returned by Enqueue when the session holds MaxQueueBytes
@@ -193,7 +203,7 @@ func NewSession(cfg SessionConfig, newID func() uint32) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := compress.NewDecoder(cfg.Codec...)
+	dec, err := compress.NewDecoder(append(slices.Clip(cfg.Codec), compress.WithMaxDecoded(cfg.MaxDecoded))...)
 	if err != nil {
 		return nil, err
 	}
@@ -649,6 +659,11 @@ func (s *Session) newPeerEpoch(e uint32) {
 }
 
 func (s *Session) onHello(now time.Time, h Hello) {
+	// What the peer's decoder takes from one frame: every batch from now
+	// on keeps to it (a peer restarted with a lower bound has lost its
+	// decoder, so what it has not acked is encoded again below).
+	s.peerMax = int(h.MaxDecoded)
+	s.enc.SetMaxDecoded(s.peerMax)
 	// Receive side: a new epoch of the peer means a fresh decoder.
 	if h.Epoch != s.peerEpoch {
 		s.newPeerEpoch(h.Epoch)
@@ -759,7 +774,7 @@ func (s *Session) Poll(now time.Time) []byte {
 		if s.decLost {
 			flags |= HelloDecoderLost
 		}
-		out = s.frame(out, FrameHello, Hello{Version, flags, s.epoch, s.peerEpoch, s.h}.append(nil))
+		out = s.frame(out, FrameHello, hello(flags, s.epoch, s.peerEpoch, s.h, s.cfg.MaxDecoded).append(nil))
 	}
 	if !s.gotHello {
 		return out

@@ -273,7 +273,7 @@ func TestProtocolErrors(t *testing.T) {
 		a, _ := newPair(t)
 		a.Connected(t0)
 		if name == "unknown type" {
-			a.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
+			a.Receive(t0, Frame{FrameHello, hello(0, 5, 0, 0, 1<<20).append(nil)})
 		}
 		if _, err := a.Receive(t0, f); err == nil {
 			t.Errorf("%s: no error", name)
@@ -281,14 +281,14 @@ func TestProtocolErrors(t *testing.T) {
 	}
 	a, _ := newPair(t)
 	a.Connected(t0)
-	a.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
+	a.Receive(t0, Frame{FrameHello, hello(0, 5, 0, 0, 1<<20).append(nil)})
 	if _, err := a.Receive(t0, Frame{FrameAck, appendAck(nil, 3, a.Epoch())}); err == nil {
 		t.Error("ack beyond what was sent accepted")
 	}
 }
 
 func FuzzReadFrame(f *testing.F) {
-	f.Add(AppendFrame(nil, FrameHello, Hello{Version, 0, 7, 0, 0}.append(nil)))
+	f.Add(AppendFrame(nil, FrameHello, hello(0, 7, 0, 0, 1<<20).append(nil)))
 	f.Add(AppendFrame(nil, FrameAck, []byte{5}))
 	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -305,7 +305,7 @@ func FuzzReadFrame(f *testing.F) {
 			s.Receive(t0, fr)
 			return
 		}
-		s.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
+		s.Receive(t0, Frame{FrameHello, hello(0, 5, 0, 0, 1<<20).append(nil)})
 		s.Receive(t0, fr) // must not panic
 	})
 }
@@ -313,7 +313,7 @@ func FuzzReadFrame(f *testing.F) {
 // One stanza the codec cannot carry costs that stanza (counted, handed
 // back with the reason), not its batch, and never the link (issue 10).
 func TestUnencodableStanzaAlone(t *testing.T) {
-	cfg := SessionConfig{Codec: []compress.Option{compress.WithMaxDecoded(600)}}
+	cfg := SessionConfig{MaxDecoded: 1024}
 	a, err := NewSession(cfg, counterIDs(100))
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +325,8 @@ func TestUnencodableStanzaAlone(t *testing.T) {
 	a.Connected(t0)
 	b.Connected(t0)
 	exchange(t, t0, a, b)
-	big := []byte("<message to='u@b.test' from='v@a.test' id='big'><body>" + strings.Repeat("x", 700) + "</body></message>")
+	// 560 bytes, 2060 decoded: the peer's decoder would refuse it.
+	big := []byte("<message to='u@b.test' from='v@a.test' id='big'><body>" + strings.Repeat(">", 500) + "</body></message>")
 	items := [][]byte{stanza(1), big, stanza(2), stanza(3), stanza(4), stanza(5), stanza(6)}
 	for i, d := range items {
 		if err := a.Enqueue(t0, uint64(i)+1, Item{Data: d}); err != nil {
@@ -356,5 +357,28 @@ func TestUnencodableStanzaAlone(t *testing.T) {
 	}
 	if !slices.Equal(dropped, []uint64{2}) {
 		t.Fatalf("dropped ids %v, want [2]", dropped)
+	}
+	// One that is too big as it is is refused at once: the gateway bounces
+	// it at ingress.
+	err = a.Enqueue(t0, 99, Item{Data: []byte("<message to='u@b.test'><body>" + strings.Repeat("x", 1100) + "</body></message>")})
+	if !errors.Is(err, compress.ErrUnencodable) || a.Drops.Unencodable != 2 {
+		t.Fatalf("Enqueue of a stanza over the peer's bound: %v (%d counted)", err, a.Drops.Unencodable)
+	}
+}
+
+// HELLO carries the codec version and the decoder's bound: a peer with
+// another codec is refused at the handshake.
+func TestHelloCodecVersion(t *testing.T) {
+	h, err := ParseHello(hello(0, 5, 0, 0, 300000).append(nil))
+	if err != nil || h.Codec != compress.Version || h.MaxDecoded != 300000 {
+		t.Fatalf("%+v, %v", h, err)
+	}
+	other := hello(0, 5, 0, 0, 300000)
+	other.Codec++
+	if _, err := ParseHello(other.append(nil)); !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "codec version") {
+		t.Fatalf("another codec version: %v", err)
+	}
+	if _, err := ParseHello(hello(0, 5, 0, 0, 10).append(nil)); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("maxDecoded 10: %v", err)
 	}
 }
