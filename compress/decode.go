@@ -33,6 +33,10 @@ type structDecoder struct {
 	pend      [2]uint64
 	npend, pi int
 	rootTo    bool // the value being read is the root's 'to'
+	// The element walk: the attribute quote, and where the root's 'to'
+	// value starts and ends in out (-1: none yet).
+	q              byte
+	toStart, toEnd int
 	// The root's 'from' and 'to' (pair table): whether the root is a
 	// presence, whether a formPair may come next, the first 'from' and
 	// 'to' read, and the second half of a pair still to be written.
@@ -63,105 +67,134 @@ func (d *structDecoder) bytes(n uint64) ([]byte, error) {
 	return b, nil
 }
 
-// stanza decodes one stanza and appends its XML to d.out.
+// stanza decodes one stanza and appends its XML to d.out: its flags byte
+// and shape header, then a template reference, a raw stanza, or the
+// element walk (with the shape's holes filled from the block).
 func (d *structDecoder) stanza() error {
 	if d.pos >= len(d.in) {
 		return corrupt("missing stanza")
 	}
 	flags := d.in[d.pos]
 	d.pos++
+	flags, shape, err := d.shapeHeader(flags)
+	if err != nil {
+		return err
+	}
+	if flags&^flagsKnown != 0 || flags&flagNext != 0 && flags&flagTemplate == 0 {
+		return corrupt("stanza flags %#x", flags)
+	}
+	switch {
+	case flags&flagTemplate != 0 && flags&flagShape == 0:
+		return d.template(flags)
+	case flags&flagRaw != 0:
+		return d.raw()
+	}
+	return d.element(flags, shape)
+}
+
+// shapeHeader resolves a shape reference (by rank in the shape table) or a
+// new shape inline (it enters the table): the stanza's flags are the
+// shape's first byte, with flagShape set, and shape the rest. Other flags
+// come back as they are, with no shape.
+func (d *structDecoder) shapeHeader(flags byte) (byte, string, error) {
 	var shape string
-	if flags&flagShape != 0 {
+	switch {
+	case flags&flagShape != 0:
 		r := uint64(shapeRank(flags))
 		if r == shapeRankMax {
 			x, err := d.uv()
 			if err != nil {
-				return err
+				return 0, "", err
 			}
 			r += x
 		}
 		slot, ok := d.t.shapes.atRank(r)
 		if !ok {
-			return corrupt("shape rank %d", r)
+			return 0, "", corrupt("shape rank %d", r)
 		}
 		shape, _ = d.t.shapes.get(uint64(slot))
 		flags = shape[0]
-		shape = shape[1:]
 		if flags&^(flagTextFull|flagDQ|flagStore) != 0 {
-			return corrupt("shape flags %#x", flags)
+			return 0, "", corrupt("shape flags %#x", flags)
 		}
-		flags |= flagShape
-	} else if flags&(flagNext|flagTemplate) == flagNext {
-		// A new shape inline: it enters the table, then fills as above.
+	case flags&(flagNext|flagTemplate) == flagNext:
 		flags &^= flagNext
 		if flags&^(flagTextFull|flagDQ|flagStore) != 0 {
-			return corrupt("stanza flags %#x", flags|flagNext)
+			return 0, "", corrupt("stanza flags %#x", flags|flagNext)
 		}
 		n, err := d.uv()
 		if err != nil {
-			return err
+			return 0, "", err
 		}
 		if n+1 > shapeMax {
-			return corrupt("shape of %d bytes", n)
+			return 0, "", corrupt("shape of %d bytes", n)
 		}
 		b, err := d.bytes(n)
 		if err != nil {
-			return err
+			return 0, "", err
 		}
 		d.key = append(append(d.key[:0], flags), b...)
 		slot := d.t.shapes.insert(string(d.key))
 		shape, _ = d.t.shapes.get(uint64(slot))
-		shape = shape[1:]
-		flags |= flagShape
+	default:
+		return flags, "", nil
 	}
-	if flags&^flagsKnown != 0 || flags&flagNext != 0 && flags&flagTemplate == 0 {
-		return corrupt("stanza flags %#x", flags)
+	return flags | flagShape, shape[1:], nil
+}
+
+// template writes a template with a new 'to': the value that follows, or
+// the bare JID predicted to follow the last root 'to' (flagNext).
+func (d *structDecoder) template(flags byte) error {
+	slot, ok := d.t.tmplSlot(flags, d.in, &d.pos, len(d.t.tpre))
+	if !ok {
+		return corrupt("bad template reference")
 	}
-	if flags&flagTemplate != 0 && flags&flagShape == 0 {
-		slot, ok := d.t.tmplSlot(flags, d.in, &d.pos, len(d.t.tpre))
+	if flags&flagNext != 0 {
+		if d.t.tnext < 0 {
+			return corrupt("no bare JID to follow")
+		}
+		n := d.t.next()
+		s, ok := d.t.bare.get(uint64(n))
 		if !ok {
-			return corrupt("bad template reference")
+			return corrupt("no bare JID in slot %d", n)
 		}
+		d.t.noteTo(n, false)
+		d.tmp = append(d.tmp[:0], s...)
+	} else {
 		var err error
-		if flags&flagNext != 0 {
-			if d.t.tnext < 0 {
-				return corrupt("no bare JID to follow")
-			}
-			n := d.t.next()
-			s, ok := d.t.bare.get(uint64(n))
-			if !ok {
-				return corrupt("no bare JID in slot %d", n)
-			}
-			d.t.noteTo(n, false)
-			d.tmp = append(d.tmp[:0], s...)
-		} else {
-			d.rootTo = true
-			d.tmp, err = d.value(d.tmp[:0], "to", true)
-			d.rootTo = false
-			if err != nil {
-				return err
-			}
-		}
-		d.out = append(d.out, d.t.tpre[slot]...)
-		d.out = escapeAttr(d.out, d.tmp)
-		d.out = append(d.out, d.t.tsuf[slot]...)
-		return nil
-	}
-	if flags&flagRaw != 0 {
-		n, err := d.uv()
+		d.rootTo = true
+		d.tmp, err = d.value(d.tmp[:0], "to", true)
+		d.rootTo = false
 		if err != nil {
 			return err
 		}
-		if n > MaxStanzaSize || n > uint64(d.max-len(d.out)) {
-			return corrupt("raw stanza of %d bytes", n)
-		}
-		b, err := d.bytes(n)
-		if err != nil {
-			return err
-		}
-		d.out = append(d.out, b...)
-		return nil
 	}
+	d.out = append(d.out, d.t.tpre[slot]...)
+	d.out = escapeAttr(d.out, d.tmp)
+	d.out = append(d.out, d.t.tsuf[slot]...)
+	return nil
+}
+
+// raw writes a stanza carried byte for byte.
+func (d *structDecoder) raw() error {
+	n, err := d.uv()
+	if err != nil {
+		return err
+	}
+	if n > MaxStanzaSize || n > uint64(d.max-len(d.out)) {
+		return corrupt("raw stanza of %d bytes", n)
+	}
+	b, err := d.bytes(n)
+	if err != nil {
+		return err
+	}
+	d.out = append(d.out, b...)
+	return nil
+}
+
+// element walks a stanza's full form, or its shape (not empty) with the
+// holes' values read from the block, and writes its XML.
+func (d *structDecoder) element(flags byte, shape string) error {
 	d.holes = d.holes[:0]
 	d.shaped = false
 	d.npend, d.pi = 0, 0
@@ -171,11 +204,11 @@ func (d *structDecoder) stanza() error {
 		d.alt, d.altPos = d.in, d.pos
 		d.in, d.pos = unsafe.Slice(unsafe.StringData(shape), len(shape)), 0
 	}
-	q := byte('\'')
+	d.q = '\''
 	if flags&flagDQ != 0 {
-		q = '"'
+		d.q = '"'
 	}
-	toStart, toEnd := -1, -1
+	d.toStart, d.toEnd = -1, -1
 	full := flags&flagTextFull != 0
 	d.sawFT, d.haveFrom, d.haveTo, d.pairHit, d.pairPend = false, false, false, false, ""
 	start := len(d.out)
@@ -190,86 +223,11 @@ func (d *structDecoder) stanza() error {
 		}
 		switch {
 		case item >= itemReserved:
-			if len(d.stack) >= maxDepth {
-				return corrupt("nesting deeper than %d", maxDepth)
-			}
-			name, err := d.name(item, itemReserved)
+			next, open, err := d.startTag(item)
 			if err != nil {
 				return err
 			}
-			root := len(d.stack) == 0
-			if root {
-				d.rootPresence = name == "presence"
-			}
-			d.out = append(d.out, '<')
-			d.out = append(d.out, name...)
-			for {
-				a, err := d.uv()
-				if err != nil {
-					return err
-				}
-				if a == 0 {
-					break
-				}
-				an, err := d.name(a, 1)
-				if err != nil {
-					return err
-				}
-				ft := root && (an == "from" || an == "to")
-				d.pairOK = ft && !d.rootPresence && !d.sawFT
-				d.rootTo = root && an == "to"
-				d.tmp, err = d.field(d.tmp[:0], an)
-				d.rootTo, d.pairOK = false, false
-				if err != nil {
-					return err
-				}
-				if ft {
-					d.sawFT = true
-					if an == "from" && !d.haveFrom {
-						d.pfrom, d.haveFrom = append(d.pfrom[:0], d.tmp...), true
-					} else if an == "to" && !d.haveTo {
-						d.pto, d.haveTo = append(d.pto[:0], d.tmp...), true
-					}
-				}
-				if len(d.out)+len(d.tmp) > d.max {
-					return corrupt("batch exceeds %d bytes", d.max)
-				}
-				d.out = append(d.out, ' ')
-				d.out = append(d.out, an...)
-				d.out = append(d.out, '=', q)
-				isTo := len(d.stack) == 0 && an == "to" && len(d.tmp) > 0 && toStart < 0
-				if isTo {
-					toStart = len(d.out)
-				}
-				d.out = escapeAttr(d.out, d.tmp)
-				if isTo {
-					toEnd = len(d.out)
-				}
-				d.out = append(d.out, q)
-			}
-			if root {
-				if d.pairPend != "" {
-					return corrupt("pair without its %s", d.pairPend)
-				}
-				if !d.pairHit && d.haveFrom && d.haveTo && !d.rootPresence && pairable(d.pfrom, d.pto) {
-					d.key = pairKey(d.key[:0], d.pfrom, d.pto)
-					d.t.pairs.insert(string(d.key))
-				}
-			}
-			next, err := d.uv()
-			if err != nil {
-				return err
-			}
-			switch next {
-			case itemEnd:
-				d.out = append(d.out, '/', '>')
-			case itemEndEmpty:
-				d.out = append(d.out, '>', '<', '/')
-				d.out = append(d.out, name...)
-				d.out = append(d.out, '>')
-			default:
-				d.out = append(d.out, '>')
-				d.stack = append(d.stack, name)
+			if open {
 				item = next
 				continue
 			}
@@ -295,31 +253,138 @@ func (d *structDecoder) stanza() error {
 			return corrupt("item %d", item)
 		}
 		if len(d.stack) == 0 {
-			if flags&flagStore != 0 {
-				if toStart < 0 || len(d.out)-start > templateMax {
-					return corrupt("bad template")
-				}
-				d.t.storeHalves(bytes.Clone(d.out[start:toStart]), bytes.Clone(d.out[toEnd:]))
-			}
-			if d.shaped {
-				if d.pos != len(d.in) {
-					return corrupt("shape longer than its stanza")
-				}
-				d.shaped = false
-				d.in, d.pos, d.alt = d.alt, d.altPos, nil
-				return nil
-			}
-			d.key = append(d.key[:0], flags)
-			d.key = shapeOf(d.key, d.in[skStart:d.pos], d.holes, skStart)
-			if len(d.key) <= shapeMax {
-				d.t.shapes.insert(string(d.key))
-			}
-			return nil
+			return d.end(flags, start, skStart)
 		}
 		if item, err = d.uv(); err != nil {
 			return err
 		}
 	}
+}
+
+// startTag writes the start tag of the element of name code item and its
+// attributes, and reads the item after them: if the element has content
+// (open), it is on the stack and next is its first content item;
+// otherwise it was closed (<x/> or <x></x>).
+func (d *structDecoder) startTag(item uint64) (next uint64, open bool, err error) {
+	if len(d.stack) >= maxDepth {
+		return 0, false, corrupt("nesting deeper than %d", maxDepth)
+	}
+	name, err := d.name(item, itemReserved)
+	if err != nil {
+		return 0, false, err
+	}
+	root := len(d.stack) == 0
+	if root {
+		d.rootPresence = name == "presence"
+	}
+	d.out = append(d.out, '<')
+	d.out = append(d.out, name...)
+	if err := d.attrs(root); err != nil {
+		return 0, false, err
+	}
+	next, err = d.uv()
+	if err != nil {
+		return 0, false, err
+	}
+	switch next {
+	case itemEnd:
+		d.out = append(d.out, '/', '>')
+		return 0, false, nil
+	case itemEndEmpty:
+		d.out = append(d.out, '>', '<', '/')
+		d.out = append(d.out, name...)
+		d.out = append(d.out, '>')
+		return 0, false, nil
+	}
+	d.out = append(d.out, '>')
+	d.stack = append(d.stack, name)
+	return next, true, nil
+}
+
+// attrs writes an element's attributes, up to the 0 that ends them; on
+// the root it keeps the 'from' and 'to' for the pair table and where the
+// 'to' value is written (for a template).
+func (d *structDecoder) attrs(root bool) error {
+	for {
+		a, err := d.uv()
+		if err != nil {
+			return err
+		}
+		if a == 0 {
+			break
+		}
+		an, err := d.name(a, 1)
+		if err != nil {
+			return err
+		}
+		ft := root && (an == "from" || an == "to")
+		d.pairOK = ft && !d.rootPresence && !d.sawFT
+		d.rootTo = root && an == "to"
+		d.tmp, err = d.field(d.tmp[:0], an)
+		d.rootTo, d.pairOK = false, false
+		if err != nil {
+			return err
+		}
+		if ft {
+			d.sawFT = true
+			if an == "from" && !d.haveFrom {
+				d.pfrom, d.haveFrom = append(d.pfrom[:0], d.tmp...), true
+			} else if an == "to" && !d.haveTo {
+				d.pto, d.haveTo = append(d.pto[:0], d.tmp...), true
+			}
+		}
+		if len(d.out)+len(d.tmp) > d.max {
+			return corrupt("batch exceeds %d bytes", d.max)
+		}
+		d.out = append(d.out, ' ')
+		d.out = append(d.out, an...)
+		d.out = append(d.out, '=', d.q)
+		isTo := root && an == "to" && len(d.tmp) > 0 && d.toStart < 0
+		if isTo {
+			d.toStart = len(d.out)
+		}
+		d.out = escapeAttr(d.out, d.tmp)
+		if isTo {
+			d.toEnd = len(d.out)
+		}
+		d.out = append(d.out, d.q)
+	}
+	if root {
+		if d.pairPend != "" {
+			return corrupt("pair without its %s", d.pairPend)
+		}
+		if !d.pairHit && d.haveFrom && d.haveTo && !d.rootPresence && pairable(d.pfrom, d.pto) {
+			d.key = pairKey(d.key[:0], d.pfrom, d.pto)
+			d.t.pairs.insert(string(d.key))
+		}
+	}
+	return nil
+}
+
+// end finishes an element stanza that started at start in d.out (skStart
+// in the block): it becomes a template (flagStore), and a stanza in full
+// form enters the shape table, as the encoder's does.
+func (d *structDecoder) end(flags byte, start, skStart int) error {
+	if flags&flagStore != 0 {
+		if d.toStart < 0 || len(d.out)-start > templateMax {
+			return corrupt("bad template")
+		}
+		d.t.storeHalves(bytes.Clone(d.out[start:d.toStart]), bytes.Clone(d.out[d.toEnd:]))
+	}
+	if d.shaped {
+		if d.pos != len(d.in) {
+			return corrupt("shape longer than its stanza")
+		}
+		d.shaped = false
+		d.in, d.pos, d.alt = d.alt, d.altPos, nil
+		return nil
+	}
+	d.key = append(d.key[:0], flags)
+	d.key = shapeOf(d.key, d.in[skStart:d.pos], d.holes, skStart)
+	if len(d.key) <= shapeMax {
+		d.t.shapes.insert(string(d.key))
+	}
+	return nil
 }
 
 // field reads a top-level attribute or text value: in shape mode from the
