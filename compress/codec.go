@@ -283,47 +283,11 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 		}
 		d.st.in = block[1+k:]
 	case block[0] == modeZstd || block[0] == modeZstd1:
-		// The decoded size comes first, outside the zstd stream: a block
-		// declaring more than the bound is refused before zstd runs, and
-		// the batch may not decode to more than it declared.
-		units, k := binary.Uvarint(block[1:])
-		if k <= 0 {
-			return nil, fmt.Errorf("%w: decoded size", ErrCorrupt)
-		}
-		if units > uint64(sizeUnits(d.opts.maxDecoded)) {
-			return nil, fmt.Errorf("%w: block declares %d decoded bytes, limit %d", ErrCorrupt, units*sizeUnit, d.opts.maxDecoded)
-		}
-		size := min(units*sizeUnit, uint64(d.opts.maxDecoded))
-		limit, declared = int(size), int(units)
-		d.in.b = block[1+k:]
-		br := byteReader{d.zr}
 		var err error
-		n = 1
-		if block[0] == modeZstd {
-			if n, err = binary.ReadUvarint(br); err != nil {
-				return nil, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
-			}
-			if n == 0 || n > MaxBatchStanzas {
-				return nil, fmt.Errorf("%w: batch of %d stanzas", ErrCorrupt, n)
-			}
+		if n, limit, err = d.zstdBatch(block); err != nil {
+			return nil, err
 		}
-		l, err := binary.ReadUvarint(br)
-		if err != nil {
-			return nil, fmt.Errorf("%w: batch length: %v", ErrCorrupt, err)
-		}
-		if l > maxStructural(size, n) {
-			return nil, fmt.Errorf("%w: batch declares %d structural bytes for %d decoded", ErrCorrupt, l, size)
-		}
-		d.payload.Reset()
-		d.payload.Grow(int(l))
-		if m, err := d.payload.ReadFrom(io.LimitReader(d.zr, int64(l))); err != nil || m != int64(l) {
-			return nil, fmt.Errorf("%w: batch of %d bytes: got %d: %v", ErrCorrupt, l, m, err)
-		}
-		if len(d.in.b) != 0 {
-			return nil, fmt.Errorf("%w: %d bytes left after the batch", ErrCorrupt, len(d.in.b))
-		}
-		d.st.in = d.payload.Bytes()
-		d.st.out = make([]byte, 0, size)
+		declared = sizeUnits(limit)
 	default:
 		return nil, fmt.Errorf("%w: block mode %#x", ErrCorrupt, block[0])
 	}
@@ -356,6 +320,51 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 		start = end
 	}
 	return batch, nil
+}
+
+// zstdBatch reads the header of a zstd block (mode 1 or 2) and its
+// batch's structural form into d.st.in. It returns the number of stanzas
+// and the size the block declares (rounded up to sizeUnit, at most the
+// decoder's bound). The decoded size comes first, outside the zstd stream:
+// a block declaring more than the bound is refused before zstd runs.
+func (d *Decoder) zstdBatch(block []byte) (n uint64, size int, err error) {
+	units, k := binary.Uvarint(block[1:])
+	if k <= 0 {
+		return 0, 0, fmt.Errorf("%w: decoded size", ErrCorrupt)
+	}
+	if units > uint64(sizeUnits(d.opts.maxDecoded)) {
+		return 0, 0, fmt.Errorf("%w: block declares %d decoded bytes, limit %d", ErrCorrupt, units*sizeUnit, d.opts.maxDecoded)
+	}
+	size = min(int(units)*sizeUnit, d.opts.maxDecoded)
+	d.in.b = block[1+k:]
+	br := byteReader{d.zr}
+	n = 1
+	if block[0] == modeZstd {
+		if n, err = binary.ReadUvarint(br); err != nil {
+			return 0, 0, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
+		}
+		if n == 0 || n > MaxBatchStanzas {
+			return 0, 0, fmt.Errorf("%w: batch of %d stanzas", ErrCorrupt, n)
+		}
+	}
+	l, err := binary.ReadUvarint(br)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: batch length: %v", ErrCorrupt, err)
+	}
+	if l > maxStructural(uint64(size), n) {
+		return 0, 0, fmt.Errorf("%w: batch declares %d structural bytes for %d decoded", ErrCorrupt, l, size)
+	}
+	d.payload.Reset()
+	d.payload.Grow(int(l))
+	if m, err := d.payload.ReadFrom(io.LimitReader(d.zr, int64(l))); err != nil || m != int64(l) {
+		return 0, 0, fmt.Errorf("%w: batch of %d bytes: got %d: %v", ErrCorrupt, l, m, err)
+	}
+	if len(d.in.b) != 0 {
+		return 0, 0, fmt.Errorf("%w: %d bytes left after the batch", ErrCorrupt, len(d.in.b))
+	}
+	d.st.in = d.payload.Bytes()
+	d.st.out = make([]byte, 0, size)
+	return n, size, nil
 }
 
 // Close releases the decoder's resources.

@@ -494,51 +494,9 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		}
 		return append(dst, d.t.ids.vals[d.t.ids.last()]...), nil
 	case formPair:
-		if !d.pairOK {
-			return dst, corrupt("pair out of place")
-		}
-		x, err := d.uv()
-		if err != nil {
-			return dst, err
-		}
-		d.pairPend = "from"
-		if attr == "from" {
-			d.pairPend = "to"
-		}
-		d.pairOK = false
-		if x < 2 {
-			d.pairJIDs = x == 0
-			if d.pairJIDs {
-				return d.jid(dst)
-			}
-			return d.value(dst, attr, true)
-		}
-		slot, ok := d.t.pairs.atRank(x - 2)
-		if !ok {
-			return dst, corrupt("pair rank %d", x-2)
-		}
-		p, _ := d.t.pairs.get(uint64(slot))
-		i := strings.IndexByte(p, 0)
-		from, to := p[:i], p[i+1:]
-		d.pairHit = true
-		if attr == "from" {
-			d.pairVal = append(d.pairVal[:0], to...)
-			return append(dst, from...), nil
-		}
-		d.pairVal = append(d.pairVal[:0], from...)
-		return append(dst, to...), nil
+		return d.pair(dst, attr)
 	case formPaired:
-		if d.pairPend == "" || d.pairPend != attr {
-			return dst, corrupt("paired value out of place")
-		}
-		d.pairPend = ""
-		if !d.pairHit {
-			if d.pairJIDs {
-				return d.jid(dst)
-			}
-			return d.value(dst, attr, true)
-		}
-		return append(dst, d.pairVal...), nil
+		return d.paired(dst, attr)
 	case formRing:
 		if d.pos >= len(d.in) || int(d.in[d.pos]) >= len(d.t.ids.vals) {
 			return dst, corrupt("bad id ring reference")
@@ -612,26 +570,7 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		d.t.lastTime = sec
 		dst = appendTimestamp(dst, sec, int(digits), frac)
 	default:
-		if form >= formRank && form < formRank+rankForms {
-			slot, ok := d.t.values.atRank(form - formRank)
-			if !ok {
-				return dst, corrupt("value rank %d", form-formRank)
-			}
-			s, _ := d.t.values.get(uint64(slot))
-			return append(dst, s...), nil
-		}
-		if form < formStatic {
-			return dst, corrupt("value form %d", form)
-		}
-		i := form - formStatic
-		if i < uint64(len(vocab)) {
-			return append(dst, vocab[i]...), nil
-		}
-		s, ok := d.t.values.get(i - uint64(len(vocab)))
-		if !ok {
-			return dst, corrupt("value slot %d", i-uint64(len(vocab)))
-		}
-		return append(dst, s...), nil
+		return d.tableValue(dst, form)
 	}
 	v := dst[start:]
 	if form == formLitI || form == formUUIDI || form == formHexI || form == formB64I || form == formB64URLI {
@@ -644,6 +583,85 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		d.t.ids.push(string(v))
 	}
 	return dst, nil
+}
+
+// pair reads formPair: the first of the root's 'from' and 'to' (attr),
+// both from the pair table, or this one as a JID's body or a value.
+func (d *structDecoder) pair(dst []byte, attr string) ([]byte, error) {
+	if !d.pairOK {
+		return dst, corrupt("pair out of place")
+	}
+	x, err := d.uv()
+	if err != nil {
+		return dst, err
+	}
+	d.pairPend = "from"
+	if attr == "from" {
+		d.pairPend = "to"
+	}
+	d.pairOK = false
+	if x < 2 {
+		d.pairJIDs = x == 0
+		if d.pairJIDs {
+			return d.jid(dst)
+		}
+		return d.value(dst, attr, true)
+	}
+	slot, ok := d.t.pairs.atRank(x - 2)
+	if !ok {
+		return dst, corrupt("pair rank %d", x-2)
+	}
+	p, _ := d.t.pairs.get(uint64(slot))
+	i := strings.IndexByte(p, 0)
+	from, to := p[:i], p[i+1:]
+	d.pairHit = true
+	if attr == "from" {
+		d.pairVal = append(d.pairVal[:0], to...)
+		return append(dst, from...), nil
+	}
+	d.pairVal = append(d.pairVal[:0], from...)
+	return append(dst, to...), nil
+}
+
+// paired reads formPaired: the second of the pair, given by the first or
+// following it as the first did.
+func (d *structDecoder) paired(dst []byte, attr string) ([]byte, error) {
+	if d.pairPend == "" || d.pairPend != attr {
+		return dst, corrupt("paired value out of place")
+	}
+	d.pairPend = ""
+	if !d.pairHit {
+		if d.pairJIDs {
+			return d.jid(dst)
+		}
+		return d.value(dst, attr, true)
+	}
+	return append(dst, d.pairVal...), nil
+}
+
+// tableValue appends a value given by reference: a value-table entry by
+// recency rank, a vocab entry, or a value-table slot.
+func (d *structDecoder) tableValue(dst []byte, form uint64) ([]byte, error) {
+	if form >= formRank && form < formRank+rankForms {
+		slot, ok := d.t.values.atRank(form - formRank)
+		if !ok {
+			return dst, corrupt("value rank %d", form-formRank)
+		}
+		s, _ := d.t.values.get(uint64(slot))
+		return append(dst, s...), nil
+	}
+	if form < formStatic {
+		return dst, corrupt("value form %d", form)
+	}
+	i := form - formStatic
+	if i < uint64(len(vocab)) {
+		return append(dst, vocab[i]...), nil
+	}
+	s, ok := d.t.values.get(i - uint64(len(vocab)))
+	if !ok {
+		return dst, corrupt("value slot %d", i-uint64(len(vocab)))
+	}
+	return append(dst, s...), nil
 }
 
 func (d *structDecoder) jid(dst []byte) ([]byte, error) {
