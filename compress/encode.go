@@ -43,6 +43,9 @@ func (e *structEncoder) count(f string, start int) {
 
 func (e *structEncoder) uv(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
 
+// stanza appends the structural form of one stanza: raw when it is outside
+// the structure's limits, else a template reference, or its full form
+// turned into a shape and its holes.
 func (e *structEncoder) stanza(st []byte) {
 	size, ok := structural(&e.p, st)
 	if !ok {
@@ -58,68 +61,107 @@ func (e *structEncoder) stanza(st []byte) {
 	if e.p.dq {
 		flags |= flagDQ
 	}
-	ev := e.p.ev
-	if to := rootTo(ev); to != nil && len(st) <= templateMax && size <= templateMax {
-		// The 'to' value is a slice of st when it had no entities.
-		off := cap(st) - cap(to)
-		if off > 0 && off+len(to) <= len(st) && &st[off] == &to[0] {
-			e.key = strconv.AppendInt(e.key[:0], int64(off), 10)
-			e.key = append(e.key, ':')
-			e.key = append(e.key, st[:off]...)
-			e.key = append(e.key, st[off+len(to):]...)
-			if slot, ok := e.t.tkeys[string(e.key)]; ok {
-				p := len(e.out)
-				if s, ok := e.nextTo(to); ok {
-					e.out = e.t.tmplRef(e.out, slot, len(e.t.tnames), flagNext)
-					e.t.bare.touch(s)
-					e.t.noteTo(s, false)
-					e.count("template", p)
-					return
-				}
-				e.out = e.t.tmplRef(e.out, slot, len(e.t.tnames), 0)
-				e.count("template", p)
-				e.rootTo = true
-				e.field([]byte("to"), to)
-				e.rootTo = false
-				return
-			}
-			e.t.storeKey(string(e.key))
-			flags |= flagStore
-		}
+	done, store := e.template(st, size)
+	if done {
+		return
+	}
+	if store {
+		flags |= flagStore
 	}
 	base := len(e.out)
 	e.out = append(e.out, flags)
 	e.holes = e.holes[:0]
 	e.vbytes = 0
-	nroot := 1 // events of the root's start tag
-	pf, pt := -1, -1
-	for nroot < len(ev) && ev[nroot].kind == evAttr {
-		switch string(ev[nroot].name) {
+	e.walk(e.p.ev)
+	e.shape(base)
+	if e.acct != nil {
+		e.acct["structure"] += len(e.out) - base - e.vbytes
+	}
+}
+
+// template writes the stanza as a reference to a kept template and its new
+// 'to' when it repeats one but for its 'to' (done), or else reports
+// whether the stanza becomes a template (store). The stanza was parsed
+// into e.p and decodes to size bytes.
+func (e *structEncoder) template(st []byte, size int) (done, store bool) {
+	to := rootTo(e.p.ev)
+	if to == nil || len(st) > templateMax || size > templateMax {
+		return false, false
+	}
+	// The 'to' value is a slice of st when it had no entities.
+	off := cap(st) - cap(to)
+	if off <= 0 || off+len(to) > len(st) || &st[off] != &to[0] {
+		return false, false
+	}
+	e.key = strconv.AppendInt(e.key[:0], int64(off), 10)
+	e.key = append(e.key, ':')
+	e.key = append(e.key, st[:off]...)
+	e.key = append(e.key, st[off+len(to):]...)
+	slot, ok := e.t.tkeys[string(e.key)]
+	if !ok {
+		e.t.storeKey(string(e.key))
+		return false, true
+	}
+	p := len(e.out)
+	if s, ok := e.nextTo(to); ok {
+		e.out = e.t.tmplRef(e.out, slot, len(e.t.tnames), flagNext)
+		e.t.bare.touch(s)
+		e.t.noteTo(s, false)
+		e.count("template", p)
+		return true, false
+	}
+	e.out = e.t.tmplRef(e.out, slot, len(e.t.tnames), 0)
+	e.count("template", p)
+	e.rootTo = true
+	e.field([]byte("to"), to)
+	e.rootTo = false
+	return true, false
+}
+
+// rootPair is what the encoder knows of the root's 'from' and 'to' (the
+// pair table): their events, whether they go as a pair (on), as JIDs, and
+// the pair's rank in the table (-1: new).
+type rootPair struct {
+	from, to, nroot, rank int
+	on, jids              bool
+}
+
+// pairOf finds the root's first 'from' and 'to' and, for a message or iq
+// with both, looks the pair up in the pair table (a new one enters it).
+func (e *structEncoder) pairOf(ev []event) rootPair {
+	pr := rootPair{from: -1, to: -1, nroot: 1, rank: -1}
+	for ; pr.nroot < len(ev) && ev[pr.nroot].kind == evAttr; pr.nroot++ {
+		switch string(ev[pr.nroot].name) {
 		case "from":
-			if pf < 0 {
-				pf = nroot
+			if pr.from < 0 {
+				pr.from = pr.nroot
 			}
 		case "to":
-			if pt < 0 {
-				pt = nroot
+			if pr.to < 0 {
+				pr.to = pr.nroot
 			}
 		}
-		nroot++
 	}
-	pairRank, pairOn, pairJIDs := -1, false, false
-	if pf > 0 && pt > 0 && string(ev[0].name) != "presence" && pairable(ev[pf].val, ev[pt].val) {
-		pairOn = true
-		_, _, _, _, _, ok1 := splitJID(ev[pf].val)
-		_, _, _, _, _, ok2 := splitJID(ev[pt].val)
-		pairJIDs = ok1 && ok2
-		e.key = pairKey(e.key[:0], ev[pf].val, ev[pt].val)
-		if s, ok := e.t.pairs.lookup(e.key); ok {
-			pairRank = e.t.pairs.rank(s)
-			e.t.pairs.touch(s)
-		} else {
-			e.t.pairs.insert(string(e.key))
-		}
+	if pr.from < 0 || pr.to < 0 || string(ev[0].name) == "presence" || !pairable(ev[pr.from].val, ev[pr.to].val) {
+		return pr
 	}
+	pr.on = true
+	_, _, _, _, _, ok1 := splitJID(ev[pr.from].val)
+	_, _, _, _, _, ok2 := splitJID(ev[pr.to].val)
+	pr.jids = ok1 && ok2
+	e.key = pairKey(e.key[:0], ev[pr.from].val, ev[pr.to].val)
+	if s, ok := e.t.pairs.lookup(e.key); ok {
+		pr.rank = e.t.pairs.rank(s)
+		e.t.pairs.touch(s)
+	} else {
+		e.t.pairs.insert(string(e.key))
+	}
+	return pr
+}
+
+// walk writes the full form of the parsed stanza ev, noting its holes.
+func (e *structEncoder) walk(ev []event) {
+	pr := e.pairOf(ev)
 	for k, x := range ev {
 		if x.kind != evAttr && k > 0 && (ev[k-1].kind == evStart || ev[k-1].kind == evAttr) {
 			e.uv(0) // end of attributes
@@ -129,36 +171,11 @@ func (e *structEncoder) stanza(st []byte) {
 			e.name(x.name, itemReserved)
 		case evAttr:
 			e.name(x.name, 1)
-			if pairOn && (k == pf || k == pt) {
-				p := len(e.out)
-				if k == min(pf, pt) {
-					e.uv(formPair)
-					switch {
-					case pairRank >= 0:
-						e.uv(uint64(pairRank + 2))
-					case pairJIDs:
-						e.uv(0)
-					default:
-						e.uv(1)
-					}
-				} else {
-					e.uv(formPaired)
-				}
-				if pairRank < 0 {
-					e.rootTo = string(x.name) == "to"
-					if pairJIDs {
-						e.jidBody(x.val)
-					} else {
-						e.value(x.name, x.val)
-					}
-					e.rootTo = false
-				}
-				e.holes = append(e.holes, p, p+typedHeader(e.out[p:]), len(e.out)) // a typed hole: its form
-				e.vbytes += len(e.out) - p
-				e.count("pair", p)
+			if pr.on && (k == pr.from || k == pr.to) {
+				e.pairValue(pr, k == min(pr.from, pr.to), x)
 				continue
 			}
-			e.rootTo = k < nroot && string(x.name) == "to"
+			e.rootTo = k < pr.nroot && string(x.name) == "to"
 			e.field(x.name, x.val)
 			e.rootTo = false
 		case evText:
@@ -170,10 +187,37 @@ func (e *structEncoder) stanza(st []byte) {
 			e.uv(itemEndEmpty)
 		}
 	}
-	e.shape(base)
-	if e.acct != nil {
-		e.acct["structure"] += len(e.out) - base - e.vbytes
+}
+
+// pairValue writes the root's 'from' or 'to' (x) as formPair (the first
+// of the two) or formPaired: a typed hole.
+func (e *structEncoder) pairValue(pr rootPair, first bool, x event) {
+	p := len(e.out)
+	if first {
+		e.uv(formPair)
+		switch {
+		case pr.rank >= 0:
+			e.uv(uint64(pr.rank + 2))
+		case pr.jids:
+			e.uv(0)
+		default:
+			e.uv(1)
+		}
+	} else {
+		e.uv(formPaired)
 	}
+	if pr.rank < 0 {
+		e.rootTo = string(x.name) == "to"
+		if pr.jids {
+			e.jidBody(x.val)
+		} else {
+			e.value(x.name, x.val)
+		}
+		e.rootTo = false
+	}
+	e.holes = append(e.holes, p, p+typedHeader(e.out[p:]), len(e.out)) // a typed hole: its form
+	e.vbytes += len(e.out) - p
+	e.count("pair", p)
 }
 
 // shape replaces the full form just written at base by a reference to an
