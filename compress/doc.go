@@ -152,8 +152,9 @@
 // prefixes other than xml:lang (xmlns:foo declarations, prefixed elements
 // or attributes), comments, processing instructions, CDATA, DOCTYPE, a
 // carriage return, tab or newline in an attribute value, control or
-// non-XML characters, invalid UTF-8, nesting deeper than maxDepth, and
-// anything that is not exactly one well-formed element.
+// non-XML characters, invalid UTF-8, nesting deeper than maxDepth, names
+// longer than maxInterned bytes, a canonical form longer than
+// MaxStanzaSize, and anything that is not exactly one well-formed element.
 //
 // # Limits
 //
