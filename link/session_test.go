@@ -382,3 +382,33 @@ func TestHelloCodecVersion(t *testing.T) {
 		t.Fatalf("maxDecoded 10: %v", err)
 	}
 }
+
+// A batch bigger than the peer's decoder takes is split, not dropped.
+func TestBatchSplitForPeerDecoder(t *testing.T) {
+	a, err := NewSession(SessionConfig{}, counterIDs(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewSession(SessionConfig{MaxDecoded: 1024}, counterIDs(200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	var want []string
+	for i := range 40 {
+		st := stanza(i)
+		want = append(want, string(st))
+		if err := a.Enqueue(t0, uint64(i)+1, Item{Data: st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := exchange(t, t0.Add(time.Second), a, b)
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %d of %d stanzas, in order: %v", len(got), len(want), slices.Equal(got, want[:len(got)]))
+	}
+	if a.Drops.Unencodable != 0 || a.Out.Frames < 4 {
+		t.Fatalf("%d unencodable, %d frames", a.Drops.Unencodable, a.Out.Frames)
+	}
+}
