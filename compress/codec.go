@@ -3,24 +3,10 @@ package compress
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/klauspost/compress/zstd"
-)
-
-// Limits on what a decoder accepts; both ends use the same values.
-const (
-	// WindowSize is the zstd window: how far back the stream context reaches.
-	WindowSize = 1 << 22
-	// MaxStanzaSize bounds one stanza in a block.
-	MaxStanzaSize = 16 << 20
-	// MaxBatchStanzas bounds the stanzas in one block.
-	MaxBatchStanzas = 1 << 16
-	// MaxBatchBytes bounds the XML of one batch, and so what one block may
-	// decode to.
-	MaxBatchBytes = 64 << 20
 )
 
 // Block modes (first byte of a block).
@@ -35,13 +21,11 @@ const (
 	plainMax = 24
 )
 
-// ErrCorrupt is wrapped by every decoding error caused by the block's bytes.
-var ErrCorrupt = errors.New("compress: corrupt block")
-
 type options struct {
-	dict    []byte
-	dictSet bool
-	level   zstd.EncoderLevel
+	dict       []byte
+	dictSet    bool
+	level      zstd.EncoderLevel
+	maxDecoded int
 }
 
 // Option configures an Encoder or Decoder.
@@ -56,8 +40,15 @@ func WithDict(dict []byte) Option { return func(o *options) { o.dict, o.dictSet 
 // link, not the CPU, is the bottleneck).
 func WithLevel(l zstd.EncoderLevel) Option { return func(o *options) { o.level = l } }
 
+// WithMaxDecoded bounds the XML one block may decode to (default and at
+// most MaxBatchBytes): a decoder refuses a block that would decode to more,
+// before decoding it, so its memory is bounded by n, not by what the peer
+// sends; an encoder refuses a batch that would (UnencodableError), so it
+// must be given the peer decoder's bound (SetMaxDecoded).
+func WithMaxDecoded(n int) Option { return func(o *options) { o.maxDecoded = n } }
+
 func collect(opts []Option) options {
-	o := options{level: zstd.SpeedBetterCompression}
+	o := options{level: zstd.SpeedBetterCompression, maxDecoded: MaxBatchBytes}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -67,6 +58,7 @@ func collect(opts []Option) options {
 	if len(o.dict) == 0 {
 		o.dict = nil
 	}
+	o.maxDecoded = clampDecoded(o.maxDecoded)
 	return o
 }
 
@@ -88,6 +80,18 @@ func NewEncoder(opts ...Option) (*Encoder, error) {
 	}
 	return e, nil
 }
+
+func clampDecoded(n int) int {
+	if n <= 0 || n > MaxBatchBytes {
+		return MaxBatchBytes
+	}
+	return n
+}
+
+// SetMaxDecoded changes the bound on what one block may decode to (see
+// WithMaxDecoded) for the batches encoded from now on: the peer decoder's,
+// which may change when the peer restarts.
+func (e *Encoder) SetMaxDecoded(n int) { e.opts.maxDecoded = clampDecoded(n) }
 
 // Reset starts a new epoch: the next block begins a new zstd stream and the
 // mirrored tables start empty.
@@ -122,17 +126,24 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	if len(batch) == 0 || len(batch) > MaxBatchStanzas {
 		return nil, fmt.Errorf("compress: batch of %d stanzas (want 1..%d)", len(batch), MaxBatchStanzas)
 	}
-	e.out.Reset()
+	// Every limit is checked before anything is written: the tables
+	// advance only for a batch that goes out whole.
 	total := 0
-	for _, st := range batch {
-		if len(st) > MaxStanzaSize {
-			return nil, fmt.Errorf("compress: stanza of %d bytes exceeds %d", len(st), MaxStanzaSize)
+	for i, st := range batch {
+		n, err := decodedSize(&e.st.p, st)
+		if err != nil {
+			ue := err.(*UnencodableError)
+			ue.Index = i
+			return nil, ue
 		}
-		total += len(st)
+		if n > e.opts.maxDecoded {
+			return nil, &UnencodableError{Index: i, Limit: LimitDecoded, Value: n, Max: e.opts.maxDecoded}
+		}
+		if total += n; total > e.opts.maxDecoded {
+			return nil, &UnencodableError{Index: i, Limit: LimitBatchDecode, Value: total, Max: e.opts.maxDecoded}
+		}
 	}
-	if total > MaxBatchBytes {
-		return nil, fmt.Errorf("compress: batch of %d bytes exceeds %d", total, MaxBatchBytes)
-	}
+	e.out.Reset()
 	e.st.out = e.st.out[:0]
 	e.st.rnd = 0
 	for _, st := range batch {
@@ -152,12 +163,15 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 		return e.tmp, nil
 	}
 	e.tmp = e.tmp[:0]
+	mode := byte(modeZstd)
 	if len(batch) == 1 {
-		e.out.WriteByte(modeZstd1)
+		mode = modeZstd1
 	} else {
-		e.out.WriteByte(modeZstd)
 		e.tmp = binary.AppendUvarint(e.tmp, uint64(len(batch)))
 	}
+	e.out.WriteByte(mode)
+	var size [binary.MaxVarintLen64]byte
+	e.out.Write(size[:binary.PutUvarint(size[:], uint64(sizeUnits(total)))])
 	e.tmp = binary.AppendUvarint(e.tmp, uint64(len(e.st.out)))
 	e.tmp = append(e.tmp, e.st.out...)
 	if _, err := e.zw.Write(e.tmp); err != nil {
@@ -215,7 +229,11 @@ func (d *Decoder) Reset() error {
 	}
 	zo := []zstd.DOption{
 		zstd.WithDecoderConcurrency(1), // synchronous: reads only what a block holds
-		zstd.WithDecoderMaxMemory(64 << 20),
+		// Streaming: this bounds the window (as WithDecoderMaxWindow), so
+		// zstd holds at most WindowSize of history and one block; what a
+		// block decodes to is bounded by reading it through a LimitReader
+		// of the length the batch declares.
+		zstd.WithDecoderMaxMemory(WindowSize),
 		zstd.WithDecoderMaxWindow(WindowSize),
 		zstd.WithDecoderLowmem(true),
 	}
@@ -249,6 +267,9 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 		return nil, fmt.Errorf("%w: empty block", ErrCorrupt)
 	}
 	var n uint64
+	limit := d.opts.maxDecoded // what the batch may decode to
+	declared := -1             // what a zstd block says it decodes to, in sizeUnit
+	d.st.out = nil
 	switch {
 	case block[0]&modeOne != 0:
 		d.one = append(d.one[:0], block...)
@@ -262,49 +283,33 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 		}
 		d.st.in = block[1+k:]
 	case block[0] == modeZstd || block[0] == modeZstd1:
-		d.in.b = block[1:]
-		br := byteReader{d.zr}
 		var err error
-		n = 1
-		if block[0] == modeZstd {
-			if n, err = binary.ReadUvarint(br); err != nil {
-				return nil, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
-			}
+		if n, limit, err = d.zstdBatch(block); err != nil {
+			return nil, err
 		}
-		l, err := binary.ReadUvarint(br)
-		if err != nil {
-			return nil, fmt.Errorf("%w: batch length: %v", ErrCorrupt, err)
-		}
-		if l > MaxBatchBytes+MaxBatchStanzas*16 {
-			return nil, fmt.Errorf("%w: batch declares %d bytes", ErrCorrupt, l)
-		}
-		d.payload.Reset()
-		if m, err := d.payload.ReadFrom(io.LimitReader(d.zr, int64(l))); err != nil || m != int64(l) {
-			return nil, fmt.Errorf("%w: batch of %d bytes: got %d: %v", ErrCorrupt, l, m, err)
-		}
-		if len(d.in.b) != 0 {
-			return nil, fmt.Errorf("%w: %d bytes left after the batch", ErrCorrupt, len(d.in.b))
-		}
-		d.st.in = d.payload.Bytes()
+		declared = sizeUnits(limit)
 	default:
 		return nil, fmt.Errorf("%w: block mode %#x", ErrCorrupt, block[0])
 	}
 	if n == 0 || n > MaxBatchStanzas {
 		return nil, fmt.Errorf("%w: batch of %d stanzas", ErrCorrupt, n)
 	}
-	d.st.pos, d.st.out = 0, nil
+	d.st.pos, d.st.max = 0, limit
 	ends := make([]int, 0, min(n, 1024))
 	for i := uint64(0); i < n; i++ {
 		if err := d.st.stanza(); err != nil {
 			return nil, fmt.Errorf("stanza %d: %w", i, err)
 		}
-		if len(d.st.out) > MaxBatchBytes {
-			return nil, fmt.Errorf("%w: batch decodes to more than %d bytes", ErrCorrupt, MaxBatchBytes)
+		if len(d.st.out) > limit {
+			return nil, fmt.Errorf("%w: batch decodes to more than %d bytes", ErrCorrupt, limit)
 		}
 		ends = append(ends, len(d.st.out))
 	}
 	if d.st.pos != len(d.st.in) {
 		return nil, fmt.Errorf("%w: %d bytes left in the batch", ErrCorrupt, len(d.st.in)-d.st.pos)
+	}
+	if declared >= 0 && sizeUnits(len(d.st.out)) != declared {
+		return nil, fmt.Errorf("%w: batch decodes to %d bytes, declared %d×%d", ErrCorrupt, len(d.st.out), declared, sizeUnit)
 	}
 	out := d.st.out
 	d.st.out = nil
@@ -317,12 +322,72 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 	return batch, nil
 }
 
+// zstdBatch reads the header of a zstd block (mode 1 or 2) and its
+// batch's structural form into d.st.in. It returns the number of stanzas
+// and the size the block declares (rounded up to sizeUnit, at most the
+// decoder's bound). The decoded size comes first, outside the zstd stream:
+// a block declaring more than the bound is refused before zstd runs.
+func (d *Decoder) zstdBatch(block []byte) (n uint64, size int, err error) {
+	units, k := binary.Uvarint(block[1:])
+	if k <= 0 {
+		return 0, 0, fmt.Errorf("%w: decoded size", ErrCorrupt)
+	}
+	if units > uint64(sizeUnits(d.opts.maxDecoded)) {
+		return 0, 0, fmt.Errorf("%w: block declares %d decoded bytes, limit %d", ErrCorrupt, units*sizeUnit, d.opts.maxDecoded)
+	}
+	size = min(int(units)*sizeUnit, d.opts.maxDecoded)
+	d.in.b = block[1+k:]
+	br := byteReader{d.zr}
+	n = 1
+	if block[0] == modeZstd {
+		if n, err = binary.ReadUvarint(br); err != nil {
+			return 0, 0, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
+		}
+		if n == 0 || n > MaxBatchStanzas {
+			return 0, 0, fmt.Errorf("%w: batch of %d stanzas", ErrCorrupt, n)
+		}
+	}
+	l, err := binary.ReadUvarint(br)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: batch length: %v", ErrCorrupt, err)
+	}
+	if l > maxStructural(uint64(size), n) {
+		return 0, 0, fmt.Errorf("%w: batch declares %d structural bytes for %d decoded", ErrCorrupt, l, size)
+	}
+	d.payload.Reset()
+	d.payload.Grow(int(l))
+	if m, err := d.payload.ReadFrom(io.LimitReader(d.zr, int64(l))); err != nil || m != int64(l) {
+		return 0, 0, fmt.Errorf("%w: batch of %d bytes: got %d: %v", ErrCorrupt, l, m, err)
+	}
+	if len(d.in.b) != 0 {
+		return 0, 0, fmt.Errorf("%w: %d bytes left after the batch", ErrCorrupt, len(d.in.b))
+	}
+	d.st.in = d.payload.Bytes()
+	d.st.out = make([]byte, 0, size)
+	return n, size, nil
+}
+
 // Close releases the decoder's resources.
 func (d *Decoder) Close() {
 	if d.zr != nil {
 		d.zr.Close()
 	}
 }
+
+// A zstd block declares its decoded size in units of sizeUnit bytes,
+// rounded up: one byte of header up to 32 KB (twice the link's default
+// batch).
+const sizeUnit = 256
+
+func sizeUnits(n int) int { return (n + sizeUnit - 1) / sizeUnit }
+
+// maxStructural bounds the structural form of n stanzas that decode to
+// size bytes. A stanza's form is never more than twice its XML and a few
+// bytes (raw: its bytes after a flags byte and their count; structural:
+// each name, attribute and text item costs at most a few bytes more than
+// its markup, which is at least as long); FuzzEncodeDecode holds the
+// encoder to it.
+func maxStructural(size, n uint64) uint64 { return 2*size + 16*n + 16 }
 
 type byteReader struct{ r io.Reader }
 

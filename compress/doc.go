@@ -47,15 +47,25 @@
 // empties every table and starts a new zstd stream primed with the
 // dictionary.
 //
-// # Block format (codec version 3)
+// # Block format (codec version 4: Version)
 //
 //	block := mode(1 byte) rest
 //	mode 0: uvarint(n) stanza×n                  plain, outside the zstd stream
-//	mode 1: bytes of one flush of the epoch's zstd stream, which carry
+//	mode 1: uvarint(size), then the bytes of one flush of the epoch's zstd
+//	        stream, which carry
 //	        uvarint(n) uvarint(len) stanza×n     (len bytes in all)
-//	mode 2: the same for n = 1: uvarint(len) stanza
+//	mode 2: the same for n = 1: uvarint(size), zstd of uvarint(len) stanza
 //	mode&0x80: one stanza, plain; the mode byte is its flags byte with bit
 //	        7 set (stanza flags never use bit 7)
+//
+// size is the number of bytes of XML the batch decodes to, in units of 256
+// bytes rounded up (version 4 added it; version 3 blocks had none). A
+// decoder refuses a block whose size is above its bound (WithMaxDecoded; the link uses its configuration, which
+// it announces in HELLO, and an encoder is given the peer's), whose len is
+// above 2×256×size + 16×n + 16, or whose stanzas decode to another size;
+// plain blocks, which have no size, are held to the bound while they
+// are decoded. So a small block cannot make a decoder allocate more than
+// about its bound, twice that for the structural form, and the zstd window.
 //
 //	stanza := flags(1 byte) ..., tested in this order:
 //	  flags&32 shape:    [uvarint] payload…       the shape (below) of
@@ -142,19 +152,32 @@
 // prefixes other than xml:lang (xmlns:foo declarations, prefixed elements
 // or attributes), comments, processing instructions, CDATA, DOCTYPE, a
 // carriage return, tab or newline in an attribute value, control or
-// non-XML characters, invalid UTF-8, nesting deeper than maxDepth, and
-// anything that is not exactly one well-formed element.
+// non-XML characters, invalid UTF-8, nesting deeper than maxDepth, names
+// longer than maxInterned bytes, a canonical form longer than
+// MaxStanzaSize, and anything that is not exactly one well-formed element.
 //
 // # Limits
 //
+// The limits are one set of constants (limits.go) that both ends read.
 // Sizes declared by the peer are checked before anything is allocated:
-// MaxBatchStanzas, MaxStanzaSize, MaxBatchBytes of decoded XML per block,
-// table entries of at most maxInterned bytes (pairs twice that), shapes of
-// at most shapeMax, templates of at most templateMax; every table has a
-// fixed number of slots, so a decoder's tables hold at most a few MB; the
-// zstd decoder runs with WithDecoderMaxMemory. Every
+// MaxBatchStanzas, MaxStanzaSize, the decoded size of a block (at most the
+// decoder's bound, MaxBatchBytes or less: WithMaxDecoded), table entries
+// and names of at most maxInterned bytes (pairs twice that), shapes of at
+// most shapeMax, templates of at most templateMax decoded bytes; every
+// table has a fixed number of slots, so a decoder's tables hold at most a
+// few MB; the zstd decoder runs with WithDecoderMaxMemory(WindowSize). Every
 // decoding error wraps ErrCorrupt and leaves the decoder failed until Reset,
 // so the link session ends cleanly instead of guessing.
+//
+// The encoder checks the same limits before it writes anything: a stanza
+// whose structure is outside them (a name longer than maxInterned, nesting
+// deeper than maxDepth, a canonical form longer than MaxStanzaSize) crosses
+// raw, and a stanza or batch no block can carry (longer than MaxStanzaSize,
+// or decoding to more than the peer decoder's bound) is refused with an
+// *UnencodableError wrapping ErrUnencodable, the encoder's state unchanged:
+// Encode never writes a block the decoder refuses (FuzzEncodeDecode).
+// DecodedSize and Check answer the same question for one stanza, without an
+// encoder.
 //
 // Captures (SplitStream, ReadCapture) are raw S2S streams as a gateway's
 // [capture] records them; `isthmus bench` compares the codec with plain XML,

@@ -48,7 +48,7 @@ func isNameChar(c byte) bool {
 
 // validName reports whether b is a name the structural form carries.
 func validName(b []byte, attr bool) bool {
-	if len(b) == 0 || !isNameStart(b[0]) {
+	if len(b) == 0 || len(b) > maxInterned || !isNameStart(b[0]) {
 		return false
 	}
 	for _, c := range b[1:] {
@@ -200,6 +200,63 @@ func (p *parser) parse(in []byte) bool {
 		}
 	}
 	return false
+}
+
+// textFull reports whether the parsed stanza's text is written with its
+// quotes escaped (flagTextFull).
+func (p *parser) textFull() bool { return p.textEscapedQuote && !p.textLiteralQuote }
+
+// canonicalSize returns the length of the parsed stanza as the decoder
+// writes it back (see the package doc: canonicalization).
+func (p *parser) canonicalSize() int {
+	full := p.textFull()
+	n := 0
+	p.stack = p.stack[:0]
+	for k, x := range p.ev {
+		switch x.kind {
+		case evStart:
+			n += 1 + len(x.name) // <name
+			p.stack = append(p.stack, x.name)
+		case evAttr:
+			n += 4 + len(x.name) + escapedLen(x.val, true) // ' name="val"'
+		case evText:
+			n += escapedLen(x.val, full)
+		case evEnd, evEndEmpty:
+			name := p.stack[len(p.stack)-1]
+			p.stack = p.stack[:len(p.stack)-1]
+			switch {
+			case x.kind == evEndEmpty:
+				n += 4 + len(name) // ></name>
+			case p.ev[k-1].kind == evStart || p.ev[k-1].kind == evAttr:
+				n += 2 // />
+			default:
+				n += 3 + len(name) // </name>
+			}
+		}
+		if x.kind != evAttr && k > 0 && (p.ev[k-1].kind == evStart || p.ev[k-1].kind == evAttr) && x.kind != evEnd && x.kind != evEndEmpty {
+			n++ // '>' closing a start tag with content
+		}
+	}
+	return n
+}
+
+// escapedLen is the length of v escaped as escapeAttr (attr) or
+// escapeText (full: quotes too) write it.
+func escapedLen(v []byte, quotes bool) int {
+	n := len(v)
+	for _, c := range v {
+		switch c {
+		case '&':
+			n += 4
+		case '<', '>':
+			n += 3
+		case '\'', '"':
+			if quotes {
+				n += 5
+			}
+		}
+	}
+	return n
 }
 
 // unescape validates and unescapes attribute values (quote != 0) or text.

@@ -179,3 +179,154 @@ func (r *ring) push(v string) {
 	r.vals[r.pos] = v
 	r.pos = (r.pos + 1) % ringSize
 }
+
+// tables is the state both ends mirror during an epoch.
+type tables struct {
+	values, bare, res, names, shapes, pairs *lru
+	ids                                     ring
+	// templates: encoder keys (stanza without its 'to' value) or decoder
+	// halves (XML before and after the 'to' value), FIFO at tpos.
+	tkeys  map[string]int
+	tnames []string
+	tpre   [][]byte
+	tsuf   [][]byte
+	tpos   int
+	// tnext is the bare-JID slot of the last root 'to' written in JID form
+	// without a resource, or -1; succ[s] the slot of the root 'to' that
+	// followed slot s last time, or -1. A server fans a presence out to a
+	// roster in the same order every time (and, the first time, usually in
+	// the order the contacts were first seen), so next predicts the
+	// recipient of the next copy.
+	tnext int32
+	succ  []int32
+	// lastTime is the last timestamp written (unix seconds): the next one
+	// crosses as the difference.
+	lastTime int64
+}
+
+// next is the predicted bare slot of the root 'to' after tnext (>= 0):
+// the one that followed it last time, else the slot after it.
+func (t *tables) next() int32 {
+	if s := t.succ[t.tnext]; s >= 0 {
+		return s
+	}
+	return t.tnext + 1
+}
+
+func (t *tables) storeKey(key string) {
+	if len(t.tnames) < templateSlots {
+		t.tnames = append(t.tnames, key)
+		t.tkeys[key] = len(t.tnames) - 1
+		return
+	}
+	if t.tkeys[t.tnames[t.tpos]] == t.tpos {
+		delete(t.tkeys, t.tnames[t.tpos])
+	}
+	t.tnames[t.tpos] = key
+	t.tkeys[key] = t.tpos
+	t.tpos = (t.tpos + 1) % templateSlots
+}
+
+// tmplRef appends a reference to template slot of n kept.
+func (t *tables) tmplRef(dst []byte, slot, n int, next byte) []byte {
+	newest := n - 1
+	if n == templateSlots {
+		newest = (t.tpos + templateSlots - 1) % templateSlots
+	}
+	if age := (newest - slot + n) % n; age < tmplAgeMax {
+		return append(dst, flagTemplate|next|byte(age))
+	}
+	return append(dst, flagTemplate|next|tmplAgeMax, byte(slot))
+}
+
+// tmplSlot reads a template reference's slot (of n kept); the first byte,
+// b, has been read from in at pos-1.
+func (t *tables) tmplSlot(b byte, in []byte, pos *int, n int) (int, bool) {
+	age := int(b & 0x0f)
+	if age == tmplAgeMax {
+		if *pos >= len(in) || int(in[*pos]) >= n {
+			return 0, false
+		}
+		*pos++
+		return int(in[*pos-1]), true
+	}
+	if age >= n {
+		return 0, false
+	}
+	newest := n - 1
+	if n == templateSlots {
+		newest = (t.tpos + templateSlots - 1) % templateSlots
+	}
+	return (newest - age + n) % n, true
+}
+
+func (t *tables) storeHalves(pre, suf []byte) {
+	if len(t.tpre) < templateSlots {
+		t.tpre = append(t.tpre, pre)
+		t.tsuf = append(t.tsuf, suf)
+		return
+	}
+	t.tpre[t.tpos], t.tsuf[t.tpos] = pre, suf
+	t.tpos = (t.tpos + 1) % templateSlots
+}
+
+func newTables(enc bool) *tables {
+	t := &tables{
+		values: newLRU(valueSlots, enc),
+		bare:   newLRU(bareSlots, enc),
+		res:    newLRU(resourceSlots, enc),
+		names:  newLRU(nameSlots, enc),
+		shapes: newLRU(shapeSlots, enc),
+		pairs:  newLRU(pairSlots, enc),
+		tnext:  -1,
+		succ:   make([]int32, bareSlots),
+	}
+	for i := range t.succ {
+		t.succ[i] = -1
+	}
+	if enc {
+		t.ids.index = make(map[string]int, ringSize)
+		t.tkeys = make(map[string]int, templateSlots)
+	}
+	return t
+}
+
+func (t *tables) reset() {
+	t.values.reset()
+	t.bare.reset()
+	t.res.reset()
+	t.names.reset()
+	t.shapes.reset()
+	t.pairs.reset()
+	t.ids.reset()
+	clear(t.tkeys)
+	t.tnames, t.tpre, t.tsuf, t.tpos = t.tnames[:0], t.tpre[:0], t.tsuf[:0], 0
+	t.tnext = -1
+	t.lastTime = 0
+	for i := range t.succ {
+		t.succ[i] = -1
+	}
+}
+
+// noteTo records the bare slot of a root 'to' JID (see tnext).
+func (t *tables) noteTo(slot int32, hasRes bool) {
+	if hasRes {
+		slot = -1
+	}
+	if t.tnext >= 0 && slot >= 0 {
+		t.succ[t.tnext] = slot
+	}
+	t.tnext = slot
+}
+
+// pairable reports whether a root's 'from' and 'to' go to the pair table.
+func pairable(from, to []byte) bool {
+	return len(from) > 0 && len(to) > 0 && len(from) <= maxInterned && len(to) <= maxInterned
+}
+
+// pairKey is the pair table's entry for from and to (XML has no NUL).
+func pairKey(dst, from, to []byte) []byte {
+	dst = append(dst, from...)
+	dst = append(dst, 0)
+	return append(dst, to...)
+}

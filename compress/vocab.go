@@ -3,9 +3,10 @@ package compress
 // vocab is the static table of the XMPP vocabulary (RFC 6120/6121 and the
 // common XEPs): element and attribute names, namespaces, disco features and
 // frequent attribute and text values. A string in it crosses the link as its
-// index. The table is part of the wire format (Version): entries may only be
-// appended, and appending changes the version. The most frequent entries come
-// first, because the first ones cost one byte.
+// index. The table is part of the wire format: entries may only be
+// appended, and appending bumps Version (the link refuses a peer whose
+// differs). The most frequent entries come first, because the first ones
+// cost one byte.
 var vocab = []string{
 	// 0: stanza and attribute names, frequent values
 	"message", "presence", "iq", "from", "to", "type", "id", "xmlns",

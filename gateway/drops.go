@@ -22,6 +22,7 @@ const (
 	dropSpoolError                    // the spool could not store it
 	dropLinkExpired                   // not acknowledged by the peer within link.max_age
 	dropRejected                      // refused at ingress by the S2S edge (with its own condition)
+	dropUnencodable                   // beyond what the codec or the peer's decoder takes (compress.ErrUnencodable)
 	// Stanzas for local servers (from the link, or our own bounces), as the
 	// S2S pool reports them:
 	dropLocalUnreachable // the local server could not be reached, or its stream died
@@ -30,8 +31,9 @@ const (
 	dropShuttingDown     // the gateway is stopping
 	dropJIDMalformed     // no valid domain to route by
 	// Stanzas from the link:
-	dropMisrouted   // not from a remote domain to a local one
-	dropBadFromLink // not a stanza: never bounced
+	dropMisrouted         // not from a remote domain to a local one
+	dropBadFromLink       // not a stanza: never bounced
+	dropOverLimitFromLink // over the local [s2s] limits: bounced to the remote sender
 	// The presence mirror's own stanzas (never bounced):
 	dropMirrorRefused // the link refused one (its queue is full)
 	// Not a stanza:
@@ -43,19 +45,21 @@ const (
 // dropReasonInfo holds each reason's label and the condition its bounces
 // carry, indexed by dropReason.
 var dropReasonInfo = []struct{ name, cond string }{
-	dropLinkFull:         {"link-queue-full", s2s.CondResourceConstraint},
-	dropSpoolError:       {"spool-error", s2s.CondResourceConstraint},
-	dropLinkExpired:      {"link-expired", s2s.CondRemoteServerTimeout},
-	dropRejected:         {"rejected", s2s.CondBadRequest},
-	dropLocalUnreachable: {"local-unreachable", s2s.CondRemoteServerNotFound},
-	dropLocalTimeout:     {"local-timeout", s2s.CondRemoteServerTimeout},
-	dropLocalQueueFull:   {"local-queue-full", s2s.CondResourceConstraint},
-	dropShuttingDown:     {"shutting-down", s2s.CondServiceUnavailable},
-	dropJIDMalformed:     {"jid-malformed", s2s.CondJIDMalformed},
-	dropMisrouted:        {"misrouted-from-link", s2s.CondItemNotFound},
-	dropBadFromLink:      {"bad-stanza-from-link", ""},
-	dropMirrorRefused:    {"mirror-link-full", ""},
-	dropStateWrite:       {"presence-state-write", ""},
+	dropLinkFull:          {"link-queue-full", s2s.CondResourceConstraint},
+	dropSpoolError:        {"spool-error", s2s.CondResourceConstraint},
+	dropLinkExpired:       {"link-expired", s2s.CondRemoteServerTimeout},
+	dropRejected:          {"rejected", s2s.CondBadRequest},
+	dropUnencodable:       {"unencodable", s2s.CondPolicyViolation},
+	dropLocalUnreachable:  {"local-unreachable", s2s.CondRemoteServerNotFound},
+	dropLocalTimeout:      {"local-timeout", s2s.CondRemoteServerTimeout},
+	dropLocalQueueFull:    {"local-queue-full", s2s.CondResourceConstraint},
+	dropShuttingDown:      {"shutting-down", s2s.CondServiceUnavailable},
+	dropJIDMalformed:      {"jid-malformed", s2s.CondJIDMalformed},
+	dropMisrouted:         {"misrouted-from-link", s2s.CondItemNotFound},
+	dropBadFromLink:       {"bad-stanza-from-link", ""},
+	dropOverLimitFromLink: {"over-limit-from-link", s2s.CondPolicyViolation},
+	dropMirrorRefused:     {"mirror-link-full", ""},
+	dropStateWrite:        {"presence-state-write", ""},
 }
 
 func init() {

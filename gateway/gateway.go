@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/isthmus-xmpp/isthmus/compress"
 	"github.com/isthmus-xmpp/isthmus/gateway/config"
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
 	"github.com/isthmus-xmpp/isthmus/link"
@@ -181,6 +182,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			Keepalive:      cfg.Link.Keepalive.Duration,
 			MaxQueueBytes:  int(cfg.Link.SpoolMaxBytes),
 			MaxAge:         cfg.Link.MaxAge.Duration,
+			// What a frame from the peer may decode to: a full batch, or
+			// one stanza as big as the local servers take.
+			MaxDecoded: max(cfg.Link.MaxBatchBytes, cfg.S2S.MaxStanzaSize),
 		},
 		Deliver: g.fromLink,
 		Expired: g.linkExpired,
@@ -357,8 +361,11 @@ func (g *Gateway) sendLink(st s2s.Stanza, it link.Item) error {
 
 // linkReason is the drop reason for an error from link.Send.
 func linkReason(err error) dropReason {
-	if errors.Is(err, link.ErrQueueFull) {
+	switch {
+	case errors.Is(err, link.ErrQueueFull):
 		return dropLinkFull
+	case errors.Is(err, compress.ErrUnencodable):
+		return dropUnencodable
 	}
 	return dropSpoolError
 }
@@ -390,6 +397,11 @@ func (g *Gateway) fromLink(batch [][]byte) {
 			continue
 		}
 		g.c.stanza(&g.c.in, st.Name, len(st.Raw))
+		if err := localLimits(g.cfg).check(st.Raw); err != nil {
+			g.log.Warn("gateway: stanza from the peer over the local s2s limits", "from", st.From, "to", st.To, "err", err)
+			g.bounceToRemote(st, dropOverLimitFromLink)
+			continue
+		}
 		from, to := s2s.Domain(st.From), s2s.Domain(st.To)
 		if _, ok := g.local[to]; !ok || !g.remote[from] {
 			g.log.Warn("gateway: stanza from the peer not for a local domain", "from", st.From, "to", st.To)

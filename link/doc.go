@@ -43,7 +43,7 @@
 // emulator does not model that (its Stall mode holds segments without
 // timers), so the TCP rows are for a modem that drops carrier.
 //
-// The session's own resumption exchange is the two HELLOs: 26–30 link
+// The session's own resumption exchange is the two HELLOs: 34–38 link
 // bytes (the epochs are random uvarints), one round trip after the transport
 // handshake (the accepting side sends its DATA right after the dialler's
 // HELLO arrives; the dialler after the accepting side's HELLO). Measured
@@ -62,7 +62,7 @@
 // satellite loss. QUIC is for geo-1m and faster links, where its handshake
 // cost is small and a lost packet does not stall the other streams' bytes.
 //
-// # Frames (protocol version 3)
+// # Frames (protocol version 4)
 //
 // Everything inside TLS is a sequence of frames:
 //
@@ -71,7 +71,8 @@
 //	payload length bytes
 //
 //	type  name     payload
-//	0x01  HELLO    version (1 byte, =3) | flags (1 byte) | epoch uvarint | peerEpoch uvarint | h uvarint
+//	0x01  HELLO    version (1 byte, =4) | flags (1 byte) | epoch uvarint | peerEpoch uvarint | h uvarint |
+//	               codec uvarint | maxDecoded uvarint
 //	0x02  DATA     ack uvarint | block (the rest)
 //	0x03  ACK      ack uvarint
 //
@@ -81,7 +82,18 @@
 //
 // All counters are uint32 and wrap modulo 2^32, as XEP-0198's h does.
 // Version history: 1, the first; 2 added the HELLO flags byte; 3 tags acks
-// with the low two bits of the epoch they count.
+// with the low two bits of the epoch they count; 4 added codec and
+// maxDecoded to HELLO.
+//
+// codec is the sender's compress.Version: a HELLO with another is refused
+// (ErrProtocol), so two builds whose codecs differ (vocabulary, tables,
+// block format) stop at the handshake instead of misreading each other's
+// blocks. maxDecoded is the most bytes of XML the sender's decoder takes
+// from one DATA frame (SessionConfig.MaxDecoded, at least MinDecoded): its
+// memory bound. The receiver's encoder keeps every batch within it (a
+// stanza that alone exceeds it is taken out of its batch, counted in
+// Drops.Unencodable and handed back; Enqueue refuses one bigger than it),
+// so a frame is never sent that the peer would refuse.
 //
 // HELLO is the first frame each side sends on a new connection. epoch names
 // the sender's current send stream (a random nonzero number, changed whenever

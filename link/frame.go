@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/isthmus-xmpp/isthmus/compress"
 )
 
 // Frame types; see the package doc.
@@ -18,7 +20,10 @@ const (
 )
 
 // Version is the link protocol version carried in HELLO.
-const Version = 3
+const Version = 4
+
+// MinDecoded is the least MaxDecoded a HELLO may announce.
+const MinDecoded = 1024
 
 // HELLO flags.
 const (
@@ -82,13 +87,23 @@ type Hello struct {
 	Epoch     uint32 // the sender's send epoch
 	PeerEpoch uint32 // the receiver's epoch the sender has been decoding (0: none)
 	H         uint32 // DATA frames of PeerEpoch received
+	// Codec is the sender's compress.Version; MaxDecoded the most bytes of
+	// XML the sender's decoder takes from one DATA frame (its
+	// SessionConfig.MaxDecoded), which the receiver's encoder keeps to.
+	Codec, MaxDecoded uint32
+}
+
+// hello returns the HELLO this side sends.
+func hello(flags byte, epoch, peerEpoch, h uint32, maxDecoded int) Hello {
+	return Hello{Version, flags, epoch, peerEpoch, h, compress.Version, uint32(maxDecoded)}
 }
 
 func (h Hello) append(b []byte) []byte {
 	b = append(b, h.Version, h.Flags)
-	b = binary.AppendUvarint(b, uint64(h.Epoch))
-	b = binary.AppendUvarint(b, uint64(h.PeerEpoch))
-	return binary.AppendUvarint(b, uint64(h.H))
+	for _, v := range [...]uint32{h.Epoch, h.PeerEpoch, h.H, h.Codec, h.MaxDecoded} {
+		b = binary.AppendUvarint(b, uint64(v))
+	}
+	return b
 }
 
 // ParseHello decodes a HELLO payload.
@@ -105,7 +120,7 @@ func ParseHello(p []byte) (Hello, error) {
 	}
 	h.Flags = p[1]
 	rest := p[2:]
-	var vals [3]uint32
+	var vals [5]uint32
 	for i := range vals {
 		v, n := binary.Uvarint(rest)
 		if n <= 0 || v > 0xffffffff {
@@ -116,9 +131,15 @@ func ParseHello(p []byte) (Hello, error) {
 	if len(rest) != 0 {
 		return Hello{}, fmt.Errorf("%w: %d trailing bytes in HELLO", ErrProtocol, len(rest))
 	}
-	h.Epoch, h.PeerEpoch, h.H = vals[0], vals[1], vals[2]
+	h.Epoch, h.PeerEpoch, h.H, h.Codec, h.MaxDecoded = vals[0], vals[1], vals[2], vals[3], vals[4]
 	if h.Epoch == 0 {
 		return Hello{}, fmt.Errorf("%w: HELLO with epoch 0", ErrProtocol)
+	}
+	if h.Codec != compress.Version {
+		return Hello{}, fmt.Errorf("%w: peer speaks codec version %d, want %d", ErrProtocol, h.Codec, compress.Version)
+	}
+	if h.MaxDecoded < MinDecoded {
+		return Hello{}, fmt.Errorf("%w: peer decodes at most %d bytes a frame, want at least %d", ErrProtocol, h.MaxDecoded, MinDecoded)
 	}
 	return h, nil
 }

@@ -286,11 +286,19 @@ func (l *Link) applyOps() {
 	}
 }
 
-// handBack passes expired items to Config.Expired; l.mu is not held.
+// handBack passes expired items, and the iqs and messages the codec could
+// not carry (logged with the reason), to Config.Expired; l.mu is not held.
 func (l *Link) handBack() {
 	l.mu.Lock()
 	ex := l.sess.TakeExpired()
+	rej := l.sess.TakeRejected()
 	l.mu.Unlock()
+	for _, r := range rej {
+		l.log.Warn("link: stanza the codec cannot carry to the peer: dropped", "class", r.Class, "bytes", len(r.Data), "err", r.Err)
+		if r.Class != ClassPresence {
+			ex = append(ex, r.Item)
+		}
+	}
 	if len(ex) > 0 && l.cfg.Expired != nil {
 		l.cfg.Expired(ex)
 	}

@@ -24,7 +24,13 @@ type SessionConfig struct {
 	DeadAfter      time.Duration // drop the connection after this long without receiving (default 2×Keepalive+1m)
 	MaxQueueBytes  int           // queued + unacknowledged stanza bytes: the spool bound (default 64 MiB)
 	MaxAge         time.Duration // an iq or message not acknowledged after this long is handed back (default 24h)
-	Codec          []compress.Option
+	// MaxDecoded is the most bytes of XML one received DATA frame may
+	// decode to (default max(MaxBatchBytes, 262144), at most
+	// compress.MaxBatchBytes): the decoder's memory bound, announced in
+	// HELLO so that the peer's encoder keeps to it. The gateway sets
+	// max(max_batch_bytes, max_stanza_size).
+	MaxDecoded int
+	Codec      []compress.Option
 }
 
 // DefaultPresenceWindow is PresenceWindow when none is configured.
@@ -68,6 +74,10 @@ func (c *SessionConfig) populate() {
 	if c.MaxAge <= 0 {
 		c.MaxAge = 24 * time.Hour
 	}
+	if c.MaxDecoded <= 0 {
+		c.MaxDecoded = max(c.MaxBatchBytes, 262144)
+	}
+	c.MaxDecoded = min(max(c.MaxDecoded, MinDecoded), compress.MaxBatchBytes)
 }
 
 // ErrQueueFull is returned by Enqueue when the session holds MaxQueueBytes
@@ -90,6 +100,17 @@ type Drops struct {
 	Expired      uint64 // iqs and messages handed back after MaxAge
 	ExpiredPres  uint64 // presence dropped after MaxAge
 	Refused      uint64 // items refused by Enqueue (queue full)
+	// Unencodable counts items the codec cannot carry to the peer (too big
+	// for the peer's decoder): refused by Enqueue, or taken out of a batch
+	// one by one, handed back (iq, message) with the reason (TakeRejected)
+	// while the rest of the batch goes.
+	Unencodable uint64
+}
+
+// Rejected is an item the session could not send, and why.
+type Rejected struct {
+	Item
+	Err error
 }
 
 // OpKind names a change the spool must record; see Op.
@@ -128,6 +149,7 @@ type Session struct {
 
 	// send side
 	enc        *compress.Encoder
+	peerMax    int // the most bytes of XML the peer's decoder takes from one block
 	epoch      uint32
 	hi, lo     []*entry          // queued, not yet in a frame: iq/message (and promoted presence), presence
 	coalesce   map[string]*entry // queued presence in lo by Coalesce key
@@ -165,6 +187,7 @@ type Session struct {
 
 	ops      []Op
 	expired  []Item
+	rejected []Rejected
 	handback bool // whether expired iqs/messages are collected for TakeExpired
 
 	Out, In               Counters
@@ -184,11 +207,12 @@ func NewSession(cfg SessionConfig, newID func() uint32) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := compress.NewDecoder(cfg.Codec...)
+	dec, err := compress.NewDecoder(append(slices.Clip(cfg.Codec), compress.WithMaxDecoded(cfg.MaxDecoded))...)
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec, coalesce: map[string]*entry{}, loPairs: map[string]int{}}
+	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec, coalesce: map[string]*entry{}, loPairs: map[string]int{},
+		peerMax: compress.MaxBatchBytes}
 	s.epoch = s.nextEpoch()
 	return s, nil
 }
@@ -316,9 +340,18 @@ func (s *Session) CollectExpired() { s.handback = true }
 // with a Pair takes every queued presence of that pair into the high queue,
 // ahead of itself and out of reach of coalescing, so that the pair's order
 // holds. When the queue is full, queued presence is dropped oldest first to
-// make room; if that is not enough, ErrQueueFull. An Item without Expires
-// gets now+MaxAge.
+// make room; if that is not enough, ErrQueueFull. A stanza bigger than the
+// peer's decoder takes (its HELLO says how much) is refused with an error
+// wrapping compress.ErrUnencodable. An Item without Expires gets
+// now+MaxAge.
 func (s *Session) Enqueue(now time.Time, id uint64, it Item) error {
+	if n := len(it.Data); n > compress.MaxStanzaSize || n > s.peerMax {
+		// Too big for the peer's decoder (a stanza decodes to about its
+		// own size): refused now, so the gateway bounces it at ingress;
+		// batch takes out the rarer one that grows when canonicalized.
+		s.Drops.Unencodable++
+		return &compress.UnencodableError{Limit: compress.LimitDecoded, Value: n, Max: min(compress.MaxStanzaSize, s.peerMax)}
+	}
 	if it.Expires.IsZero() {
 		it.Expires = now.Add(s.cfg.MaxAge)
 	}
@@ -522,6 +555,15 @@ func (s *Session) TakeOps() []Op {
 	return o
 }
 
+// TakeRejected returns the items taken out of a batch because the codec
+// could not carry them (Drops.Unencodable), with the reason, since the
+// last call.
+func (s *Session) TakeRejected() []Rejected {
+	r := s.rejected
+	s.rejected = nil
+	return r
+}
+
 // TakeExpired returns the iqs and messages that expired since the last call
 // (see CollectExpired).
 func (s *Session) TakeExpired() []Item {
@@ -647,6 +689,11 @@ func (s *Session) newPeerEpoch(e uint32) {
 }
 
 func (s *Session) onHello(now time.Time, h Hello) {
+	// What the peer's decoder takes from one frame: every batch from now
+	// on keeps to it (a peer restarted with a lower bound has lost its
+	// decoder, so what it has not acked is encoded again below).
+	s.peerMax = int(h.MaxDecoded)
+	s.enc.SetMaxDecoded(s.peerMax)
 	// Receive side: a new epoch of the peer means a fresh decoder.
 	if h.Epoch != s.peerEpoch {
 		s.newPeerEpoch(h.Epoch)
@@ -761,7 +808,7 @@ func (s *Session) Poll(now time.Time) []byte {
 		if s.decLost {
 			flags |= HelloDecoderLost
 		}
-		out = s.frame(out, FrameHello, Hello{Version, flags, s.epoch, s.peerEpoch, s.h}.append(nil))
+		out = s.frame(out, FrameHello, hello(flags, s.epoch, s.peerEpoch, s.h, s.cfg.MaxDecoded).append(nil))
 	}
 	if !s.gotHello {
 		return out
@@ -845,27 +892,54 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 	if len(ents) == 0 {
 		return out, false
 	}
+	for i := range ents {
+		s.held += len(ents[i].Data) // unqueue took it off; it stays held until acked
+	}
 	stanzas := make([][]byte, len(ents))
-	ids := make([]uint64, len(ents))
 	for i, e := range ents {
-		stanzas[i], ids[i] = e.Data, e.id
-		s.held += len(e.Data) // unqueue took it off; it stays held until acked
+		stanzas[i] = e.Data
 	}
 	block, err := s.enc.Encode(stanzas)
-	if err != nil {
-		// Only an oversized stanza can fail here; the gateway bounds stanza
-		// size far below the codec's limit. Drop the batch rather than wedge.
-		for _, e := range ents {
-			s.held -= len(e.Data)
+	requeued := false // stanzas left for the next frame go at once
+	for err != nil {
+		// Nothing was encoded: take out the stanza the codec refuses (or,
+		// if only the batch is too big, leave it and the rest for the next
+		// frame), and encode the others.
+		var ue *compress.UnencodableError
+		i := 0
+		if errors.As(err, &ue) {
+			i = ue.Index
 		}
-		s.op(Op{Kind: OpDrop, IDs: ids})
-		return out, false
+		switch {
+		case ue != nil && ue.Batch() && i > 0:
+			s.requeue(ents[i:])
+		case ue != nil:
+			s.reject(ents[i], err)
+			s.requeue(ents[i+1:])
+		default: // not the stanzas' fault: cannot happen, but never wedge
+			for _, e := range ents {
+				s.reject(e, err)
+			}
+			i = 0
+		}
+		requeued = requeued || len(ents) > i+1 || ue != nil && ue.Batch() && i > 0
+		ents, stanzas = ents[:i], stanzas[:i]
+		if len(ents) == 0 {
+			return out, false
+		}
+		block, err = s.enc.Encode(stanzas)
+	}
+	size = 0
+	ids := make([]uint64, len(ents))
+	for i, e := range ents {
+		ids[i] = e.id
+		size += len(e.Data)
 	}
 	queued := s.firstQueue
-	if len(s.hi)+len(s.lo) > 0 {
+	if len(s.hi)+len(s.lo) > 0 && !requeued {
 		s.firstQueue = now
 	}
-	if len(s.hi) > 0 {
+	if len(s.hi) > 0 && !requeued {
 		s.firstHi = now
 	}
 	s.unacked = append(s.unacked, sentFrame{block: append([]byte(nil), block...), entries: ents, queued: queued, sent: now})
@@ -876,6 +950,32 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 	s.sentData = s.acked + uint32(len(s.unacked)) // this frame's sequence number
 	s.op(Op{Kind: OpFrame, Epoch: s.epoch, N: s.sentData, IDs: ids})
 	return s.data(out, block), true
+}
+
+// requeue puts entries taken for a batch back at the head of the queue, in
+// order, to go in the next frame.
+func (s *Session) requeue(ents []entry) {
+	if len(ents) == 0 {
+		return
+	}
+	again := make([]*entry, len(ents))
+	for i := range ents {
+		e := ents[i]
+		s.queueBytes += len(e.Data)
+		s.noteExpiry(e.Expires)
+		again[i] = &e
+	}
+	s.hi = append(again, s.hi...)
+	s.firstQueue, s.firstHi = time.Time{}, time.Time{}
+}
+
+// reject drops an entry taken for a batch that the codec refuses, counted
+// and handed back with the reason.
+func (s *Session) reject(e entry, err error) {
+	s.held -= len(e.Data)
+	s.op(Op{Kind: OpDrop, IDs: []uint64{e.id}})
+	s.Drops.Unencodable++
+	s.rejected = append(s.rejected, Rejected{Item: e.Item, Err: err})
 }
 
 func (s *Session) data(out, block []byte) []byte {

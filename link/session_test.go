@@ -3,9 +3,14 @@ package link
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/isthmus-xmpp/isthmus/compress"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -268,7 +273,7 @@ func TestProtocolErrors(t *testing.T) {
 		a, _ := newPair(t)
 		a.Connected(t0)
 		if name == "unknown type" {
-			a.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
+			a.Receive(t0, Frame{FrameHello, hello(0, 5, 0, 0, 1<<20).append(nil)})
 		}
 		if _, err := a.Receive(t0, f); err == nil {
 			t.Errorf("%s: no error", name)
@@ -276,14 +281,14 @@ func TestProtocolErrors(t *testing.T) {
 	}
 	a, _ := newPair(t)
 	a.Connected(t0)
-	a.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
+	a.Receive(t0, Frame{FrameHello, hello(0, 5, 0, 0, 1<<20).append(nil)})
 	if _, err := a.Receive(t0, Frame{FrameAck, appendAck(nil, 3, a.Epoch())}); err == nil {
 		t.Error("ack beyond what was sent accepted")
 	}
 }
 
 func FuzzReadFrame(f *testing.F) {
-	f.Add(AppendFrame(nil, FrameHello, Hello{Version, 0, 7, 0, 0}.append(nil)))
+	f.Add(AppendFrame(nil, FrameHello, hello(0, 7, 0, 0, 1<<20).append(nil)))
 	f.Add(AppendFrame(nil, FrameAck, []byte{5}))
 	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -300,7 +305,110 @@ func FuzzReadFrame(f *testing.F) {
 			s.Receive(t0, fr)
 			return
 		}
-		s.Receive(t0, Frame{FrameHello, Hello{Version, 0, 5, 0, 0}.append(nil)})
+		s.Receive(t0, Frame{FrameHello, hello(0, 5, 0, 0, 1<<20).append(nil)})
 		s.Receive(t0, fr) // must not panic
 	})
+}
+
+// One stanza the codec cannot carry costs that stanza (counted, handed
+// back with the reason), not its batch, and never the link (issue 10).
+func TestUnencodableStanzaAlone(t *testing.T) {
+	cfg := SessionConfig{MaxDecoded: 1024}
+	a, err := NewSession(cfg, counterIDs(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewSession(cfg, counterIDs(200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	// 560 bytes, 2060 decoded: the peer's decoder would refuse it.
+	big := []byte("<message to='u@b.test' from='v@a.test' id='big'><body>" + strings.Repeat(">", 500) + "</body></message>")
+	items := [][]byte{stanza(1), big, stanza(2), stanza(3), stanza(4), stanza(5), stanza(6)}
+	for i, d := range items {
+		if err := a.Enqueue(t0, uint64(i)+1, Item{Data: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := exchange(t, t0.Add(time.Second), a, b)
+	want := []string{string(stanza(1)), string(stanza(2)), string(stanza(3)), string(stanza(4)), string(stanza(5)), string(stanza(6))}
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %d stanzas: %q", len(got), got)
+	}
+	if a.Drops.Unencodable != 1 {
+		t.Fatalf("Drops.Unencodable = %d, want 1", a.Drops.Unencodable)
+	}
+	rej := a.TakeRejected()
+	if len(rej) != 1 || !bytes.Equal(rej[0].Data, big) || !errors.Is(rej[0].Err, compress.ErrUnencodable) {
+		t.Fatalf("rejected: %v", rej)
+	}
+	exchange(t, t0.Add(3*time.Second), a, b) // acks
+	if a.HeldBytes() != 0 {
+		t.Fatalf("%d bytes still held", a.HeldBytes())
+	}
+	var dropped []uint64
+	for _, op := range a.TakeOps() {
+		if op.Kind == OpDrop {
+			dropped = append(dropped, op.IDs...)
+		}
+	}
+	if !slices.Equal(dropped, []uint64{2}) {
+		t.Fatalf("dropped ids %v, want [2]", dropped)
+	}
+	// One that is too big as it is is refused at once: the gateway bounces
+	// it at ingress.
+	err = a.Enqueue(t0, 99, Item{Data: []byte("<message to='u@b.test'><body>" + strings.Repeat("x", 1100) + "</body></message>")})
+	if !errors.Is(err, compress.ErrUnencodable) || a.Drops.Unencodable != 2 {
+		t.Fatalf("Enqueue of a stanza over the peer's bound: %v (%d counted)", err, a.Drops.Unencodable)
+	}
+}
+
+// HELLO carries the codec version and the decoder's bound: a peer with
+// another codec is refused at the handshake.
+func TestHelloCodecVersion(t *testing.T) {
+	h, err := ParseHello(hello(0, 5, 0, 0, 300000).append(nil))
+	if err != nil || h.Codec != compress.Version || h.MaxDecoded != 300000 {
+		t.Fatalf("%+v, %v", h, err)
+	}
+	other := hello(0, 5, 0, 0, 300000)
+	other.Codec++
+	if _, err := ParseHello(other.append(nil)); !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "codec version") {
+		t.Fatalf("another codec version: %v", err)
+	}
+	if _, err := ParseHello(hello(0, 5, 0, 0, 10).append(nil)); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("maxDecoded 10: %v", err)
+	}
+}
+
+// A batch bigger than the peer's decoder takes is split, not dropped.
+func TestBatchSplitForPeerDecoder(t *testing.T) {
+	a, err := NewSession(SessionConfig{}, counterIDs(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewSession(SessionConfig{MaxDecoded: 1024}, counterIDs(200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	var want []string
+	for i := range 40 {
+		st := stanza(i)
+		want = append(want, string(st))
+		if err := a.Enqueue(t0, uint64(i)+1, Item{Data: st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := exchange(t, t0.Add(time.Second), a, b)
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %d of %d stanzas, in order: %v", len(got), len(want), slices.Equal(got, want[:len(got)]))
+	}
+	if a.Drops.Unencodable != 0 || a.Out.Frames < 4 {
+		t.Fatalf("%d unencodable, %d frames", a.Drops.Unencodable, a.Out.Frames)
+	}
 }
