@@ -78,19 +78,27 @@ func isStanzaName(local string) bool {
 // stanzaFromStart fills the attribute fields of a Stanza from its start tag.
 func stanzaFromStart(se xml.StartElement, raw []byte) Stanza {
 	st := Stanza{Name: se.Name.Local, Raw: raw}
+	var seen [4]bool // the first of duplicate attributes counts (such a stanza is refused)
 	for _, a := range se.Attr {
 		if a.Name.Space != "" {
 			continue
 		}
+		var p *string
+		i := 0
 		switch a.Name.Local {
 		case "from":
-			st.From = a.Value
+			p, i = &st.From, 0
 		case "to":
-			st.To = a.Value
+			p, i = &st.To, 1
 		case "type":
-			st.Type = a.Value
+			p, i = &st.Type, 2
 		case "id":
-			st.ID = a.Value
+			p, i = &st.ID, 3
+		default:
+			continue
+		}
+		if !seen[i] {
+			*p, seen[i] = a.Value, true
 		}
 	}
 	return st
