@@ -81,18 +81,17 @@ type recorder struct {
 	hdrAttrs int // attributes of the stream header
 
 	// Scanner state.
-	seen    bool // a '<' has been read
-	state   int
-	quote   byte // the quote of the attribute value being read
-	depth   int  // open elements (1 inside the stream header)
-	run     int  // input bytes of the current text run, value or name
-	attrs   int  // attributes of the current tag so far
-	needWS  bool // an attribute value just ended: whitespace must follow
-	elided  bool // the last unit was elided (continuation bytes follow it)
-	afterRB bool // the last unit handed out was ']'
-	bang    int  // bytes of "[CDATA[" matched after "<!"
-	rb      int  // consecutive ']' in a CDATA section
-	eattr   int  // scElideAttr: 0 before the value, 1 inside it
+	seen   bool // a '<' has been read
+	state  int
+	quote  byte // the quote of the attribute value being read
+	depth  int  // open elements (1 inside the stream header)
+	run    int  // input bytes of the current text run, value or name
+	attrs  int  // attributes of the current tag so far
+	needWS bool // an attribute value just ended: whitespace must follow
+	elided bool // the last name byte was elided (continuation bytes follow it)
+	bang   int  // bytes of "[CDATA[" matched after "<!"
+	rb     int  // ']' held back in text or CDATA
+	eattr  int  // scElideAttr: 0 before the value, 1 inside it
 
 	fault, faultText string // first finding since the last take
 }
@@ -365,8 +364,41 @@ func (r *recorder) tag(b byte) error {
 }
 
 // content handles one unit of character data, an attribute value or a
-// CDATA section: an ASCII byte, a UTF-8 sequence or a reference.
+// CDATA section: an ASCII byte, a UTF-8 sequence or a reference. Past the
+// limits, units are elided; what is never elided is what ends the run
+// ('<', the quote, "]]>") and a reference the decoder would read on past.
+// ']' is held back (counted) until the next byte says whether it ends a
+// CDATA section, so that eliding never makes or breaks a "]]>".
 func (r *recorder) content(b byte) error {
+	if b == ']' && r.state != scValue {
+		r.rb++
+		r.count(1)
+		return nil
+	}
+	if n := r.rb; n > 0 {
+		r.rb = 0
+		if b == '>' && n >= 2 {
+			// The end of a CDATA section ("]]>" in text is an error the
+			// decoder reports): handed out, the excess ']' elided past
+			// the limits.
+			if r.limited() {
+				n = 2
+			}
+			for range n {
+				r.q = append(r.q, ']')
+			}
+			r.q = append(r.q, '>')
+			if r.state == scCDATA {
+				r.state, r.run = scText, 0
+			}
+			return nil
+		}
+		if !r.limited() {
+			for range n {
+				r.q = append(r.q, ']')
+			}
+		}
+	}
 	switch {
 	case r.state == scText && b == '<':
 		r.state = scLT
@@ -376,56 +408,52 @@ func (r *recorder) content(b byte) error {
 		r.state, r.needWS = scTag, true
 		r.q = append(r.q, b)
 		return nil
-	case r.state == scCDATA && b == '>' && r.rb >= 2:
-		r.state, r.run = scText, 0
-		r.q = append(r.q, b)
-		return nil
-	}
-	if r.state == scCDATA {
-		if b == ']' {
-			r.rb++
-		} else {
-			r.rb = 0
-		}
 	}
 	start := len(r.q)
 	r.q = append(r.q, b)
-	keep := false // never elided: structure, or it could join with what follows
+	keep := false
 	switch {
 	case b == '&' && r.state != scCDATA:
-		r.reference()
-		keep = true
+		// A whole reference may go; one cut short may not (the
+		// decoder would take what follows as part of it).
+		keep = !r.reference()
 	case b < 0x20 && b != '\t' && b != '\n' && b != '\r':
 		r.flag("char", "control character in text")
 		r.q[start] = ' '
 	case b >= 0xC0:
 		r.sequence(start)
-	case b == '<' || b == '>' || b == ']' || b == '\'' || b == '"':
+	case b == '<' || b == '\'' || b == '"':
 		keep = true
 	}
-	n := len(r.q) - start
-	r.run += n
-	limited := r.run > r.maxText
-	if limited && r.run-n <= r.maxText {
-		r.flag("text-size", "text or attribute value longer than the limit")
-	}
-	if !keep && !r.afterRB && (limited || r.over) {
+	r.count(len(r.q) - start)
+	if !keep && r.limited() {
 		r.q = r.q[:start]
-		return nil
 	}
-	r.afterRB = b == ']'
 	return nil
 }
 
+// count adds n input bytes to the current run and flags the run once it
+// passes maxText.
+func (r *recorder) count(n int) {
+	if r.run <= r.maxText && r.run+n > r.maxText {
+		r.flag("text-size", "text or attribute value longer than the limit")
+	}
+	r.run += n
+}
+
+// limited reports whether content is elided now.
+func (r *recorder) limited() bool { return r.run > r.maxText || r.over }
+
 // reference reads the rest of a reference after '&' (queued) and, for a
 // character reference to a code point that is not an XML Char, flags it
-// and queues a reference to U+0009 of the same length instead.
-func (r *recorder) reference() {
+// and queues a reference to U+0009 of the same length instead. It reports
+// whether the reference is complete (ends with ';').
+func (r *recorder) reference() bool {
 	start := len(r.q) - 1
 	for len(r.q)-start < maxRefLen {
 		b, err := r.raw()
 		if err != nil {
-			return // the decoder meets the error after the queued bytes
+			return false // the decoder meets the error after the queued bytes
 		}
 		if b == ';' {
 			r.q = append(r.q, b)
@@ -433,20 +461,23 @@ func (r *recorder) reference() {
 		}
 		if !isNameByte(b) && b != '#' {
 			r.unread()
-			return
+			return false
 		}
 		r.q = append(r.q, b)
 	}
 	ref := r.q[start:]
-	if len(ref) < 4 || ref[1] != '#' || ref[len(ref)-1] != ';' {
-		return
+	if ref[len(ref)-1] != ';' {
+		return false
+	}
+	if len(ref) < 4 || ref[1] != '#' {
+		return true
 	}
 	digits, base := ref[2:len(ref)-1], 10
 	if digits[0] == 'x' {
 		digits, base = digits[1:], 16
 	}
 	if len(digits) == 0 {
-		return
+		return true
 	}
 	var v uint64
 	for _, c := range digits {
@@ -459,20 +490,21 @@ func (r *recorder) reference() {
 		case base == 16 && 'A' <= c && c <= 'F':
 			d = uint64(c-'A') + 10
 		default:
-			return // not a reference: the decoder refuses it
+			return true // not a reference: the decoder refuses it
 		}
 		if v = v*uint64(base) + d; v > 0x10FFFF {
 			v = 0x110000
 		}
 	}
 	if isChar(rune(v)) {
-		return
+		return true
 	}
 	r.flag("char", "character reference to a code point that is not an XML Char")
 	for i := range digits {
 		digits[i] = '0'
 	}
 	digits[len(digits)-1] = '9'
+	return true
 }
 
 // sequence reads the continuation bytes of the UTF-8 sequence whose lead
