@@ -17,7 +17,9 @@ func xmlCases() []hcase {
 		return "<message from='alice@a.test/x' to='bob@b.test' id='" + id + "' type='chat'><body>x</body>" + inner + "</message>"
 	}
 	br := func(name, id, input, detail string) hcase { return bounceCase(name, id, input, "bad-request", detail) }
-	pv := func(name, id, input, detail string) hcase { return bounceCase(name, id, input, "policy-violation", detail) }
+	pv := func(name, id, input, detail string) hcase {
+		return bounceCase(name, id, input, "policy-violation", detail)
+	}
 	return []hcase{
 		// Duplicate attributes (issue 10's example and its class).
 		br("duplicate-attribute", "h-dup", "<message from='alice@a.test/x' to='bob@b.test' id='h-dup' id='h-dup' type='chat'><body>x</body></message>", "duplicate-attribute"),
