@@ -259,6 +259,12 @@ func checkCase(t *testing.T, lim Limits, c strictCase) {
 func TestStrictXML(t *testing.T) {
 	for _, c := range strictCases() {
 		checkCase(t, Limits{}, c)
+		// ParseStanza holds a stanza alone to the same rules (a prefix
+		// of the stream header is not bound there).
+		_, err := ParseStanza([]byte(c.input))
+		if accept := c.want == "" && c.raw == ""; (err == nil) != accept {
+			t.Errorf("%s: ParseStanza: %v, want accepted %v", c.name, err, accept)
+		}
 	}
 	for _, c := range limitCases() {
 		checkCase(t, strictLimits, c)
