@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // StreamError is a stream-level error condition (RFC 6120 §4.9.3). Reading
@@ -315,13 +316,12 @@ func (x *xmlReader) namespaces(t xml.StartElement, q string) (xml.StartElement, 
 			f = newFault(detail, format, args...)
 		}
 	}
-	// encoding/xml leaves a colon at either end of a name in Local.
-	if strings.Contains(t.Name.Local, ":") {
+	if !qname(t.Name) {
 		bad("name", "<%s>: not a qualified name", q)
 	}
 	var decls []xml.Attr
 	for i, a := range t.Attr {
-		if strings.Contains(a.Name.Local, ":") {
+		if !qname(a.Name) {
 			bad("name", "attribute %s: not a qualified name", qualified(a.Name))
 		}
 		for _, b := range t.Attr[:i] {
@@ -341,11 +341,16 @@ func (x *xmlReader) namespaces(t xml.StartElement, q string) (xml.StartElement, 
 				bad("namespace-declaration", "<%s>: prefix %s bound to %q", q, p, a.Value)
 			case a.Value == "":
 				bad("namespace-declaration", "<%s>: xmlns:%s='' (undeclaring a prefix is not XML 1.0)", q, p)
+			case strings.ContainsAny(a.Value, " \t\r\n"):
+				bad("namespace-name", "<%s>: namespace name %q with whitespace is not a URI reference", q, a.Value)
 			}
 			decls = append(decls, xml.Attr{Name: xml.Name{Local: p}, Value: a.Value})
 		case a.Name.Space == "" && a.Name.Local == "xmlns":
 			if a.Value == nsXML || a.Value == nsXMLNS {
 				bad("namespace-declaration", "<%s>: default namespace %q", q, a.Value)
+			}
+			if strings.ContainsAny(a.Value, " \t\r\n") {
+				bad("namespace-name", "<%s>: namespace name %q with whitespace is not a URI reference", q, a.Value)
 			}
 			decls = append(decls, xml.Attr{Value: a.Value})
 		}
@@ -380,6 +385,30 @@ func (x *xmlReader) namespaces(t xml.StartElement, q string) (xml.StartElement, 
 		}
 	}
 	return out, f
+}
+
+// qname reports whether a name as encoding/xml's RawToken splits it is a
+// qualified name (Namespaces in XML 1.0): the decoder checked that the
+// whole is an XML Name, but leaves a colon at either end in Local and does
+// not check that the part after the colon starts like a name.
+func qname(n xml.Name) bool {
+	if strings.Contains(n.Local, ":") {
+		return false
+	}
+	if n.Space == "" {
+		return true
+	}
+	c, _ := utf8.DecodeRuneInString(n.Local)
+	switch {
+	case c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+		return true
+	case c < utf8.RuneSelf:
+		return false
+	}
+	// The decoder's table of name start characters (the one expat uses
+	// too), asked through the decoder.
+	_, err := xml.NewDecoder(strings.NewReader("<" + string(c) + "/>")).RawToken()
+	return err == nil
 }
 
 // header reads the XML declaration (optional) and the stream header.
