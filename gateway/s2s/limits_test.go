@@ -287,7 +287,7 @@ func FuzzInboundLimits(f *testing.F) {
 			if el.Node != nil && !inboundRoot(el.Node.Name) {
 				t.Fatalf("root %v on an inbound stream", el.Node.Name)
 			}
-			if el.Stanza == nil {
+			if el.Stanza == nil || el.Fault != nil { // refused: no Raw
 				continue
 			}
 			raw := el.Stanza.Raw

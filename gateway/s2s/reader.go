@@ -320,14 +320,13 @@ func (x *xmlReader) namespaces(t xml.StartElement, q string) (xml.StartElement, 
 		bad("name", "<%s>: not a qualified name", q)
 	}
 	var decls []xml.Attr
-	for i, a := range t.Attr {
+	var dup, expanded nameSet
+	for _, a := range t.Attr {
 		if !qname(a.Name) {
 			bad("name", "attribute %s: not a qualified name", qualified(a.Name))
 		}
-		for _, b := range t.Attr[:i] {
-			if b.Name == a.Name {
-				bad("duplicate-attribute", "<%s>: attribute %s twice", q, qualified(a.Name))
-			}
+		if dup.seen(a.Name) {
+			bad("duplicate-attribute", "<%s>: attribute %s twice", q, qualified(a.Name))
 		}
 		switch {
 		case a.Name.Space == "xmlns":
@@ -376,15 +375,43 @@ func (x *xmlReader) namespaces(t xml.StartElement, q string) (xml.StartElement, 
 				continue
 			}
 			out.Attr[i].Name.Space = uri
-			for j, b := range out.Attr[:i] {
-				if t.Attr[j].Name.Space != "" && t.Attr[j].Name.Space != "xmlns" && b.Name == out.Attr[i].Name {
-					bad("duplicate-attribute", "<%s>: attributes %s and %s are the same name {%s}%s",
-						q, qualified(t.Attr[j].Name), qualified(a.Name), uri, a.Name.Local)
-				}
+			// Prefixed attributes have a namespace, unprefixed ones
+			// none: only prefixed ones can be the same name.
+			if expanded.seen(out.Attr[i].Name) {
+				bad("duplicate-attribute", "<%s>: attribute %s is a second {%s}%s", q, qualified(a.Name), uri, a.Name.Local)
 			}
 		}
 	}
 	return out, f
+}
+
+// nameSet finds a repeated name among the attributes of one tag: a
+// linear scan for the usual few, a map beyond.
+type nameSet struct {
+	few  []xml.Name
+	many map[xml.Name]bool
+}
+
+// seen adds n and reports whether it was there already.
+func (s *nameSet) seen(n xml.Name) bool {
+	if s.many == nil && len(s.few) < 16 {
+		if slices.Contains(s.few, n) {
+			return true
+		}
+		s.few = append(s.few, n)
+		return false
+	}
+	if s.many == nil {
+		s.many = make(map[xml.Name]bool, 2*len(s.few))
+		for _, m := range s.few {
+			s.many[m] = true
+		}
+	}
+	if s.many[n] {
+		return true
+	}
+	s.many[n] = true
+	return false
 }
 
 // qname reports whether a name as encoding/xml's RawToken splits it is a

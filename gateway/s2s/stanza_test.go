@@ -189,7 +189,7 @@ func FuzzStreamReader(f *testing.F) {
 			if err != nil {
 				return
 			}
-			if st := el.Stanza; st != nil {
+			if st := el.Stanza; st != nil && el.Fault == nil {
 				if len(st.Raw) > lim.MaxStanzaSize {
 					t.Fatalf("stanza of %d bytes", len(st.Raw))
 				}
