@@ -47,5 +47,6 @@ func allowFrom(cfg *config.Config) func(net.Addr) bool {
 }
 
 // rejectLocal sends the error reply to a stanza the S2S edge refused with
-// a stanza error (a malformed recipient) back to its local sender.
+// a stanza error (a malformed recipient, over a limit, not strict XML)
+// back to its local sender.
 func (g *Gateway) rejectLocal(reply s2s.Stanza) { g.toLocal(reply) }
