@@ -53,7 +53,7 @@
 // Only namespace-well-formed XML 1.0 is accepted, checked on the exact
 // input (encoding/xml alone lets much of this through): no duplicate
 // attributes, also after namespace expansion; every element and attribute
-// prefix bound; no xmlns:p='', no binding of the xml prefix to another
+// prefix bound; no empty xmlns:p declaration, no binding of the xml prefix to another
 // name nor of any other prefix to the xml or xmlns namespace names, no
 // declaration of the xmlns prefix, no namespace name with whitespace;
 // qualified names only; no character (raw or referenced) outside XML's
