@@ -623,8 +623,8 @@ func (x *xmlReader) element(se xml.StartElement, start int64, f *fault) (element
 // the stream it is written into (or a parser that gets it alone) may bind
 // them differently or not at all.
 func selfContained(raw []byte, name string, decls []xml.Attr) []byte {
-	if len(decls) == 0 {
-		return bytes.Clone(raw)
+	if len(decls) == 0 || !bytes.HasPrefix(raw, []byte("<"+name)) {
+		return bytes.Clone(raw) // (a prefixed stanza is refused by its stream)
 	}
 	var b bytes.Buffer
 	b.Grow(len(raw) + 64*len(decls))
