@@ -449,7 +449,7 @@ func TestRefusedStanzaMemory(t *testing.T) {
 			// allocated at all. Many small tokens make garbage, but
 			// nothing of the stanza is kept.
 			alloc := m1.TotalAlloc - m0.TotalAlloc
-			if c.name != "elements" && alloc > 2*uint64(lim.MaxStanzaSize)+1<<20 {
+			if c.name != "elements" && alloc > 4<<20 { // of 17 MB; the race detector adds some
 				t.Errorf("reading a refused %d MB stanza allocated %d bytes", n>>20, alloc)
 			}
 			runtime.GC()
