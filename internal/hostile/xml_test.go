@@ -77,7 +77,7 @@ func (r *rig) bounce(input, id, cond string) (string, error) {
 	defer v.c.Close()
 	after, again := id+"-after", id+"-again"
 	go v.write(input + msg("alice@a.test/x", "bob@b.test", after, "")) // a big input blocks until read
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)                       // 17 MB under the race detector: ~15s
 	for {
 		errs, n := r.a.errorsFor(id), r.b.otherCount(after)
 		if len(errs) > 0 && n == 1 {
