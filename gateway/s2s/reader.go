@@ -355,7 +355,7 @@ func (x *xmlReader) namespaces(t xml.StartElement, q string) (xml.StartElement, 
 		}
 	}
 	x.stack = append(x.stack, frame{qname: q, hash: maphash.String(x.seed, q), decls: decls})
-	out := xml.StartElement{Name: t.Name, Attr: make([]xml.Attr, len(t.Attr))}
+	out := t // RawToken gives each start tag its own Attr slice: resolved in place
 	if t.Name.Space == "xmlns" {
 		bad("namespace-prefix", "<%s>: element with the xmlns prefix", q)
 	} else if _, ok := x.lookup(t.Name.Space); !ok && t.Name.Space != "xml" {
@@ -363,7 +363,6 @@ func (x *xmlReader) namespaces(t xml.StartElement, q string) (xml.StartElement, 
 	}
 	out.Name = x.resolveElement(t.Name)
 	for i, a := range t.Attr {
-		out.Attr[i] = a
 		switch p := a.Name.Space; p {
 		case "", "xmlns":
 		case "xml":
@@ -388,17 +387,19 @@ func (x *xmlReader) namespaces(t xml.StartElement, q string) (xml.StartElement, 
 // nameSet finds a repeated name among the attributes of one tag: a
 // linear scan for the usual few, a map beyond.
 type nameSet struct {
-	few  []xml.Name
+	few  [16]xml.Name
+	n    int
 	many map[xml.Name]bool
 }
 
 // seen adds n and reports whether it was there already.
 func (s *nameSet) seen(n xml.Name) bool {
-	if s.many == nil && len(s.few) < 16 {
-		if slices.Contains(s.few, n) {
+	if s.many == nil && s.n < len(s.few) {
+		if slices.Contains(s.few[:s.n], n) {
 			return true
 		}
-		s.few = append(s.few, n)
+		s.few[s.n] = n
+		s.n++
 		return false
 	}
 	if s.many == nil {

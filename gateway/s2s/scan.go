@@ -137,6 +137,15 @@ func (r *recorder) raw() (byte, error) {
 func (r *recorder) unread() { r.pos-- }
 
 func (r *recorder) ReadByte() (byte, error) {
+	// Fast path: a plain ASCII byte of text or of a value, within limits.
+	if r.qpos == len(r.q) && r.pos < len(r.buf) && r.rb == 0 && r.run < r.maxText && !r.over &&
+		(r.state == scText && r.seen || r.state == scValue) {
+		if b := r.buf[r.pos]; b >= 0x20 && b < 0x80 && b != '<' && b != '&' && b != ']' && (r.state == scText || b != r.quote) {
+			r.pos++
+			r.run++
+			return r.deliver(b), nil
+		}
+	}
 	for r.qpos == len(r.q) {
 		if r.qerr != nil {
 			return 0, r.qerr
@@ -146,6 +155,11 @@ func (r *recorder) ReadByte() (byte, error) {
 	}
 	b := r.q[r.qpos]
 	r.qpos++
+	return r.deliver(b), nil
+}
+
+// deliver accounts for b, handed to the decoder, and records it.
+func (r *recorder) deliver(b byte) byte {
 	r.off++
 	if !r.over && r.off-r.base > int64(r.max) {
 		r.over = true
@@ -154,7 +168,7 @@ func (r *recorder) ReadByte() (byte, error) {
 	if !r.skip && !r.over {
 		r.rec = append(r.rec, b)
 	}
-	return b, nil
+	return b
 }
 
 // Read is only here to satisfy io.Reader; the decoder uses ReadByte.
