@@ -48,8 +48,8 @@ func allowFrom(cfg *config.Config) func(net.Addr) bool {
 }
 
 // rejectLocal sends the error reply to a stanza the S2S edge refused with
-// a stanza error (a malformed recipient, an over-limit stanza) back to its
-// local sender. Like every bounce to a local sender it waits for room
+// a stanza error (a malformed recipient, over a limit, not strict XML)
+// back to its local sender. Like every bounce to a local sender it waits for room
 // rather than being dropped (s2s.Pool.Reply).
 func (g *Gateway) rejectLocal(reply s2s.Stanza) {
 	g.c.count(g.c.accepted, reply.Name) // refused at ingress, but accepted from the stream

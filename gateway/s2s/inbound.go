@@ -20,7 +20,7 @@ const maxPendingVerify = 16
 func (in *inStream) handle(el element) error {
 	s := in.srv
 	if st := el.Stanza; st != nil {
-		return in.stanza(st)
+		return in.stanza(st, el.Fault)
 	}
 	n := el.Node
 	switch {
@@ -84,10 +84,14 @@ func (in *inStream) handle(el element) error {
 	}
 }
 
-// stanza checks one inbound stanza's addresses and delivers it.
-func (in *inStream) stanza(st *Stanza) error {
+// stanza checks one inbound stanza's addresses and delivers it. A stanza
+// the reader refused on its own (f set: over a limit, or not
+// namespace-well-formed XML) is checked the same way and then refused:
+// counted, and bounced to its sender with f.Cond (RFC 6120 §8.3) unless it
+// is an error itself; the stream goes on.
+func (in *inStream) stanza(st *Stanza, f *fault) error {
 	s := in.srv
-	if !bytes.HasPrefix(st.Raw, []byte("<"+st.Name)) {
+	if f == nil && !bytes.HasPrefix(st.Raw, []byte("<"+st.Name)) {
 		return serr(SErrUnsupportedStanzaType, "prefixed stanza element")
 	}
 	in.mu.Lock()
@@ -117,6 +121,9 @@ func (in *inStream) stanza(st *Stanza) error {
 		}
 		s.event(Event{Kind: "in-refused", Local: ours, Remote: from, Addr: in.addr, Reason: CondJIDMalformed})
 		bad := *st
+		if f != nil {
+			bad.Raw = nil // no payload: it was refused too
+		}
 		bad.To = ours // the reply comes from our domain: the malformed JID cannot be an address
 		if reply, ok := ErrorReply(bad, CondJIDMalformed); ok && s.cfg.Reject != nil {
 			s.cfg.Reject(reply)
@@ -131,6 +138,15 @@ func (in *inStream) stanza(st *Stanza) error {
 	in.mu.Unlock()
 	if !ok {
 		return serr(SErrInvalidFrom, "from %q to %q not verified", st.From, st.To)
+	}
+	if f != nil {
+		s.log.Debug("s2s: stanza refused", "addr", in.addr, "from", st.From, "to", st.To, "id", st.ID, "err", f.Text)
+		s.event(Event{Kind: "in-refused", Local: to, Remote: from, Addr: in.addr, Reason: f.Cond, Detail: f.Detail})
+		head := Stanza{Name: st.Name, From: st.From, To: st.To, Type: st.Type, ID: st.ID} // no payload: it is what was refused
+		if reply, ok := ErrorReply(head, f.Cond); ok && s.cfg.Reject != nil {
+			s.cfg.Reject(reply)
+		}
+		return nil
 	}
 	s.cfg.Deliver(*st)
 	return nil

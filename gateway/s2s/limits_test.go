@@ -50,13 +50,8 @@ func TestServerLimitErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, input, cond, detail string
 	}{
-		{"attributes", st + "<x" + strings.Repeat(" a='1' b='2' c='3' d='4'", 1) + " e='5' f='6' g='7' h='8' i='9'/></message>", SErrPolicyViolation, "attributes"},
-		{"text", st + "<body>" + strings.Repeat("x", 600) + "</body></message>", SErrPolicyViolation, "text-size"},
-		{"attribute value", "<message from='alice@a.test' to='bob@b.test' id='" + strings.Repeat("x", 600) + "'/>", SErrPolicyViolation, "text-size"},
 		{"entity", st + "<body>&xxe;</body></message>", SErrRestrictedXML, "restricted-xml"},
 		{"doctype", "<!DOCTYPE x>", SErrRestrictedXML, "restricted-xml"},
-		{"size", st + strings.Repeat("<a>x</a>", 1000) + "</message>", SErrPolicyViolation, "stanza-size"},
-		{"depth", st + strings.Repeat("<a>", 9) + strings.Repeat("</a>", 9) + "</message>", SErrPolicyViolation, "depth"},
 		{"nested stream", "<stream:stream xmlns='jabber:server' to='b.test'>", SErrUnsupportedStanzaType, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,7 +287,7 @@ func FuzzInboundLimits(f *testing.F) {
 			if el.Node != nil && !inboundRoot(el.Node.Name) {
 				t.Fatalf("root %v on an inbound stream", el.Node.Name)
 			}
-			if el.Stanza == nil {
+			if el.Stanza == nil || el.Fault != nil { // refused: no Raw
 				continue
 			}
 			raw := el.Stanza.Raw

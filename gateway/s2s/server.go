@@ -53,7 +53,9 @@ type ServerConfig struct {
 	// Reject receives the error reply to a stanza from an authenticated
 	// peer that is refused with a stanza error rather than a stream error
 	// (a malformed 'to' JID: jid-malformed, from one of our domains the
-	// sender is verified for), to be sent back to the sender. May be nil.
+	// sender is verified for; over a limit: policy-violation; not
+	// namespace-well-formed XML: bad-request), to be sent back to the
+	// sender. May be nil.
 	Reject func(reply Stanza)
 }
 

@@ -175,7 +175,7 @@ func TestServerDeliversVerified(t *testing.T) {
 }
 
 func TestServerStreamErrors(t *testing.T) {
-	big := "<message from='alice@a.test' to='bob@b.test'><body>" + strings.Repeat("x", 10<<20) + "</body></message>"
+	big := "<db:result from='a.test' to='b.test'>" + strings.Repeat("x", 10<<20) + "</db:result>"
 	tests := []struct {
 		name  string
 		auth  bool
@@ -188,8 +188,9 @@ func TestServerStreamErrors(t *testing.T) {
 		{"spoofed from", true, "b.test", "<message from='eve@evil.test' to='bob@b.test'/>", SErrInvalidFrom},
 		{"no from", true, "b.test", "<message to='bob@b.test'/>", SErrImproperAddressing},
 		{"stanza to unknown host", true, "b.test", "<message from='alice@a.test' to='bob@c.test'/>", SErrHostUnknown},
-		{"oversize", true, "b.test", big, SErrPolicyViolation},
-		{"too deep", true, "b.test", "<message from='alice@a.test' to='bob@b.test'>" + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + "</message>", SErrPolicyViolation},
+		{"oversize dialback", true, "b.test", big, SErrPolicyViolation},
+		{"too deep dialback", true, "b.test", "<db:result from='a.test' to='b.test'>" + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + "</db:result>", SErrPolicyViolation},
+		{"nesting past any stanza", true, "b.test", "<message from='alice@a.test' to='bob@b.test'>" + strings.Repeat("<a>", 2000), SErrPolicyViolation},
 		{"comment", true, "b.test", "<!-- hello -->", SErrRestrictedXML},
 		{"processing instruction", true, "b.test", "<?foo bar?>", SErrRestrictedXML},
 		{"unknown element", true, "b.test", "<foo xmlns='urn:foo'/>", SErrUnsupportedStanzaType},

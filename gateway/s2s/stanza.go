@@ -78,85 +78,69 @@ func isStanzaName(local string) bool {
 // stanzaFromStart fills the attribute fields of a Stanza from its start tag.
 func stanzaFromStart(se xml.StartElement, raw []byte) Stanza {
 	st := Stanza{Name: se.Name.Local, Raw: raw}
+	var seen [4]bool // the first of duplicate attributes counts (such a stanza is refused)
 	for _, a := range se.Attr {
 		if a.Name.Space != "" {
 			continue
 		}
+		var p *string
+		i := 0
 		switch a.Name.Local {
 		case "from":
-			st.From = a.Value
+			p, i = &st.From, 0
 		case "to":
-			st.To = a.Value
+			p, i = &st.To, 1
 		case "type":
-			st.Type = a.Value
+			p, i = &st.Type, 2
 		case "id":
-			st.ID = a.Value
+			p, i = &st.ID, 3
+		default:
+			continue
+		}
+		if !seen[i] {
+			*p, seen[i] = a.Value, true
 		}
 	}
 	return st
 }
 
 // ParseStanza parses one serialized stanza, as it would appear in a
-// jabber:server stream. It rejects bad XML, non-stanza elements, several
-// elements, non-whitespace text around the element, and the constructs
-// RFC 6120 §11.1 forbids (comments, processing instructions, DOCTYPE).
-// Surrounding whitespace is trimmed; Raw is the element's bytes.
+// jabber:server stream. It holds it to the same rules as a stream (the
+// reader of inbound streams does the work): namespace-well-formed XML 1.0
+// (no duplicate attributes, every prefix bound on the stanza itself, no
+// characters outside XML's Char), none of the constructs RFC 6120 §11.1
+// forbids (comments, processing instructions, DOCTYPE, entities), exactly
+// one message, presence or iq element written without a prefix, and no
+// text around it but whitespace, which is trimmed; Raw is a copy of the
+// element's bytes. It does not apply size limits.
 func ParseStanza(raw []byte) (Stanza, error) {
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	d.Strict = true
-	var (
-		st     Stanza
-		depth  int
-		start  int64 = -1
-		seen   bool
-		topLen int
-	)
-	for {
-		before := d.InputOffset()
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return Stanza{}, fmt.Errorf("s2s: parse stanza: %w", err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				if seen {
-					return Stanza{}, fmt.Errorf("%w: several elements", ErrNotStanza)
-				}
-				seen = true
-				if !isStanzaName(t.Name.Local) || (t.Name.Space != "" && t.Name.Space != NSServer) {
-					return Stanza{}, fmt.Errorf("%w: <%s xmlns=%q>", ErrNotStanza, t.Name.Local, t.Name.Space)
-				}
-				start = before
-				// The element must be written without a prefix so that it
-				// means the same inside a jabber:server stream.
-				if !bytes.HasPrefix(raw[start:], []byte("<"+t.Name.Local)) {
-					return Stanza{}, fmt.Errorf("%w: prefixed stanza element", ErrNotStanza)
-				}
-				st = stanzaFromStart(t, nil)
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-			if depth == 0 {
-				topLen = int(d.InputOffset() - start)
-			}
-		case xml.CharData:
-			if depth == 0 && len(bytes.TrimSpace(t)) != 0 {
-				return Stanza{}, fmt.Errorf("%w: text outside the element", ErrNotStanza)
-			}
-		case xml.Comment, xml.ProcInst, xml.Directive:
-			return Stanza{}, fmt.Errorf("%w: restricted XML (%T)", ErrNotStanza, tok)
-		}
-	}
-	if !seen || depth != 0 {
+	n := max(len(raw), 1)
+	x := newXMLReader(bytes.NewReader(raw), Limits{MaxStanzaSize: n, MaxTextSize: n, MaxAttrs: n, MaxDepth: 1024})
+	x.inbound = true
+	// Inside a jabber:server stream whose header declares nothing else.
+	x.stack = []frame{{qname: "\x00", decls: []xml.Attr{{Value: NSServer}}}}
+	x.started, x.rec.depth = true, 1
+	el, err := x.next()
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) && len(x.stack) == 1:
 		return Stanza{}, fmt.Errorf("%w: no element", ErrNotStanza)
+	case errors.Is(err, &StreamError{Cond: SErrUnsupportedStanzaType}):
+		return Stanza{}, fmt.Errorf("%w: %v", ErrNotStanza, err)
+	case err != nil:
+		return Stanza{}, fmt.Errorf("s2s: parse stanza: %w", err)
+	case el.Stanza == nil:
+		return Stanza{}, fmt.Errorf("%w: <%s xmlns=%q>", ErrNotStanza, el.Node.Name.Local, el.Node.Name.Space)
+	case el.Fault != nil:
+		return Stanza{}, fmt.Errorf("s2s: parse stanza: %s (%s)", el.Fault.Text, el.Fault.Detail)
 	}
-	st.Raw = raw[start : start+int64(topLen)]
-	return st, nil
+	switch _, err := x.next(); {
+	case errors.Is(err, io.ErrUnexpectedEOF) && len(x.stack) == 1:
+		return *el.Stanza, nil
+	case err == nil:
+		return Stanza{}, fmt.Errorf("%w: several elements", ErrNotStanza)
+	default:
+		return Stanza{}, fmt.Errorf("s2s: parse stanza: after the element: %w", err)
+	}
 }
 
 // Domain returns the domainpart of the JID j, normalized (lowercase), or ""

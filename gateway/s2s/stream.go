@@ -17,10 +17,12 @@ import (
 // Limits bound what one stream, and one source address, may cost. Zero
 // fields take the defaults; the ones marked "off" are off unless set.
 type Limits struct {
-	MaxStanzaSize  int           // bytes; bigger -> stream error <policy-violation/> (default 262144)
-	MaxDepth       int           // XML nesting inside a stanza (default 64) -> <policy-violation/>
-	MaxAttrs       int           // attributes (namespace declarations included) per element (default 64) -> <policy-violation/>
-	MaxTextSize    int           // bytes of one text node or attribute value (default MaxStanzaSize) -> <policy-violation/>
+	// Over these, a stanza is refused alone (bounced with <policy-violation/>,
+	// the stream goes on); another element ends the stream with <policy-violation/>.
+	MaxStanzaSize  int           // bytes of one element (default 262144)
+	MaxDepth       int           // XML nesting inside a stanza (default 64)
+	MaxAttrs       int           // attributes (namespace declarations included) per element (default 64)
+	MaxTextSize    int           // input bytes of one text run, attribute value or name (default MaxStanzaSize)
 	ConnectTimeout time.Duration // dial + stream + dialback deadline, and per-write deadline (default 30s); inbound: header and first element, else <connection-timeout/>
 	Keepalive      time.Duration // send a single space when the stream was write-idle this long (default 60s)
 	IdleTimeout    time.Duration // close a stream with no stanza either way this long (default 10m)
@@ -76,6 +78,10 @@ func (l Limits) closeWait() time.Duration {
 }
 
 // Event reports something that happened on a stream, for metrics and logs.
+//
+// Kind says what happened (EventKinds lists them). An "in-refused" event with
+// a stanza error condition as its Reason is one stanza refused (a strict-XML
+// fault or an over-limit stanza): it was bounced and the stream reads on.
 type Event struct {
 	Kind   EventKind
 	Local  string // our domain
@@ -84,9 +90,12 @@ type Event struct {
 	Reason string // error condition or text
 	// Detail names the limit or trust rule behind a refusal or a
 	// throttle, as a short token: "stanza-size", "depth", "attributes",
-	// "text-size", "restricted-xml", "stanza-rate", "conns-per-address",
+	// "text-size", "name-size", "restricted-xml", "stanza-rate", "conns-per-address",
 	// "address-not-allowed", "peer-domain", "connect-timeout",
-	// "tls-required". Empty for other events.
+	// "tls-required"; for XML that is not namespace-well-formed
+	// "duplicate-attribute", "unbound-prefix", "namespace-declaration",
+	// "namespace-prefix", "namespace-name", "name", "char",
+	// "attribute-syntax". Empty for other events.
 	Detail string
 	Bytes  int // bytes concerned, when that means something
 }

@@ -7,7 +7,9 @@
 // strangers on the link.
 //
 // For each case the suite checks the expected refusal (the stream error
-// the attacker receives, or the link handshake failing), that the gateway
+// the attacker receives, the link handshake failing, or for a fault
+// confined to one stanza — not strict XML, over a limit: xml_test.go — the
+// stanza error bounced to its sender with the stream kept), that the gateway
 // counted it by reason, and that the good servers' messages sent while the
 // attack ran all arrived, each exactly once. It prints one line per case:
 //
