@@ -846,7 +846,7 @@ func TestHostile(t *testing.T) {
 		t.Fatalf("warm-up: %v", err)
 	}
 	passed := 0
-	all := append(cases(), xmlCases()...) // xmlCases: xml_test.go
+	all := append(append(cases(), xmlCases()...), codecCases()...) // xml_test.go, codec_test.go
 	for i, c := range all {
 		a0, b0 := r.a.sentCount(), r.b.sentCount()
 		before := r.ga.Snapshot()
