@@ -111,26 +111,6 @@ type Rejected struct {
 	Err error
 }
 
-// OpKind names a change the spool must record; see Op.
-type OpKind uint8
-
-// Spool operations emitted by the session.
-const (
-	OpFrame OpKind = iota + 1 // DATA frame N of Epoch carries IDs
-	OpAck                     // frames 1..N of Epoch acknowledged: their items leave
-	OpDrop                    // IDs removed without being sent
-	OpRecv                    // N DATA frames of the peer's Epoch received
-)
-
-// Op is one change of durable state, drained with TakeOps and written to the
-// spool before the frames Poll returned go on the wire.
-type Op struct {
-	Kind  OpKind
-	Epoch uint32
-	N     uint32
-	IDs   []uint64
-}
-
 type sentFrame struct {
 	block   []byte    // the codec block, kept byte for byte for resumption (nil once the encoder is lost)
 	entries []entry   // its stanzas, for re-encoding in a new epoch
@@ -219,23 +199,6 @@ func NewSession(cfg SessionConfig, newID func() uint32) (*Session, error) {
 		peerMax: compress.MaxBatchBytes}
 	s.epoch = s.nextEpoch()
 	return s, nil
-}
-
-// Restored is the durable state a session resumes from after a restart (see
-// package link/spool).
-type Restored struct {
-	Epoch     uint32     // the send epoch the peer may hold
-	Acked     uint32     // DATA frames of Epoch acknowledged
-	Frames    [][]uint64 // ids of frames Acked+1, Acked+2, … of Epoch
-	Items     []Stored   // every item not acknowledged, in spool order
-	PeerEpoch uint32     // the peer's epoch we were decoding
-	H         uint32     // DATA frames of it received
-}
-
-// Stored is an item with its spool id.
-type Stored struct {
-	ID uint64
-	Item
 }
 
 // Restore loads durable state into a new session, before its first

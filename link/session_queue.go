@@ -30,7 +30,7 @@ func (s *Session) Enqueue(now time.Time, id uint64, it Item) error {
 	if it.Expires.IsZero() {
 		it.Expires = now.Add(s.cfg.MaxAge)
 	}
-	if it.Class.low() && it.Coalesce != "" {
+	if it.Class.Low() && it.Coalesce != "" {
 		if old := s.coalesce[it.Coalesce]; old != nil {
 			d := len(it.Data) - len(old.Data)
 			if old.Pair != it.Pair || (it.Pair != "" && s.loPairs[it.Pair] > 1) {
@@ -100,7 +100,7 @@ func (s *Session) push(now time.Time, e *entry) {
 	if len(s.hi)+len(s.lo) == 0 {
 		s.firstQueue = now
 	}
-	if e.Class.low() {
+	if e.Class.Low() {
 		s.lo = append(s.lo, e)
 		e.inLo = true
 		s.countLo(e.Pair, 1)
@@ -197,7 +197,7 @@ func (s *Session) expire(now time.Time) {
 			if !e.Expires.IsZero() && !now.Before(e.Expires) {
 				s.unqueue(e)
 				gone = append(gone, e.id)
-				if e.Class.low() {
+				if e.Class.Low() {
 					s.Drops.ExpiredPres++
 				} else {
 					s.Drops.Expired++
