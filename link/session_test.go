@@ -287,29 +287,6 @@ func TestProtocolErrors(t *testing.T) {
 	}
 }
 
-func FuzzReadFrame(f *testing.F) {
-	f.Add(AppendFrame(nil, FrameHello, hello(0, 7, 0, 0, 1<<20).append(nil)))
-	f.Add(AppendFrame(nil, FrameAck, []byte{5}))
-	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		fr, err := ReadFrame(bufio.NewReader(bytes.NewReader(b)))
-		if err != nil {
-			return
-		}
-		if again := AppendFrame(nil, fr.Type, fr.Payload); !bytes.HasPrefix(b, again[:1]) || len(again) > len(b)+1 {
-			t.Fatalf("frame did not re-encode: %x vs %x", again, b)
-		}
-		s, _ := NewSession(SessionConfig{}, counterIDs(1))
-		s.Connected(t0)
-		if fr.Type == FrameHello {
-			s.Receive(t0, fr)
-			return
-		}
-		s.Receive(t0, Frame{FrameHello, hello(0, 5, 0, 0, 1<<20).append(nil)})
-		s.Receive(t0, fr) // must not panic
-	})
-}
-
 // One stanza the codec cannot carry costs that stanza (counted, handed
 // back with the reason), not its batch, and never the link (issue 10).
 func TestUnencodableStanzaAlone(t *testing.T) {
