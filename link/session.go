@@ -2,6 +2,7 @@ package link
 
 import (
 	"errors"
+	"iter"
 	"slices"
 	"time"
 
@@ -103,6 +104,25 @@ type Drops struct {
 	// one by one, handed back (iq, message) with the reason (TakeRejected)
 	// while the rest of the batch goes.
 	Unencodable uint64
+}
+
+// All yields each Drops counter with its name as metrics give it (the
+// field's name in snake case), in field order; TestDropsAll checks it
+// names every field once.
+func (d Drops) All() iter.Seq2[string, uint64] {
+	return func(yield func(string, uint64) bool) {
+		for _, c := range [...]struct {
+			name string
+			n    uint64
+		}{
+			{"coalesced", d.Coalesced}, {"presence_full", d.PresenceFull}, {"expired", d.Expired},
+			{"expired_presence", d.ExpiredPres}, {"refused", d.Refused}, {"unencodable", d.Unencodable},
+		} {
+			if !yield(c.name, c.n) {
+				return
+			}
+		}
+	}
 }
 
 // Rejected is an item the session could not send, and why.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -387,5 +388,30 @@ func TestBatchSplitForPeerDecoder(t *testing.T) {
 	}
 	if a.Drops.Unencodable != 0 || a.Out.Frames < 4 {
 		t.Fatalf("%d unencodable, %d frames", a.Drops.Unencodable, a.Out.Frames)
+	}
+}
+
+// TestDropsAll: Drops.All yields every field of Drops once, in order, with
+// its value, so the metrics built from it miss no drop counter.
+func TestDropsAll(t *testing.T) {
+	var d Drops
+	v := reflect.ValueOf(&d).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetUint(uint64(i + 1))
+	}
+	names := map[string]bool{}
+	i := 0
+	for name, n := range d.All() {
+		i++
+		if n != uint64(i) {
+			t.Errorf("All yields %s = %d in place %d, want field %s", name, n, i, v.Type().Field(i-1).Name)
+		}
+		if names[name] {
+			t.Errorf("All yields %s twice", name)
+		}
+		names[name] = true
+	}
+	if i != v.NumField() {
+		t.Errorf("All yields %d counters, Drops has %d fields", i, v.NumField())
 	}
 }
