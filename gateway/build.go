@@ -204,6 +204,9 @@ func (g *Gateway) newLink(tlsConf *tls.Config, opts Options, open *closers) erro
 	}
 	open.add(lc.Listener, lc.PacketConn)
 	g.linkLn = lc.Listener
+	if lc.PacketConn != nil {
+		g.udp = lc.PacketConn
+	}
 	var err error
 	if g.spool, err = openSpool(g.cfg, &lc); err != nil {
 		return err

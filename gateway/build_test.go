@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"os"
@@ -77,4 +78,37 @@ func openFDs(t *testing.T) map[string]string {
 		fds[e.Name()] = target
 	}
 	return fds
+}
+
+// TestRunClosesAll: a gateway that ran leaves no file descriptor open (its
+// spool, the link's listener or UDP socket, the S2S listener).
+func TestRunClosesAll(t *testing.T) {
+	for _, transport := range []string{"tcp", "quic"} {
+		t.Run(transport, func(t *testing.T) {
+			pc, err := NewPairConfig(map[string]string{"a.test": "127.0.0.1:1"}, map[string]string{"b.test": "127.0.0.1:1"}, "a-secret-of-16-chars")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := pc.A
+			cfg.StateDir = t.TempDir()
+			cfg.Link.SpoolSync = "batch"
+			cfg.Link.Transport = transport
+			cfg.Link.Listen = "127.0.0.1:0"
+			before := openFDs(t)
+			g, err := New(cfg, Options{PrivateKey: pc.KeyA, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := g.Run(ctx); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			for fd, target := range openFDs(t) {
+				if before[fd] != target {
+					t.Errorf("Run left fd %s open: %s", fd, target)
+				}
+			}
+		})
+	}
 }

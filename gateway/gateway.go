@@ -40,6 +40,7 @@ type Gateway struct {
 
 	link   *link.Link
 	spool  io.Closer // the link's spool (nil: none)
+	udp    io.Closer // the link's QUIC socket (nil: TCP); quic-go leaves a socket it did not open to its owner
 	server *s2s.Server
 	pool   *s2s.Pool
 	s2sLn  net.Listener
@@ -105,6 +106,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	eg.Go(func() error { return g.ops.run(ctx) }) // history samples, summary log
 	err := eg.Wait()
+	if g.udp != nil {
+		g.udp.Close() // the link, and its QUIC transport, have stopped
+	}
 	if g.spool != nil {
 		if cerr := g.spool.Close(); err == nil {
 			err = cerr
