@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/isthmus-xmpp/isthmus/gateway/config"
 )
 
 // TestNewClosesOnFailure makes New's last step fail (its S2S or admin
@@ -29,15 +31,7 @@ func TestNewClosesOnFailure(t *testing.T) {
 		{"quic/admin", "quic", "admin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pc, err := NewPairConfig(map[string]string{"a.test": "127.0.0.1:1"}, map[string]string{"b.test": "127.0.0.1:1"}, "a-secret-of-16-chars")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := pc.A
-			cfg.StateDir = t.TempDir()
-			cfg.Link.SpoolSync = "batch"
-			cfg.Link.Transport = tc.transport
-			cfg.Link.Listen = "127.0.0.1:0"
+			cfg, opts := spooledConfig(t, tc.transport)
 			want := "gateway: " + tc.busyKey + " listen"
 			if tc.busyKey == "s2s" {
 				cfg.S2S.Listen = busy.Addr().String()
@@ -45,7 +39,7 @@ func TestNewClosesOnFailure(t *testing.T) {
 				cfg.AdminListen = busy.Addr().String()
 			}
 			before := openFDs(t)
-			g, err := New(cfg, Options{PrivateKey: pc.KeyA, Logger: slog.New(slog.DiscardHandler)})
+			g, err := New(cfg, opts)
 			if err == nil || !strings.HasPrefix(err.Error(), want) {
 				t.Fatalf("New = %v, %v; want an error %q", g, err, want)
 			}
@@ -60,6 +54,22 @@ func TestNewClosesOnFailure(t *testing.T) {
 			}
 		})
 	}
+}
+
+// spooledConfig is gateway a's configuration with a disk spool, its link
+// listening on a loopback port over transport, and the Options with its key.
+func spooledConfig(t *testing.T, transport string) (*config.Config, Options) {
+	t.Helper()
+	pc, err := NewPairConfig(map[string]string{"a.test": "127.0.0.1:1"}, map[string]string{"b.test": "127.0.0.1:1"}, "a-secret-of-16-chars")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := pc.A
+	cfg.StateDir = t.TempDir()
+	cfg.Link.SpoolSync = "batch"
+	cfg.Link.Transport = transport
+	cfg.Link.Listen = "127.0.0.1:0"
+	return cfg, Options{PrivateKey: pc.KeyA, Logger: slog.New(slog.DiscardHandler)}
 }
 
 // openFDs maps this process's open file descriptors to what they are.
@@ -85,17 +95,9 @@ func openFDs(t *testing.T) map[string]string {
 func TestRunClosesAll(t *testing.T) {
 	for _, transport := range []string{"tcp", "quic"} {
 		t.Run(transport, func(t *testing.T) {
-			pc, err := NewPairConfig(map[string]string{"a.test": "127.0.0.1:1"}, map[string]string{"b.test": "127.0.0.1:1"}, "a-secret-of-16-chars")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := pc.A
-			cfg.StateDir = t.TempDir()
-			cfg.Link.SpoolSync = "batch"
-			cfg.Link.Transport = transport
-			cfg.Link.Listen = "127.0.0.1:0"
+			cfg, opts := spooledConfig(t, transport)
 			before := openFDs(t)
-			g, err := New(cfg, Options{PrivateKey: pc.KeyA, Logger: slog.New(slog.DiscardHandler)})
+			g, err := New(cfg, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
