@@ -40,6 +40,7 @@ type Gateway struct {
 
 	link   *link.Link
 	spool  io.Closer // the link's spool (nil: none)
+	udp    io.Closer // the link's QUIC socket (nil: TCP); quic-go leaves a socket it did not open to its owner
 	server *s2s.Server
 	pool   *s2s.Pool
 	s2sLn  net.Listener
@@ -48,192 +49,7 @@ type Gateway struct {
 	c      *counters
 	mirror *mirrorEdge // nil: presence passes through unchanged
 	ops    *ops        // metrics, status history, shutdown gate, reload (ops.go)
-}
-
-// New builds a gateway from a validated configuration. Listeners are opened
-// here, so their addresses are known before Run.
-func New(cfg *config.Config, opts Options) (*Gateway, error) {
-	if opts.LinkListener != nil || opts.LinkDial != nil || opts.PrivateKey != nil {
-		c := *cfg
-		if opts.PrivateKey != nil && c.Link.KeyFile == "" {
-			c.Link.KeyFile = "(Options.PrivateKey)"
-		}
-		if opts.LinkListener != nil && c.Link.Listen == "" {
-			c.Link.Listen = "in-process.invalid:1" // Options.LinkListener is used instead
-		}
-		if opts.LinkDial != nil && c.Link.Dial == "" {
-			c.Link.Dial = "in-process.invalid:1" // Options.LinkDial is used instead
-		}
-		cfg = &c
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	g := &Gateway{
-		cfg:    cfg,
-		log:    opts.Logger,
-		remote: map[string]bool{},
-		local:  map[string]string{},
-		c:      newCounters(),
-	}
-	g.ops = newOps(g)
-	if g.log == nil {
-		g.log = slog.Default()
-	}
-	g.log = g.log.With("gateway", cfg.Name)
-	for _, d := range cfg.RemoteDomains {
-		g.remote[strings.ToLower(d)] = true
-	}
-	for d, addr := range cfg.LocalDomains {
-		g.local[strings.ToLower(d)] = addr
-	}
-
-	priv := opts.PrivateKey
-	if priv == nil {
-		var err error
-		if priv, err = cfg.PrivateKey(); err != nil {
-			return nil, fmt.Errorf("gateway: %w", err)
-		}
-	}
-	peer, err := cfg.PeerPublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
-	}
-	linkTLS, err := link.TLSConfig(priv, peer)
-	if err != nil {
-		return nil, err
-	}
-
-	s2sTLS, poolTLS, err := s2sTLSConfigs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	limits := s2s.Limits{
-		MaxStanzaSize:  cfg.S2S.MaxStanzaSize,
-		ConnectTimeout: cfg.S2S.ConnectTimeout.Duration,
-		Keepalive:      cfg.S2S.Keepalive.Duration,
-		IdleTimeout:    cfg.S2S.IdleTimeout.Duration,
-		QueueLimit:     cfg.S2S.QueueLimit,
-	}
-	inLimits := inboundLimits(cfg, limits) // input limits and trust: hostile.go
-	events := func(e s2s.Event) {
-		g.ops.event(e)
-		g.c.event(e)
-		switch e.Kind {
-		case s2s.EventInRefused, s2s.EventStreamError, s2s.EventOutFail, s2s.EventLimit:
-			args := []any{"local", e.Local, "remote", e.Remote, "addr", e.Addr, "reason", e.Reason, "detail", e.Detail}
-			if strings.Contains(e.Reason, s2s.ErrNoRouteBack.Error()) && g.s2sLn != nil {
-				args = append(args, "s2s_listen", g.s2sLn.Addr().String()) // where its route back should lead
-			}
-			g.log.Warn("s2s: "+string(e.Kind), args...)
-		}
-	}
-	g.server = s2s.NewServer(s2s.ServerConfig{
-		Hosts:   func(d string) bool { return g.remote[strings.ToLower(d)] },
-		Resolve: g.resolveLocal,
-		Secret:  cfg.S2S.DialbackSecret,
-		TLS:     s2sTLS,
-		Limits:  inLimits,
-		Deliver: g.fromLocal,
-		Logger:  g.log,
-		Events:  events,
-		Dial:    opts.S2SDial,
-
-		Peers:      func(d string) bool { _, ok := g.local[strings.ToLower(d)]; return ok },
-		Allow:      allowFrom(cfg),
-		RequireTLS: cfg.S2S.RequireTLS,
-		Reject:     g.rejectLocal,
-		VerifyTLS:  poolTLS, // dialback verification connections: STARTTLS as on delivery streams
-		ClientCAs:  clientCAs(s2sTLS),
-	})
-	var capture *capturer // [capture]: record what local servers send
-	poolDial := opts.S2SDial
-	if cfg.Capture.Dir != "" {
-		if capture, err = newCapturer(cfg.Capture.Dir, g.log); err != nil {
-			return nil, err
-		}
-		poolDial = capture.dialer(opts.S2SDial)
-	}
-	g.pool = s2s.NewPool(s2s.PoolConfig{
-		Resolve: g.resolveLocal,
-		Secret:  cfg.S2S.DialbackSecret,
-		TLS:     poolTLS,
-		Limits:  limits,
-		Bounce:  g.undeliverable,
-		Logger:  g.log,
-		Events:  events,
-		Dial:    poolDial,
-
-		RequireTLS: cfg.S2S.RequireTLS,
-		Delivered:  func(st s2s.Stanza) { g.c.count(g.c.delivered, st.Name) },
-	})
-
-	lc := link.Config{
-		TLS:          linkTLS,
-		Dial:         opts.LinkDial,
-		Listener:     opts.LinkListener,
-		RateBPS:      cfg.Link.RateBPS,
-		ReconnectMin: cfg.Link.ReconnectMin.Duration,
-		ReconnectMax: cfg.Link.ReconnectMax.Duration,
-		Session: link.SessionConfig{
-			BatchWindow:    cfg.Link.BatchWindow.Duration,
-			PresenceWindow: max(cfg.Link.PresenceWindow.Duration, 1), // 0: as batch_window (the session never waits less)
-			MaxBatchBytes:  cfg.Link.MaxBatchBytes,
-			Keepalive:      cfg.Link.Keepalive.Duration,
-			MaxQueueBytes:  int(cfg.Link.SpoolMaxBytes),
-			MaxAge:         cfg.Link.MaxAge.Duration,
-			// What a frame from the peer may decode to: a full batch, or
-			// one stanza as big as the local servers take.
-			MaxDecoded: max(cfg.Link.MaxBatchBytes, cfg.S2S.MaxStanzaSize),
-		},
-		Deliver: g.fromLink,
-		Expired: g.linkExpired,
-		Logger:  g.log,
-	}
-	if cfg.Link.Keepalive.Duration == 0 {
-		lc.Session.Keepalive = -1 // off
-	}
-	closeAll := func() {
-		for _, l := range []net.Listener{g.s2sLn, g.linkLn, g.admin} {
-			if l != nil {
-				l.Close()
-			}
-		}
-	}
-	if err := linkTransport(cfg, &lc); err != nil {
-		return nil, err
-	}
-	g.linkLn = lc.Listener
-	if g.spool, err = openSpool(cfg, &lc); err != nil {
-		closeAll()
-		return nil, err
-	}
-	if g.link, err = link.New(lc); err != nil {
-		closeAll()
-		return nil, err
-	}
-	if g.mirror, err = newMirrorEdge(g); err != nil {
-		closeAll()
-		return nil, err
-	}
-	g.s2sLn = opts.S2SListener
-	if g.s2sLn == nil {
-		if g.s2sLn, err = net.Listen("tcp", cfg.S2S.Listen); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("gateway: s2s listen: %w", err)
-		}
-	}
-	if capture != nil {
-		g.s2sLn = capture.listener(g.s2sLn)
-	}
-	g.admin = opts.AdminListener
-	if g.admin == nil && cfg.AdminListen != "" {
-		if g.admin, err = net.Listen("tcp", cfg.AdminListen); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("gateway: admin listen: %w", err)
-		}
-	}
-	return g, nil
+	peer   string      // how the link reaches the peer, for the status page
 }
 
 // S2SAddr is where local servers connect.
@@ -290,6 +106,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	eg.Go(func() error { return g.ops.run(ctx) }) // history samples, summary log
 	err := eg.Wait()
+	if g.udp != nil {
+		g.udp.Close() // the link, and its QUIC transport, have stopped
+	}
 	if g.spool != nil {
 		if cerr := g.spool.Close(); err == nil {
 			err = cerr

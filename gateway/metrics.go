@@ -23,6 +23,12 @@ type MirrorStats struct {
 	ProbesAnsweredLocal  uint64 `json:"probes_answered_local"` // probes answered from the mirror
 	ProbesForwarded      uint64 `json:"probes_forwarded"`      // probes sent over the link
 	CapsAnsweredLocal    uint64 `json:"caps_answered_local"`   // disco#info answered from the caps cache
+	CapsBadHash          uint64 `json:"-"`                     // disco#info results whose hash did not match the ver
+	CapsRefused          uint64 `json:"-"`                     // disco#info results refused by the XEP-0115 checks
+	CapsUnverifiable     uint64 `json:"-"`                     // disco#info results no known hash algorithm verifies
+	Full                 uint64 `json:"-"`                     // presence passed through: a table at max_entries
+	FullBytes            uint64 `json:"-"`                     // fan-outs sent plain, mirror stanzas not kept: a table at max_bytes
+	Unmirrored           uint64 `json:"-"`                     // recipients the peer sent plain presence (its table at max_bytes)
 }
 
 func (g *Gateway) mirrorStats() MirrorStats {
@@ -34,6 +40,8 @@ func (g *Gateway) mirrorStats() MirrorStats {
 		Enabled: true, Entries: local + remote, Local: local, Remote: remote,
 		DuplicatesSuppressed: c.Duplicates, FanoutAbsorbed: c.Absorbed,
 		ProbesAnsweredLocal: c.ProbesAnswered, ProbesForwarded: c.ProbesForwarded, CapsAnsweredLocal: c.CapsHits,
+		CapsBadHash: c.CapsBadHash, CapsRefused: c.CapsRefused, CapsUnverifiable: c.CapsUnverifiable,
+		Full: c.Full, FullBytes: c.FullBytes, Unmirrored: c.Unmirrored,
 	}
 }
 
@@ -96,7 +104,11 @@ var (
 	mAbsorbed   = desc("presence_fanout_absorbed_total", "Presence stanzas carried inside one fan-out to several recipients instead of crossing alone.")
 	mProbes     = desc("presence_probes_total", "Presence probes from local servers, by how they were handled (answered_locally, forwarded).", "result")
 	mCaps       = desc("caps_disco_answered_locally_total", "Entity-capabilities disco#info queries answered from the cache.")
-	mQDrops     = desc("link_queue_dropped_total", "Stanzas the link queue removed without sending, by reason (coalesced: a newer presence replaced it; presence_full, expired, expired_presence, refused).", "reason")
+	mQDrops     = desc("link_queue_dropped_total", "Stanzas the link queue removed without sending, by reason (coalesced: a newer presence replaced it; presence_full, expired, expired_presence, refused; unencodable: too big for the peer's decoder, refused when queued or taken out of a batch).", "reason")
+	mProtoErr   = desc("link_protocol_errors_total", "Frames from the peer refused as protocol errors; each dropped its link connection.")
+	mCapsNot    = desc("caps_disco_results_not_cached_total", "Entity-capabilities disco#info results not cached, by reason (bad_hash: the hash did not match the ver; refused: failed the XEP-0115 checks; unverifiable: no known hash algorithm, or too many queries pending).", "reason")
+	mMirrorFull = desc("presence_mirror_full_total", "Presence the mirror passed through or did not keep because a table was full, by limit (max_entries: presence sent alone; max_bytes: fan-outs sent as plain presence, mirror stanzas not kept).", "limit")
+	mUnmirrored = desc("presence_unmirrored_total", "Recipients removed from the remote table because the peer sent them plain presence (its table was at max_bytes).")
 )
 
 // collector reads the gateway's figures at scrape time.
@@ -104,7 +116,8 @@ type collector struct{ g *Gateway }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mInfo, mStanzas, mRaw, mLinkBytes, mWire, mRatio, mLinkUp, mConnects, mResumes, mEpochs,
-		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mAccepted, mDelivered, mDrops, mBounces, mPoolQueue, mReplyWaits, mEvents, mStreams, mPairs, mMirror, mDup, mAbsorbed, mProbes, mCaps, mQDrops} {
+		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mAccepted, mDelivered, mDrops, mBounces, mPoolQueue, mReplyWaits, mEvents, mStreams, mPairs, mMirror, mDup, mAbsorbed, mProbes, mCaps, mQDrops,
+		mProtoErr, mCapsNot, mMirrorFull, mUnmirrored} {
 		ch <- d
 	}
 }
@@ -158,13 +171,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(mOldest, age)
 	gauge(mSpool, float64(ls.SpoolBytes))
-	for _, d := range []struct {
-		reason string
-		n      uint64
-	}{{"coalesced", ls.Drops.Coalesced}, {"presence_full", ls.Drops.PresenceFull}, {"expired", ls.Drops.Expired},
-		{"expired_presence", ls.Drops.ExpiredPres}, {"refused", ls.Drops.Refused}} {
-		counter(mQDrops, float64(d.n), d.reason)
+	for reason, n := range ls.Drops.All() {
+		counter(mQDrops, float64(n), reason)
 	}
+	counter(mProtoErr, float64(ls.ProtocolErrors))
 
 	for _, m := range []struct {
 		d *prometheus.Desc
@@ -220,6 +230,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(mCaps, float64(ms.CapsAnsweredLocal))
 	counter(mProbes, float64(ms.ProbesAnsweredLocal), "answered_locally")
 	counter(mProbes, float64(ms.ProbesForwarded), "forwarded")
+	counter(mCapsNot, float64(ms.CapsBadHash), "bad_hash")
+	counter(mCapsNot, float64(ms.CapsRefused), "refused")
+	counter(mCapsNot, float64(ms.CapsUnverifiable), "unverifiable")
+	counter(mMirrorFull, float64(ms.Full), "max_entries")
+	counter(mMirrorFull, float64(ms.FullBytes), "max_bytes")
+	counter(mUnmirrored, float64(ms.Unmirrored))
 }
 
 func b2f(b bool) float64 {

@@ -245,7 +245,7 @@ func TestStatusPage(t *testing.T) {
 	srv := httptest.NewServer(g.adminHandler())
 	defer srv.Close()
 	page := get(t, srv.URL+"/")
-	for _, want := range []string{"isthmus gateway", `id="chart-rate"`, `src="/status.js"`, "dials in-process.invalid:1"} {
+	for _, want := range []string{"isthmus gateway", `id="chart-rate"`, `src="/status.js"`, "dials in-process (Options.LinkDial)"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

@@ -69,14 +69,7 @@ func (g *Gateway) Status() Status {
 	if !ls.Oldest.IsZero() {
 		st.OldestAge = max(0, time.Since(ls.Oldest).Seconds())
 	}
-	switch {
-	case g.cfg.Link.Dial != "" && g.cfg.Link.Listen != "":
-		st.Peer = "dials " + g.cfg.Link.Dial + ", accepts on " + g.cfg.Link.Listen
-	case g.cfg.Link.Dial != "":
-		st.Peer = "dials " + g.cfg.Link.Dial
-	default:
-		st.Peer = "accepts on " + g.cfg.Link.Listen
-	}
+	st.Peer = g.peer
 	return st
 }
 

@@ -67,7 +67,7 @@
 // Everything inside TLS is a sequence of frames:
 //
 //	type    1 byte
-//	length  uvarint, at most MaxFrameSize
+//	length  uvarint in its shortest form (a longer one is refused), at most MaxFrameSize
 //	payload length bytes
 //
 //	type  name     payload

@@ -62,7 +62,7 @@ func TestRestartReadsHelloFirst(t *testing.T) {
 				t.Fatal(err)
 			}
 			a2.Restore(Restored{Epoch: a.Epoch(), Acked: 0, Frames: [][]uint64{{1}},
-				Items: []Stored{{1, old}}, PeerEpoch: b.Epoch()}, now)
+				Items: []Stored{{ID: 1, Item: old}}, PeerEpoch: b.Epoch()}, now)
 			a2.Connected(now)
 			b.Connected(now)
 			// The peer's HELLO is read before a2 writes anything.

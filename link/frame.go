@@ -59,7 +59,7 @@ func ReadFrame(r *bufio.Reader) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
-	n, err := binary.ReadUvarint(r)
+	n, err := readLength(r)
 	if err != nil {
 		return Frame{}, fmt.Errorf("%w: frame length: %v", ErrProtocol, eof(err))
 	}
@@ -71,6 +71,37 @@ func ReadFrame(r *bufio.Reader) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: frame payload: %v", ErrProtocol, eof(err))
 	}
 	return Frame{Type: typ, Payload: p}, nil
+}
+
+// errLongLength: a frame length not in its shortest form.
+var errLongLength = errors.New("uvarint not in its shortest form")
+
+// readLength reads a frame's length: a uvarint in its shortest form, the
+// only one AppendFrame writes, so that each frame has one encoding. A
+// longer form (0x80 0x00 for 0) is refused.
+func readLength(r io.ByteReader) (uint64, error) {
+	c := countBytes{r: r}
+	n, err := binary.ReadUvarint(&c)
+	if err == nil && c.n > 1 && c.last == 0 {
+		err = errLongLength
+	}
+	return n, err
+}
+
+// countBytes counts the bytes read through it and keeps the last one.
+type countBytes struct {
+	r    io.ByteReader
+	n    int
+	last byte
+}
+
+func (c *countBytes) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+		c.last = b
+	}
+	return b, err
 }
 
 func eof(err error) error {

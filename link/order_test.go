@@ -349,7 +349,7 @@ func TestStaleAckAfterEpochChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	a2.Restore(Restored{Epoch: a.Epoch(), Acked: 0, Frames: [][]uint64{{1}},
-		Items: []Stored{{1, Item{Data: []byte("<x n='old'/>")}}, {2, Item{Data: []byte("<x n='new'/>")}}}}, now)
+		Items: []Stored{{ID: 1, Item: Item{Data: []byte("<x n='old'/>")}}, {ID: 2, Item: Item{Data: []byte("<x n='new'/>")}}}}, now)
 	b.Disconnected()
 	a2.Connected(now)
 	b.Connected(now)

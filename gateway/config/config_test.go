@@ -366,3 +366,30 @@ func TestPresenceKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateWithSupplied: a key or link address the program supplies
+// stands in for its key, and only for that one.
+func TestValidateWithSupplied(t *testing.T) {
+	c := Default()
+	c.Name = "a"
+	c.LocalDomains = map[string]string{"a.test": "127.0.0.1:5269"}
+	c.RemoteDomains = []string{"b.test"}
+	c.Link.PeerKey = "ed25519:" + strings.Repeat("A", 43) + "="
+	c.S2S.DialbackSecret = "a-secret-of-16-chars"
+	for _, tc := range []struct {
+		s    Supplied
+		want string // prefix of the error; "" for none
+	}{
+		{Supplied{}, "config: link: set link.listen"},
+		{Supplied{LinkDial: true}, "config: link.key_file: required"},
+		{Supplied{LinkListener: true}, "config: link.key_file: required"},
+		{Supplied{PrivateKey: true}, "config: link: set link.listen"},
+		{Supplied{PrivateKey: true, LinkDial: true}, ""},
+		{Supplied{PrivateKey: true, LinkListener: true}, ""},
+	} {
+		err := c.ValidateWith(tc.s)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)) {
+			t.Errorf("ValidateWith(%+v) = %v, want %q", tc.s, err, tc.want)
+		}
+	}
+}

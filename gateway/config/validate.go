@@ -37,14 +37,27 @@ const (
 
 // Validate checks the whole configuration and returns the first problem as
 // an *Error naming the key. It does not touch the file system.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.ValidateWith(Supplied{}) }
+
+// Supplied names the link settings a program hands the gateway itself
+// instead of through the configuration (gateway.Options, in tests and the
+// demo). ValidateWith does not require the keys they replace.
+type Supplied struct {
+	PrivateKey   bool // instead of link.key_file
+	LinkDial     bool // a dial function instead of link.dial
+	LinkListener bool // a listener instead of link.listen
+}
+
+// ValidateWith is Validate for a configuration whose link key or
+// addresses s supplies.
+func (c *Config) ValidateWith(s Supplied) error {
 	if err := c.validateTop(); err != nil {
 		return err
 	}
 	if err := c.validateDomains(); err != nil {
 		return err
 	}
-	if err := c.Link.validate(); err != nil {
+	if err := c.Link.validate(s); err != nil {
 		return err
 	}
 	if err := c.S2S.validate(); err != nil {
@@ -147,8 +160,8 @@ func (c *Config) validateDomains() error {
 	return nil
 }
 
-func (l *Link) validate() error {
-	if l.Listen == "" && l.Dial == "" {
+func (l *Link) validate(s Supplied) error {
+	if l.Listen == "" && l.Dial == "" && !s.LinkDial && !s.LinkListener {
 		return fieldErr("link", "set link.listen, link.dial or both")
 	}
 	if l.Listen != "" {
@@ -166,7 +179,7 @@ func (l *Link) validate() error {
 	default:
 		return fieldErr("link.transport", "%q is not a transport (use \"tcp\" or \"quic\")", l.Transport)
 	}
-	if l.KeyFile == "" {
+	if l.KeyFile == "" && !s.PrivateKey {
 		return fieldErr("link.key_file", "required (create a key with `isthmus keygen`)")
 	}
 	if l.PeerKey == "" {

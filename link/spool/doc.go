@@ -5,7 +5,7 @@
 // directory. The link session (package link) emits its changes as operations
 // and the link driver appends them here before the frames they describe go on
 // the wire; Open replays the journal into the state a new session resumes
-// from (link.Restored).
+// from (item.Restored).
 //
 // # File format (version 1; 'J' added later, 'I' still read)
 //

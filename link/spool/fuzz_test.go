@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/isthmus-xmpp/isthmus/link"
+	"github.com/isthmus-xmpp/isthmus/link/item"
 )
 
 // FuzzReplay opens spool files made of fuzzed records and checks what a
@@ -29,10 +29,10 @@ func FuzzReplay(f *testing.F) {
 		f.Fatal(err)
 	}
 	for i := range 3 {
-		sp.Add(link.Item{Data: []byte(msg(i)), Class: link.Class(i % 2), Coalesce: "k"})
+		sp.Add(item.Item{Data: []byte(msg(i)), Class: item.Class(i % 2), Coalesce: "k"})
 	}
-	sp.Apply([]link.Op{{Kind: link.OpFrame, Epoch: 7, N: 1, IDs: []uint64{1, 2}}})
-	sp.Apply([]link.Op{{Kind: link.OpAck, Epoch: 7, N: 1}})
+	sp.Apply([]item.Op{{Kind: item.OpFrame, Epoch: 7, N: 1, IDs: []uint64{1, 2}}})
+	sp.Apply([]item.Op{{Kind: item.OpAck, Epoch: 7, N: 1}})
 	sp.Close()
 	real, err := os.ReadFile(filepath.Join(dir, fileName))
 	if err != nil {
@@ -88,7 +88,7 @@ func FuzzReplay(f *testing.F) {
 		if got := sp.Restored(); !reflect.DeepEqual(got, restored) {
 			t.Fatalf("reopened: restored state differs:\n%+v\nfirst open:\n%+v", got, restored)
 		}
-		id, err := sp.Add(link.Item{Data: []byte("after")})
+		id, err := sp.Add(item.Item{Data: []byte("after")})
 		if err != nil {
 			t.Fatalf("Add after replay: %v", err)
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/isthmus-xmpp/isthmus/link"
+	"github.com/isthmus-xmpp/isthmus/link/item"
 )
 
 // TestRandomKillsKeepPairOrder sends messages and presence of three pairs
@@ -32,14 +32,14 @@ func TestRandomKillsKeepPairOrder(t *testing.T) {
 				tag := fmt.Sprint(i)
 				pair := pairs[rng.IntN(len(pairs))]
 				data := fmt.Sprintf("<x n='%s'/>", tag)
-				cls, key := link.ClassMessage, ""
+				cls, key := item.ClassMessage, ""
 				if rng.IntN(2) == 0 {
-					cls, key = link.ClassPresence, fmt.Sprintf("%s/%d", pair, rng.IntN(2))
+					cls, key = item.ClassPresence, fmt.Sprintf("%s/%d", pair, rng.IntN(2))
 					lastKey[key] = tag
 				} else {
 					hiTags = append(hiTags, tag)
 				}
-				it := link.Item{Data: []byte(data), Class: cls, Coalesce: key, Pair: pair}
+				it := item.Item{Data: []byte(data), Class: cls, Coalesce: key, Pair: pair}
 				id, err := a.sp.Add(it)
 				if err != nil {
 					t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/isthmus-xmpp/isthmus/link"
+	"github.com/isthmus-xmpp/isthmus/link/item"
 )
 
 // SyncPolicy says when the journal is fsynced.
@@ -65,7 +65,7 @@ type Spool struct {
 	buf    []byte
 
 	// live state, mirrored for compaction and Restored
-	items     map[uint64]link.Stored
+	items     map[uint64]item.Stored
 	live      int64 // item data bytes
 	epoch     uint32
 	acked     uint32
@@ -86,7 +86,7 @@ func Open(dir string, policy SyncPolicy) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &Spool{dir: dir, policy: policy, items: map[uint64]link.Stored{}, frames: map[uint32][]uint64{}, nextID: 1}
+	s := &Spool{dir: dir, policy: policy, items: map[uint64]item.Stored{}, frames: map[uint32][]uint64{}, nextID: 1}
 	path := filepath.Join(dir, fileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -207,7 +207,7 @@ func (s *Spool) apply(kind byte, p []byte) error {
 }
 
 // appendItem appends the payload of a 'J' record.
-func appendItem(p []byte, it link.Stored) []byte {
+func appendItem(p []byte, it item.Stored) []byte {
 	p = binary.AppendUvarint(p, it.ID)
 	p = append(p, byte(it.Class))
 	var exp int64
@@ -224,14 +224,14 @@ func appendItem(p []byte, it link.Stored) []byte {
 
 // parseItem reads the payload of an 'I' record, or of a 'J' record (which
 // adds the pair).
-func parseItem(p []byte, withPair bool) (link.Stored, error) {
-	var it link.Stored
+func parseItem(p []byte, withPair bool) (item.Stored, error) {
+	var it item.Stored
 	id, n := binary.Uvarint(p)
 	if n <= 0 || len(p) < n+1 {
 		return it, errors.New("bad item")
 	}
 	p = p[n:]
-	it.ID, it.Class = id, link.Class(p[0])
+	it.ID, it.Class = id, item.Class(p[0])
 	p = p[1:]
 	exp, n := binary.Varint(p)
 	if n <= 0 {
@@ -263,7 +263,7 @@ func parseItem(p []byte, withPair bool) (link.Stored, error) {
 	return it, nil
 }
 
-func (s *Spool) putItem(it link.Stored) {
+func (s *Spool) putItem(it item.Stored) {
 	if old, ok := s.items[it.ID]; ok {
 		s.live -= int64(len(old.Data))
 	}
@@ -306,8 +306,8 @@ func (s *Spool) drop(ids []uint64) {
 func (s *Spool) NextID() uint64 { return s.nextID }
 
 // Restored returns the state a session resumes from.
-func (s *Spool) Restored() link.Restored {
-	r := link.Restored{Epoch: s.epoch, Acked: s.acked, PeerEpoch: s.peerEpoch, H: s.h}
+func (s *Spool) Restored() item.Restored {
+	r := item.Restored{Epoch: s.epoch, Acked: s.acked, PeerEpoch: s.peerEpoch, H: s.h}
 	for seq := s.acked + 1; ; seq++ {
 		ids, ok := s.frames[seq]
 		if !ok {
@@ -330,9 +330,9 @@ func (s *Spool) Restored() link.Restored {
 func (s *Spool) Len() (int, int64) { return len(s.items), s.live }
 
 // Add appends an item with id NextID() and returns the id.
-func (s *Spool) Add(it link.Item) (uint64, error) {
+func (s *Spool) Add(it item.Item) (uint64, error) {
 	id := s.nextID
-	st := link.Stored{ID: id, Item: it}
+	st := item.Stored{ID: id, Item: it}
 	p := appendItem(s.buf[:0], st)
 	s.buf = p
 	if err := s.write('J', p); err != nil {
@@ -348,12 +348,12 @@ func (s *Spool) Add(it link.Item) (uint64, error) {
 }
 
 // Apply records the session's operations.
-func (s *Spool) Apply(ops []link.Op) error {
+func (s *Spool) Apply(ops []item.Op) error {
 	for _, o := range ops {
 		var kind byte
 		p := s.buf[:0]
 		switch o.Kind {
-		case link.OpFrame:
+		case item.OpFrame:
 			kind = 'F'
 			p = binary.AppendUvarint(p, uint64(o.Epoch))
 			p = binary.AppendUvarint(p, uint64(o.N))
@@ -361,18 +361,18 @@ func (s *Spool) Apply(ops []link.Op) error {
 				p = binary.AppendUvarint(p, id)
 			}
 			s.frame(o.Epoch, o.N, slices.Clone(o.IDs))
-		case link.OpAck:
+		case item.OpAck:
 			kind = 'A'
 			p = binary.AppendUvarint(p, uint64(o.Epoch))
 			p = binary.AppendUvarint(p, uint64(o.N))
 			s.ack(o.Epoch, o.N)
-		case link.OpDrop:
+		case item.OpDrop:
 			kind = 'D'
 			for _, id := range o.IDs {
 				p = binary.AppendUvarint(p, id)
 			}
 			s.drop(o.IDs)
-		case link.OpRecv:
+		case item.OpRecv:
 			kind = 'R'
 			p = binary.AppendUvarint(p, uint64(o.Epoch))
 			p = binary.AppendUvarint(p, uint64(o.N))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/link"
+	"github.com/isthmus-xmpp/isthmus/link/item"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -52,8 +53,8 @@ func (d *side) restart() {
 	d.sp, d.s = sp, s
 }
 
-func (d *side) send(now time.Time, data string, cls link.Class, key string) {
-	it := link.Item{Data: []byte(data), Class: cls, Coalesce: key}
+func (d *side) send(now time.Time, data string, cls item.Class, key string) {
+	it := item.Item{Data: []byte(data), Class: cls, Coalesce: key}
 	id, err := d.sp.Add(it)
 	if err != nil {
 		d.t.Fatal(err)
@@ -133,7 +134,7 @@ func TestKillAndRestartEitherSide(t *testing.T) {
 	n := 0
 	sendN := func(k int) {
 		for range k {
-			a.send(now, msg(n), link.ClassMessage, "")
+			a.send(now, msg(n), item.ClassMessage, "")
 			n++
 		}
 	}
@@ -177,10 +178,10 @@ func TestPresenceCoalescedAndPriority(t *testing.T) {
 	now := t0
 	connect(now, a, b)
 	exchange(now, a, b)
-	a.send(now, "<presence from='x' n='1'/>", link.ClassPresence, "x|y")
-	a.send(now, "<message id='1'/>", link.ClassMessage, "")
-	a.send(now, "<presence from='x' n='2'/>", link.ClassPresence, "x|y")
-	a.send(now, "<iq id='2'/>", link.ClassIQ, "")
+	a.send(now, "<presence from='x' n='1'/>", item.ClassPresence, "x|y")
+	a.send(now, "<message id='1'/>", item.ClassMessage, "")
+	a.send(now, "<presence from='x' n='2'/>", item.ClassPresence, "x|y")
+	a.send(now, "<iq id='2'/>", item.ClassIQ, "")
 	if a.s.Drops.Coalesced != 1 {
 		t.Fatalf("coalesced = %d", a.s.Drops.Coalesced)
 	}
@@ -201,7 +202,7 @@ func TestTornTailIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		sp.Add(link.Item{Data: []byte(msg(i))})
+		sp.Add(item.Item{Data: []byte(msg(i))})
 	}
 	sp.Close()
 	path := filepath.Join(dir, fileName)
@@ -214,7 +215,7 @@ func TestTornTailIgnored(t *testing.T) {
 	if n, _ := sp.Len(); n != 2 {
 		t.Fatalf("%d items after a torn tail, want 2", n)
 	}
-	if id, _ := sp.Add(link.Item{Data: []byte("x")}); id != 3 {
+	if id, _ := sp.Add(item.Item{Data: []byte("x")}); id != 3 {
 		t.Fatalf("next id %d, want 3", id)
 	}
 	sp.Close()
@@ -234,11 +235,11 @@ func TestCompaction(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 4096)
 	var seq uint32
 	for i := range 3000 {
-		id, _ := sp.Add(link.Item{Data: big})
+		id, _ := sp.Add(item.Item{Data: big})
 		seq++
-		sp.Apply([]link.Op{{Kind: link.OpFrame, Epoch: 7, N: seq, IDs: []uint64{id}}})
+		sp.Apply([]item.Op{{Kind: item.OpFrame, Epoch: 7, N: seq, IDs: []uint64{id}}})
 		if i%10 != 9 {
-			sp.Apply([]link.Op{{Kind: link.OpAck, Epoch: 7, N: seq}})
+			sp.Apply([]item.Op{{Kind: item.OpAck, Epoch: 7, N: seq}})
 		}
 	}
 	if sp.Compactions == 0 {
@@ -265,8 +266,8 @@ func TestRestartKeepsPairOrder(t *testing.T) {
 	now := t0
 	connect(now, a, b)
 	exchange(now, a, b)
-	send := func(data string, cls link.Class, key, pair string) {
-		it := link.Item{Data: []byte(data), Class: cls, Coalesce: key, Pair: pair}
+	send := func(data string, cls item.Class, key, pair string) {
+		it := item.Item{Data: []byte(data), Class: cls, Coalesce: key, Pair: pair}
 		id, err := a.sp.Add(it)
 		if err != nil {
 			t.Fatal(err)
@@ -276,11 +277,11 @@ func TestRestartKeepsPairOrder(t *testing.T) {
 		}
 		a.flush()
 	}
-	send("<presence n='o'/>", link.ClassPresence, "c/r|d", "c|d")
-	send("<presence type='unavailable' n='u'/>", link.ClassPresence, "bob|alice", "bob|alice")
-	send("<presence type='subscribed' n='s'/>", link.ClassMessage, "", "bob|alice")
-	send("<presence n='p'/>", link.ClassPresence, "bob/r|alice", "bob|alice")
-	send("<message n='m'/>", link.ClassMessage, "", "e|f")
+	send("<presence n='o'/>", item.ClassPresence, "c/r|d", "c|d")
+	send("<presence type='unavailable' n='u'/>", item.ClassPresence, "bob|alice", "bob|alice")
+	send("<presence type='subscribed' n='s'/>", item.ClassMessage, "", "bob|alice")
+	send("<presence n='p'/>", item.ClassPresence, "bob/r|alice", "bob|alice")
+	send("<message n='m'/>", item.ClassMessage, "", "e|f")
 	want := []string{"<presence type='unavailable' n='u'/>", "<presence type='subscribed' n='s'/>", "<message n='m'/>",
 		"<presence n='o'/>", "<presence n='p'/>"}
 	if err := a.sp.compact(); err != nil { // the pair survives compaction too
