@@ -29,6 +29,7 @@ import logging
 import random
 import sys
 import time
+from xml.sax.saxutils import escape
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
@@ -216,7 +217,7 @@ class User:
                 continue
             self.w.stats.sessions += 1
             try:
-                await self.session(deadline, self.r.randint(15, 80))
+                await self.session(deadline, self.r.randint(10, 60))
             except Exception as e:
                 self.w.stats.errors += 1
                 logging.warning("%s: %r", self.bare, e)
@@ -246,7 +247,7 @@ class User:
         for _ in range(n):
             if time.monotonic() > deadline:
                 return
-            await asyncio.sleep(self.r.uniform(0.3, 2.5))
+            await asyncio.sleep(self.r.uniform(0.2, 1.2))
             try:
                 await self.action()
             except Exception as e:
@@ -297,7 +298,7 @@ class User:
             m["origin_id"]["id"] = m["id"]
         if self.r.random() < 0.1:
             m["html"].set_body("<p><strong>%s</strong> <em>%s</em></p>" % (
-                slixmpp.xmlstream.tostring.escape(body), "🙂"))
+                escape(body), "🙂"))
         if self.r.random() < 0.08:
             url = "https://upload.%s/%s/%s.jpg" % (self.w.sides[self.side]["domain"], base64.b32encode(self.r.randbytes(10)).decode().lower(), self.r.choice(["IMG_2041", "photo", "chart", "Bildschirmfoto"]))
             m["body"] = url
@@ -416,9 +417,8 @@ class User:
         else:
             data = picture(self.r, self.r.randint(1500, 6000))
             await self.iq("pep-avatar-data", x["xep_0084"].publish_avatar(data, timeout=15))
-            meta = slixmpp.plugins.xep_0084.stanza.MetaData()
-            meta.add_info(hashlib.sha1(data).hexdigest(), "image/png", len(data), height="96", width="96")
-            await self.iq("pep-avatar-meta", x["xep_0084"].publish_avatar_metadata(meta["items"], timeout=15))
+            info = {"id": hashlib.sha1(data).hexdigest(), "type": "image/png", "bytes": str(len(data)), "height": "96", "width": "96"}
+            await self.iq("pep-avatar-meta", x["xep_0084"].publish_avatar_metadata([info], timeout=15))
 
     async def query(self):
         x = self.xmpp
