@@ -135,12 +135,13 @@ class User:
         self.r = r
         self.bare = "%s@%s" % (name, world.sides[side]["domain"])
         self.profile = PROFILES[r.randrange(len(PROFILES))]
-        self.avatar = picture(r, r.randint(1500, 6000)) if r.random() < 0.7 else None
+        self.avatar = picture(r, r.randint(1000, 4000)) if r.random() < 0.7 else None
         self.subscribed = False
         self.xmpp = None
         self.rooms = {}  # room JID -> nick
         self.received = []  # (from, id) of received chat messages
         self.sent = []  # (to, id) of our chat messages
+        self.avatars_seen = set()  # ids of avatars fetched (the client's cache)
 
     def remotes(self):
         return self.w.bare[1 - self.side]
@@ -179,14 +180,14 @@ class User:
             self.xmpp["xep_0333"].send_marker(msg["from"].bare, msg["id"], "displayed")
 
     def on_avatar(self, msg):
-        if self.r.random() < 0.5:
-            return
+        # Clients cache avatars by hash: each is fetched once per user.
         try:
             info = msg["pubsub_event"]["items"]["item"]["avatar_metadata"]["info"]
             aid = info["id"]
         except Exception:
             return
-        if aid:
+        if aid and aid not in self.avatars_seen:
+            self.avatars_seen.add(aid)
             self.w.spawn(self.iq("avatar-fetch", self.xmpp["xep_0084"].retrieve_avatar(msg["from"].bare, aid, timeout=15)))
 
     async def iq(self, kind, fut):
@@ -415,7 +416,7 @@ class User:
                 lat="%.5f" % self.r.uniform(-60, 60), lon="%.5f" % self.r.uniform(-180, 180),
                 accuracy=self.r.choice(["10", "50", "1000"]), timeout=15))
         else:
-            data = picture(self.r, self.r.randint(1500, 6000))
+            data = picture(self.r, self.r.randint(1000, 4000))
             await self.iq("pep-avatar-data", x["xep_0084"].publish_avatar(data, timeout=15))
             info = {"id": hashlib.sha1(data).hexdigest(), "type": "image/png", "bytes": str(len(data)), "height": "96", "width": "96"}
             await self.iq("pep-avatar-meta", x["xep_0084"].publish_avatar_metadata([info], timeout=15))
