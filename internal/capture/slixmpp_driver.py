@@ -142,6 +142,7 @@ class User:
         self.received = []  # (from, id) of received chat messages
         self.sent = []  # (to, id) of our chat messages
         self.avatars_seen = set()  # ids of avatars fetched (the client's cache)
+        self.vcards_seen = set()  # contacts whose vCard was fetched
 
     def remotes(self):
         return self.w.bare[1 - self.side]
@@ -270,8 +271,11 @@ class User:
             await self.muc()
         elif k < 0.72:
             await self.pep()
-        elif k < 0.78:
-            await self.iq("vcard-get", x["xep_0054"].get_vcard(self.remote(), timeout=15))
+        elif k < 0.78 and len(self.vcards_seen) < len(self.remotes()):
+            # Clients cache vCards: each contact's is fetched once.
+            b = self.r.choice([b for b in self.remotes() if b not in self.vcards_seen])
+            self.vcards_seen.add(b)
+            await self.iq("vcard-get", x["xep_0054"].get_vcard(b, timeout=15))
         else:
             await self.query()
 
