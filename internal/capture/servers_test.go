@@ -227,7 +227,7 @@ func runSlixmpp(t *testing.T, seed int64, dur time.Duration, sides [2]side) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur+60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, slixmppPython, "slixmpp_driver.py", path)
+	cmd := exec.CommandContext(ctx, slixmppPython, "-B", "slixmpp_driver.py", path) // -B: no __pycache__ in the tree
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
