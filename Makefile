@@ -56,19 +56,26 @@ fuzz:
 		done; \
 	done
 
-# Regenerate the codec corpus (testdata/corpus, see its README): the
-# synthetic captures from internal/sim, then real Prosody S2S captures
-# recorded by internal/capture (about 6 minutes): a training session and a
-# held-out session with other seeds, domains and user counts.
+# Regenerate the codec corpus (testdata/corpus, see its README; about 10
+# minutes): the synthetic captures from internal/sim; real Prosody-to-Prosody
+# S2S captures recorded by internal/capture (a training session and a
+# held-out session with other seeds, domains and user counts); then real
+# ejabberd 23.01 <-> Prosody 0.12 S2S captures (TestCaptureServers), one
+# session driven by python3-slixmpp clients and one by the mellium clients.
 CAPTURE = $(GO) test -count=1 -timeout 15m -run '^TestCaptureProsody$$' -v ./internal/capture
+CAPTURE_SERVERS = $(GO) test -count=1 -timeout 15m -run '^TestCaptureServers$$' -v ./internal/capture
 corpus:
 	$(GO) test -count=1 -run '^TestWriteSimCorpus$$' ./compress -write-corpus
-	rm -f testdata/corpus/prosody-*.xml.gz
+	rm -f testdata/corpus/prosody-*.xml.gz testdata/corpus/ejabberd-*.xml.gz
 	ISTHMUS_CAPTURE_OUT=$(CURDIR)/testdata/corpus ISTHMUS_CAPTURE_NAME=prosody-train \
 		ISTHMUS_CAPTURE_SEED=1 ISTHMUS_CAPTURE_DURATION=3m $(CAPTURE)
 	ISTHMUS_CAPTURE_OUT=$(CURDIR)/testdata/corpus ISTHMUS_CAPTURE_NAME=prosody-heldout \
 		ISTHMUS_CAPTURE_SEED=7 ISTHMUS_CAPTURE_DOMAINS=ship.example,shore.example \
 		ISTHMUS_CAPTURE_USERS=6 ISTHMUS_CAPTURE_DURATION=2m $(CAPTURE)
+	ISTHMUS_CAPTURE_OUT=$(CURDIR)/testdata/corpus ISTHMUS_CAPTURE_CLIENTS=slixmpp \
+		ISTHMUS_CAPTURE_SEED=3 ISTHMUS_CAPTURE_USERS=7 ISTHMUS_CAPTURE_DURATION=100s $(CAPTURE_SERVERS)
+	ISTHMUS_CAPTURE_OUT=$(CURDIR)/testdata/corpus ISTHMUS_CAPTURE_CLIENTS=mellium \
+		ISTHMUS_CAPTURE_SEED=5 ISTHMUS_CAPTURE_USERS=8 ISTHMUS_CAPTURE_DURATION=60s $(CAPTURE_SERVERS)
 
 # Rebuild the codec's embedded dictionary from the training part of the
 # corpus (sim-seed9 and prosody-heldout are held out for `isthmus bench`;

@@ -185,7 +185,7 @@ func TestCaptureProsody(t *testing.T) {
 	for side := range 2 {
 		for i, u := range names[side] {
 			ur := rand.New(rand.NewSource(seed*1000 + int64(side*100+i)))
-			g.Go(func() error { return w.user(gctx, t, srv[side], side, u, ur) })
+			g.Go(func() error { return w.user(gctx, t, doms[side], srv[side].C2SAddr, side, u, ur) })
 		}
 	}
 	if err := g.Wait(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
@@ -240,6 +240,10 @@ type world struct {
 	bare [2][]string
 	mu   sync.Mutex        // guards full
 	full map[string]string // bare JID -> current full JID of a logged-in user
+	// rich: TestCaptureServers: users also subscribe to the other side
+	// and approve its requests, use MUC (services muc), PEP and vCards.
+	rich bool
+	muc  [2]string
 }
 
 func (w *world) setFull(bare, full string) {
@@ -283,6 +287,10 @@ type user struct {
 	c    *prosodytest.Client
 	side int
 	ctr  int
+	name string
+	// rooms: MUC room JID -> our nick (rich world)
+	rooms      map[string]string
+	subscribed map[string]bool // rich: remote users we asked or approved
 	// avatar is the SHA-1 of the user's avatar, or "".
 	avatar string
 }
@@ -399,7 +407,19 @@ func (u *user) body() string {
 func (u *user) answer(ctx context.Context) error {
 	for {
 		select {
-		case <-u.c.Presences():
+		case p := <-u.c.Presences():
+			if u.w.rich && p.Type == "subscribe" {
+				b := bareOf(p.From)
+				if err := u.send(ctx, fmt.Sprintf("<presence type='subscribed' to='%s'/>", b)); err != nil {
+					return err
+				}
+				if !u.subscribed[b] {
+					u.subscribed[b] = true
+					if err := u.send(ctx, fmt.Sprintf("<presence type='subscribe' to='%s'/>", b)); err != nil {
+						return err
+					}
+				}
+			}
 			continue
 		case m := <-u.c.Messages():
 			if m.Body == "" || m.ID == "" || m.From == "" {
@@ -458,17 +478,18 @@ func (u *user) query(ctx context.Context) error {
 }
 
 // user runs one account: log in, act, log out, again, until ctx ends.
-func (w *world) user(ctx context.Context, t *testing.T, s *prosodytest.Server, side int, name string, r *rand.Rand) error {
+func (w *world) user(ctx context.Context, t *testing.T, domain, c2sAddr string, side int, name string, r *rand.Rand) error {
 	me := name + "@" + w.doms[side]
+	subscribed := map[string]bool{}
 	for ctx.Err() == nil {
-		u := &user{w: w, r: r, side: side, p: profiles[r.Intn(len(profiles))]}
+		u := &user{w: w, r: r, side: side, p: profiles[r.Intn(len(profiles))], name: name, rooms: map[string]string{}, subscribed: subscribed}
 		if r.Intn(3) > 0 {
 			var h [20]byte
 			r.Read(h[:])
 			u.avatar = hex.EncodeToString(h[:])
 		}
 		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		c, err := prosodytest.Dial(dctx, t, s, name, "pw-"+name)
+		c, err := prosodytest.DialAddr(dctx, t, domain, c2sAddr, name, "pw-"+name)
 		cancel()
 		if err != nil {
 			return err
@@ -508,6 +529,14 @@ func (u *user) session(ctx context.Context, actions int) error {
 	if err := u.presence(ctx); err != nil {
 		return err
 	}
+	if u.w.rich && len(u.subscribed) == 0 {
+		for _, b := range u.w.bare[1-u.side] {
+			u.subscribed[b] = true
+		}
+		if err := u.subscribeAll(ctx); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < actions; i++ {
 		if !sleep(ctx, time.Duration(300+u.r.Intn(2500))*time.Millisecond) {
 			return nil
@@ -516,6 +545,12 @@ func (u *user) session(ctx context.Context, actions int) error {
 			return err
 		}
 		var err error
+		if u.w.rich && u.r.Intn(3) == 0 {
+			if err := u.richAction(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		switch k := u.r.Intn(20); {
 		case k < 10:
 			err = u.chat(ctx)

@@ -33,7 +33,11 @@ func Config(opt Options, c2sPort, s2sPort int, cert, key, ca string) string {
 	p("  - %q", key)
 	p("ca_file: %q", ca) // checks certfiles (else: a warning, signed by unknown CA)
 	p("s2s_cafile: %q", ca)
-	p("s2s_use_starttls: required")
+	starttls := "required"
+	if opt.S2SStartTLS != "" {
+		starttls = opt.S2SStartTLS
+	}
+	p("s2s_use_starttls: %s", starttls)
 	p("s2s_ciphers: \"HIGH:!aNULL:!eNULL:!3DES:@STRENGTH\"")
 	p("s2s_protocol_options: [no_sslv3, no_tlsv1, no_tlsv1_1, cipher_server_preference, no_compression]")
 	p("outgoing_s2s_families: [ipv4]")
@@ -75,7 +79,7 @@ func Config(opt Options, c2sPort, s2sPort int, cert, key, ca string) string {
 		p("    access: [allow]")
 		p("    access_create: muc_create")
 		p("    access_persistent: muc_create")
-		p("    history_size: 0")
+		p("    history_size: %d", opt.MUCHistory)
 	}
 	p("  mod_offline:")
 	p("    access_max_user_messages: max_user_offline_messages")
@@ -84,6 +88,9 @@ func Config(opt Options, c2sPort, s2sPort int, cert, key, ca string) string {
 	p("    versioning: true")
 	p("  mod_s2s_dialback: {}")
 	p("  mod_version: {}")
+	if opt.Modules != "" {
+		p("%s", strings.TrimRight(opt.Modules, "\n"))
+	}
 	if opt.Extra != "" {
 		p("%s", opt.Extra)
 	}

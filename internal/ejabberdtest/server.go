@@ -86,6 +86,14 @@ type Options struct {
 	// conference.Domain) and the CA its S2S peers' certificates are
 	// checked against. Required: S2S STARTTLS is required.
 	TLS testpki.Files
+	// S2SStartTLS is s2s_use_starttls: "" is "required" (Debian's
+	// default); "false" makes S2S plain, for recording it (internal/capture).
+	S2SStartTLS string
+	// MUCHistory is mod_muc's history_size (default 0: no history).
+	MUCHistory int
+	// Modules is appended under "modules:" (lines indented by two
+	// spaces, e.g. "  mod_vcard: {}").
+	Modules string
 	// LogLevel: "info" (default) or "debug".
 	LogLevel string
 	// Extra is appended to ejabberd.yml (top-level options).
