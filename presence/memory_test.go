@@ -5,7 +5,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +111,25 @@ func fillOut(tb testing.TB, m *Mirror, now time.Time, n int) {
 	}
 }
 
+// rss returns the resident set size (VmRSS) after a GC that returns freed
+// memory to the OS, so that it counts what the heap holds plus the
+// runtime's overhead, not garbage awaiting collection; 0 where /proc is
+// missing.
+func rss() uint64 {
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 func heapAlloc() uint64 {
 	var ms runtime.MemStats
 	runtime.GC()
@@ -119,7 +141,7 @@ func heapAlloc() uint64 {
 // memoryPerEntry fills one table with n entries and returns the live heap,
 // the state file bytes and the bytes counted towards Config.MaxBytes, per
 // entry.
-func memoryPerEntry(tb testing.TB, table string, n int) (heap, state, counted float64) {
+func memoryPerEntry(tb testing.TB, table string, n int) (heap, state, counted, rssPer float64) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	side := "a"
 	if table == "out" {
@@ -127,7 +149,7 @@ func memoryPerEntry(tb testing.TB, table string, n int) (heap, state, counted fl
 	}
 	cfg := testConfig(side)
 	cfg.MaxEntries = n
-	before := heapAlloc()
+	before, rssBefore := heapAlloc(), rss()
 	m, err := New(cfg, now)
 	if err != nil {
 		tb.Fatal(err)
@@ -139,7 +161,7 @@ func memoryPerEntry(tb testing.TB, table string, n int) (heap, state, counted fl
 	} else {
 		fillOut(tb, m, now, n)
 	}
-	after := heapAlloc()
+	after, rssAfter := heapAlloc(), rss()
 	if o, i := m.Entries(); o+i != n {
 		tb.Fatalf("%d+%d entries, want %d", o, i, n)
 	}
@@ -148,20 +170,23 @@ func memoryPerEntry(tb testing.TB, table string, n int) (heap, state, counted fl
 		tb.Fatal(err)
 	}
 	runtime.KeepAlive(m)
-	return float64(after-before) / float64(n), float64(len(b)) / float64(n), float64(m.in.bytes+m.out.bytes) / float64(n)
+	return float64(after-before) / float64(n), float64(len(b)) / float64(n), float64(m.in.bytes+m.out.bytes) / float64(n),
+		(float64(rssAfter) - float64(rssBefore)) / float64(n)
 }
 
-// BenchmarkMirrorMemory reports the live heap (HeapAlloc after GC) and the
+// BenchmarkMirrorMemory reports the live heap (HeapAlloc after GC), the
+// growth of RSS (after returning freed memory to the OS) and the
 // state file bytes per entry of a table of 100,000 realistic entries (issue
 // 10, defect 7). Run with -benchtime=1x.
 func BenchmarkMirrorMemory(b *testing.B) {
 	for _, table := range []string{"in", "out"} {
 		b.Run(table, func(b *testing.B) {
-			var heap, state, counted float64
+			var heap, state, counted, rssPer float64
 			for i := 0; i < b.N; i++ {
-				heap, state, counted = memoryPerEntry(b, table, 100000)
+				heap, state, counted, rssPer = memoryPerEntry(b, table, 100000)
 			}
 			b.ReportMetric(heap, "heap-B/entry")
+			b.ReportMetric(rssPer, "rss-B/entry")
 			b.ReportMetric(state, "state-B/entry")
 			b.ReportMetric(counted, "maxbytes-B/entry")
 		})
@@ -175,7 +200,7 @@ func TestMirrorMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a table of 20,000 entries")
 	}
-	heap, state, _ := memoryPerEntry(t, "in", 20000)
+	heap, state, _, _ := memoryPerEntry(t, "in", 20000)
 	t.Logf("%.0f heap bytes, %.1f state bytes per entry", heap, state)
 	if heap > 512 {
 		t.Errorf("%.0f bytes of heap per entry, want at most 512", heap)
