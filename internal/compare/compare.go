@@ -16,6 +16,8 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/isthmus-xmpp/isthmus/gateway"
+	"github.com/isthmus-xmpp/isthmus/gateway/config"
+	"github.com/isthmus-xmpp/isthmus/internal/ejabberdtest"
 	"github.com/isthmus-xmpp/isthmus/internal/prosodytest"
 	"github.com/isthmus-xmpp/isthmus/internal/testpki"
 	"github.com/isthmus-xmpp/isthmus/link/emu"
@@ -88,50 +90,73 @@ func run(t *testing.T, mode string, o Options) Result {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 
-	// Certificates from a private CA: both servers offer STARTTLS on S2S
-	// and trust the CA, so direct S2S runs over TLS, as deployed.
-	dir := t.TempDir()
+	// Both servers at their default secure S2S settings (Prosody
+	// s2s_require_encryption = true, ejabberd s2s_use_starttls: required),
+	// the same in both runs, with certificates from a private CA that
+	// every party trusts. In the pair run each gateway has a certificate
+	// for the remote domains it stands in for (as in internal/interop).
 	ca, err := testpki.NewCA("isthmus compare CA")
 	must(t, err)
-	fa, err := ca.WriteFiles(dir, domainA, domainA)
-	must(t, err)
-	certB, keyB, err := ca.Issue(domainB, mucB)
-	must(t, err)
+	dir := t.TempDir()
+	issue := func(name string, domains ...string) testpki.Files {
+		t.Helper()
+		f, err := ca.WriteFiles(dir, name, domains...)
+		must(t, err)
+		return f
+	}
+	certA := issue("prosody", domainA)
+	certB := issue("ejabberd", domainB, mucB)
 
-	dns, err := StartDNS()
+	dns, err := ejabberdtest.StartDNS()
 	must(t, err)
 	t.Cleanup(func() { dns.Close() })
 	lnA, lnB := listen(t), listen(t) // what a.test and b.test dial for the other domain
 	dns.SetSRV(domainA, lnB.Addr().(*net.TCPAddr).Port)
 
+	var eb *ejabberdtest.Server
+	var ewg sync.WaitGroup
+	ewg.Add(1)
+	go func() { // ejabberd takes seconds to start: start both at once
+		defer ewg.Done()
+		eb = ejabberdtest.Start(t, ejabberdtest.Options{
+			Domain:  domainB,
+			MUC:     true,
+			Users:   map[string]string{"bob": "pw-bob", "dave": "pw-dave"},
+			DNSPort: dns.Port(),
+			TLS:     certB,
+		})
+	}()
 	pa := prosodytest.Start(t, prosodytest.Options{
 		Domain:    domainA,
 		Users:     map[string]string{"alice": "pw-alice", "carol": "pw-carol"},
 		Overrides: map[string]string{domainB: lnA.Addr().String(), mucB: lnA.Addr().String()},
 		LogLevel:  "info",
-		ExtraConfig: fmt.Sprintf("ssl = { certificate = %q; key = %q; cafile = %q }\n"+
-			"modules_enabled = { \"roster\"; \"saslauth\"; \"tls\"; \"disco\"; \"ping\"; \"version\"; \"dialback\"; \"posix\"; \"s2s_connect_override\" }\n",
-			fa.Cert, fa.Key, fa.CA),
+		TLS:       prosodytest.TLSFiles{Cert: certA.Cert, Key: certA.Key, CA: certA.CA},
 	})
-	eb := startEjabberd(t, ejabberdOptions{
-		domain:  domainB,
-		muc:     mucB,
-		users:   map[string]string{"bob": "pw-bob", "dave": "pw-dave"},
-		dnsPort: dns.Port(),
-		certPEM: append(certB, keyB...),
-		caPEM:   ca.PEM,
-	})
+	ewg.Wait()
+	if eb == nil {
+		t.FailNow() // ejabberdtest.Start failed (and said why) on its goroutine
+	}
 
 	r := newRadio(o.Profile, o.Seed)
 	defer r.link.Close()
 	if mode == Direct {
-		r.relay(ctx, &wg, lnA, eb.s2sAddr, true)
+		r.relay(ctx, &wg, lnA, eb.S2SAddr, true)
 		r.relay(ctx, &wg, lnB, pa.S2SAddr, false)
 	} else {
 		pc, err := gateway.NewPairConfig(map[string]string{domainA: pa.S2SAddr},
-			map[string]string{domainB: eb.s2sAddr, mucB: eb.s2sAddr}, "compare-secret")
+			map[string]string{domainB: eb.S2SAddr, mucB: eb.S2SAddr}, "compare-secret")
 		must(t, err)
-		pc.A.Link.RateBPS, pc.B.Link.RateBPS = o.Profile.RateBPS, o.Profile.RateBPS
+		// A stands in for b.test toward Prosody, B for a.test toward
+		// ejabberd; both require STARTTLS. A verifies Prosody's
+		// certificate and offers it SASL EXTERNAL; B has no CA file, so
+		// ejabberd authenticates to it with dialback, verified over TLS.
+		for c, f := range map[*config.Config]testpki.Files{pc.A: issue("gateway-a", domainB, mucB), pc.B: issue("gateway-b", domainA)} {
+			c.S2S.CertFile, c.S2S.KeyFile = f.Cert, f.Key
+			c.S2S.RequireTLS = true
+			c.Link.RateBPS = o.Profile.RateBPS
+		}
+		pc.A.S2S.CAFile = certA.CA
 		log := slog.New(slog.DiscardHandler)
 		if os.Getenv("ISTHMUS_LOG") != "" {
 			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -157,7 +182,7 @@ func run(t *testing.T, mode string, o Options) Result {
 		}()
 	}
 
-	w := &workload{t: t, ctx: ctx, o: o, r: r, rec: newRecorder(), c2s: [2]string{pa.C2SAddr, eb.c2sAddr}, logf: logf,
+	w := &workload{t: t, ctx: ctx, o: o, r: r, rec: newRecorder(), c2s: [2]string{pa.C2SAddr, eb.C2SAddr}, logf: logf,
 		res: Result{Mode: mode, Profile: o.Profile.Name}, mode: mode, phaseStart: time.Now()}
 	t0 := time.Now()
 	w.script()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isthmus-xmpp/isthmus/internal/ejabberdtest"
 	"github.com/isthmus-xmpp/isthmus/internal/prosodytest"
 	"github.com/isthmus-xmpp/isthmus/link/emu"
 )
@@ -38,12 +39,7 @@ func envDuration(k string, def time.Duration) time.Duration {
 func requireServers(t *testing.T) {
 	t.Helper()
 	prosodytest.Require(t)
-	if !ejabberdAvailable() {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ejabberd not installed [CI is set, so this is a failure]")
-		}
-		t.Skip("ejabberd not installed: apt-get install ejabberd")
-	}
+	ejabberdtest.Require(t)
 }
 
 // TestCompare is `make compare`: for each profile, the workload direct and
