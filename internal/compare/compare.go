@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,6 +192,7 @@ func run(t *testing.T, mode string, o Options) Result {
 	ab, ba := r.counts()
 	w.res.Air = [2]air{ab, ba}
 	logf("%s %s: done in %v; a→b %+v; b→a %+v", o.Profile.Name, mode, w.res.Elapsed.Round(time.Second), ab, ba)
+	logf("%s %s: S2S authentication as the servers logged it: %s", o.Profile.Name, mode, authSummary(eb.Log(), pa.Log()))
 	return w.res
 }
 
@@ -443,4 +446,36 @@ func listen(t *testing.T) net.Listener {
 	must(t, err)
 	t.Cleanup(func() { ln.Close() })
 	return ln
+}
+
+var (
+	ejabberdAuth = regexp.MustCompile(`Accepted (inbound|outbound) s2s (\S+) authentication (\S+ -> \S+)`)
+	prosodyAuth  = regexp.MustCompile(`Accepting SASL EXTERNAL identity from (\S+)`)
+)
+
+// authSummary lists, once each, how the S2S streams authenticated, from
+// ejabberd's and Prosody's logs, and how many of ejabberd's S2S log lines
+// name a stream without TLS.
+func authSummary(ejLog, prLog string) string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, m := range ejabberdAuth.FindAllStringSubmatch(ejLog, -1) {
+		add(fmt.Sprintf("ejabberd %s %s %s", m[1], m[2], m[3]))
+	}
+	for _, m := range prosodyAuth.FindAllStringSubmatch(prLog, -1) {
+		add("Prosody inbound EXTERNAL from " + m[1])
+	}
+	plain := 0 // ejabberd names a TLS stream (tls|…), a plain one (tcp|…)
+	for _, line := range strings.Split(ejLog, "\n") {
+		if strings.Contains(line, "(tcp|") && strings.Contains(line, "s2s") {
+			plain++
+		}
+	}
+	return fmt.Sprintf("%s; ejabberd S2S log lines without TLS: %d", strings.Join(out, "; "), plain)
 }
