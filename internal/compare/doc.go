@@ -66,6 +66,14 @@
 //
 // # Limits
 //
+// One setting differs from the servers' defaults, in both runs: ejabberd's
+// negotiation_timeout is 120 s instead of 30 s. Over iridium-2400 direct
+// S2S needs 20–30 s to negotiate a stream (STARTTLS, certificates, SASL
+// EXTERNAL, two stream restarts) on a link the other S2S connection
+// shares; at the default ejabberd closed its outgoing stream once as
+// "Idle connection (connection-timeout)" and bounced the workload's
+// presence. The pair's S2S legs are on loopback and do not come near it.
+//
 // The machine's other load shows in the latencies; bytes do not depend on
 // it beyond the loss draws' timing.
 package compare
