@@ -44,6 +44,7 @@ type Options struct {
 	Duration time.Duration // length of the chat phase
 	Interval time.Duration // each of the four users sends one chat message per Interval
 	Logins   int           // re-logins timed per side
+	NoIQ     bool          // skip the iq phase (the smoke test)
 	Seed     int64         // the emulator's loss draws
 	Quiet    time.Duration // a phase ends after the link has been idle this long; default 3s
 	Logf     func(format string, args ...any)
@@ -314,23 +315,7 @@ func (w *workload) script() {
 
 	// iq: ping, version and disco#info to the other server, ping to the
 	// contact's client.
-	for s, u := range []*user{alice, bob} {
-		peer := []*user{bob, alice}[s]
-		for _, q := range []struct {
-			to      string
-			payload xml.TokenReader
-		}{
-			{domains[1-s], xmlstream.Wrap(nil, el("urn:xmpp:ping", "ping"))},
-			{domains[1-s], xmlstream.Wrap(nil, el("jabber:iq:version", "query"))},
-			{domains[1-s], xmlstream.Wrap(nil, el("http://jabber.org/protocol/disco#info", "query"))},
-			{peer.c.JID(), xmlstream.Wrap(nil, el("urn:xmpp:ping", "ping"))},
-		} {
-			rtt, err := u.iq(ctx, waitLimit, q.to, stanza.GetIQ, q.payload)
-			w.check(err)
-			w.res.IQ[s] = append(w.res.IQ[s], rtt)
-		}
-	}
-	w.phase("iq")
+	w.iqs(alice, bob)
 
 	// MUC: bob makes the room (instant room), then dave, alice and carol
 	// join; everyone sees all four occupants.
@@ -436,6 +421,33 @@ func (w *workload) script() {
 		}
 	}
 	w.phase("logout")
+}
+
+// iqs is the iq phase (unless Options.NoIQ): alice and bob each ask the
+// other server for ping, version and disco#info and ping the other's
+// client.
+func (w *workload) iqs(alice, bob *user) {
+	if w.o.NoIQ {
+		return
+	}
+	ctx := w.ctx
+	for s, u := range []*user{alice, bob} {
+		peer := []*user{bob, alice}[s]
+		for _, q := range []struct {
+			to      string
+			payload xml.TokenReader
+		}{
+			{domains[1-s], xmlstream.Wrap(nil, el("urn:xmpp:ping", "ping"))},
+			{domains[1-s], xmlstream.Wrap(nil, el("jabber:iq:version", "query"))},
+			{domains[1-s], xmlstream.Wrap(nil, el("http://jabber.org/protocol/disco#info", "query"))},
+			{peer.c.JID(), xmlstream.Wrap(nil, el("urn:xmpp:ping", "ping"))},
+		} {
+			rtt, err := u.iq(ctx, waitLimit, q.to, stanza.GetIQ, q.payload)
+			w.check(err)
+			w.res.IQ[s] = append(w.res.IQ[s], rtt)
+		}
+	}
+	w.phase("iq")
 }
 
 func must(t *testing.T, err error) {
