@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/isthmus-xmpp/isthmus/gateway"
+	"github.com/isthmus-xmpp/isthmus/gateway/config"
+	"github.com/isthmus-xmpp/isthmus/internal/ejabberdtest"
 	"github.com/isthmus-xmpp/isthmus/internal/prosodytest"
 	"github.com/isthmus-xmpp/isthmus/internal/testpki"
 	"github.com/isthmus-xmpp/isthmus/link/emu"
@@ -40,6 +44,7 @@ type Options struct {
 	Duration time.Duration // length of the chat phase
 	Interval time.Duration // each of the four users sends one chat message per Interval
 	Logins   int           // re-logins timed per side
+	NoIQ     bool          // skip the iq phase (the smoke test)
 	Seed     int64         // the emulator's loss draws
 	Quiet    time.Duration // a phase ends after the link has been idle this long; default 3s
 	Logf     func(format string, args ...any)
@@ -88,50 +93,78 @@ func run(t *testing.T, mode string, o Options) Result {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 
-	// Certificates from a private CA: both servers offer STARTTLS on S2S
-	// and trust the CA, so direct S2S runs over TLS, as deployed.
-	dir := t.TempDir()
+	// Both servers at their default secure S2S settings (Prosody
+	// s2s_require_encryption = true, ejabberd s2s_use_starttls: required),
+	// the same in both runs, with certificates from a private CA that
+	// every party trusts. In the pair run each gateway has a certificate
+	// for the remote domains it stands in for (as in internal/interop).
 	ca, err := testpki.NewCA("isthmus compare CA")
 	must(t, err)
-	fa, err := ca.WriteFiles(dir, domainA, domainA)
-	must(t, err)
-	certB, keyB, err := ca.Issue(domainB, mucB)
-	must(t, err)
+	dir := t.TempDir()
+	issue := func(name string, domains ...string) testpki.Files {
+		t.Helper()
+		f, err := ca.WriteFiles(dir, name, domains...)
+		must(t, err)
+		return f
+	}
+	certA := issue("prosody", domainA)
+	certB := issue("ejabberd", domainB, mucB)
 
-	dns, err := StartDNS()
+	dns, err := ejabberdtest.StartDNS()
 	must(t, err)
 	t.Cleanup(func() { dns.Close() })
 	lnA, lnB := listen(t), listen(t) // what a.test and b.test dial for the other domain
 	dns.SetSRV(domainA, lnB.Addr().(*net.TCPAddr).Port)
 
+	var eb *ejabberdtest.Server
+	var ewg sync.WaitGroup
+	ewg.Add(1)
+	go func() { // ejabberd takes seconds to start: start both at once
+		defer ewg.Done()
+		eb = ejabberdtest.Start(t, ejabberdtest.Options{
+			Domain:  domainB,
+			MUC:     true,
+			Users:   map[string]string{"bob": "pw-bob", "dave": "pw-dave"},
+			DNSPort: dns.Port(),
+			TLS:     certB,
+			// ejabberd closes an S2S stream whose negotiation (STARTTLS,
+			// authentication, the restarts) takes longer than
+			// negotiation_timeout, default 30 s: at 2400 bit/s direct S2S
+			// takes 20–30 s and failed that way. Both runs use 120 s.
+			Extra: "negotiation_timeout: 120",
+		})
+	}()
 	pa := prosodytest.Start(t, prosodytest.Options{
 		Domain:    domainA,
 		Users:     map[string]string{"alice": "pw-alice", "carol": "pw-carol"},
 		Overrides: map[string]string{domainB: lnA.Addr().String(), mucB: lnA.Addr().String()},
 		LogLevel:  "info",
-		ExtraConfig: fmt.Sprintf("ssl = { certificate = %q; key = %q; cafile = %q }\n"+
-			"modules_enabled = { \"roster\"; \"saslauth\"; \"tls\"; \"disco\"; \"ping\"; \"version\"; \"dialback\"; \"posix\"; \"s2s_connect_override\" }\n",
-			fa.Cert, fa.Key, fa.CA),
+		TLS:       prosodytest.TLSFiles{Cert: certA.Cert, Key: certA.Key, CA: certA.CA},
 	})
-	eb := startEjabberd(t, ejabberdOptions{
-		domain:  domainB,
-		muc:     mucB,
-		users:   map[string]string{"bob": "pw-bob", "dave": "pw-dave"},
-		dnsPort: dns.Port(),
-		certPEM: append(certB, keyB...),
-		caPEM:   ca.PEM,
-	})
+	ewg.Wait()
+	if eb == nil {
+		t.FailNow() // ejabberdtest.Start failed (and said why) on its goroutine
+	}
 
 	r := newRadio(o.Profile, o.Seed)
 	defer r.link.Close()
 	if mode == Direct {
-		r.relay(ctx, &wg, lnA, eb.s2sAddr, true)
+		r.relay(ctx, &wg, lnA, eb.S2SAddr, true)
 		r.relay(ctx, &wg, lnB, pa.S2SAddr, false)
 	} else {
 		pc, err := gateway.NewPairConfig(map[string]string{domainA: pa.S2SAddr},
-			map[string]string{domainB: eb.s2sAddr, mucB: eb.s2sAddr}, "compare-secret")
+			map[string]string{domainB: eb.S2SAddr, mucB: eb.S2SAddr}, "compare-secret")
 		must(t, err)
-		pc.A.Link.RateBPS, pc.B.Link.RateBPS = o.Profile.RateBPS, o.Profile.RateBPS
+		// A stands in for b.test toward Prosody, B for a.test toward
+		// ejabberd; both require STARTTLS. A verifies Prosody's
+		// certificate and offers it SASL EXTERNAL; B has no CA file, so
+		// ejabberd authenticates to it with dialback, verified over TLS.
+		for c, f := range map[*config.Config]testpki.Files{pc.A: issue("gateway-a", domainB, mucB), pc.B: issue("gateway-b", domainA)} {
+			c.S2S.CertFile, c.S2S.KeyFile = f.Cert, f.Key
+			c.S2S.RequireTLS = true
+			c.Link.RateBPS = o.Profile.RateBPS
+		}
+		pc.A.S2S.CAFile = certA.CA
 		log := slog.New(slog.DiscardHandler)
 		if os.Getenv("ISTHMUS_LOG") != "" {
 			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -157,7 +190,7 @@ func run(t *testing.T, mode string, o Options) Result {
 		}()
 	}
 
-	w := &workload{t: t, ctx: ctx, o: o, r: r, rec: newRecorder(), c2s: [2]string{pa.C2SAddr, eb.c2sAddr}, logf: logf,
+	w := &workload{t: t, ctx: ctx, o: o, r: r, rec: newRecorder(), c2s: [2]string{pa.C2SAddr, eb.C2SAddr}, logf: logf,
 		res: Result{Mode: mode, Profile: o.Profile.Name}, mode: mode, phaseStart: time.Now()}
 	t0 := time.Now()
 	w.script()
@@ -165,6 +198,7 @@ func run(t *testing.T, mode string, o Options) Result {
 	ab, ba := r.counts()
 	w.res.Air = [2]air{ab, ba}
 	logf("%s %s: done in %v; a→b %+v; b→a %+v", o.Profile.Name, mode, w.res.Elapsed.Round(time.Second), ab, ba)
+	logf("%s %s: S2S authentication as the servers logged it: %s", o.Profile.Name, mode, authSummary(eb.Log(), pa.Log()))
 	return w.res
 }
 
@@ -281,23 +315,7 @@ func (w *workload) script() {
 
 	// iq: ping, version and disco#info to the other server, ping to the
 	// contact's client.
-	for s, u := range []*user{alice, bob} {
-		peer := []*user{bob, alice}[s]
-		for _, q := range []struct {
-			to      string
-			payload xml.TokenReader
-		}{
-			{domains[1-s], xmlstream.Wrap(nil, el("urn:xmpp:ping", "ping"))},
-			{domains[1-s], xmlstream.Wrap(nil, el("jabber:iq:version", "query"))},
-			{domains[1-s], xmlstream.Wrap(nil, el("http://jabber.org/protocol/disco#info", "query"))},
-			{peer.c.JID(), xmlstream.Wrap(nil, el("urn:xmpp:ping", "ping"))},
-		} {
-			rtt, err := u.iq(ctx, waitLimit, q.to, stanza.GetIQ, q.payload)
-			w.check(err)
-			w.res.IQ[s] = append(w.res.IQ[s], rtt)
-		}
-	}
-	w.phase("iq")
+	w.iqs(alice, bob)
 
 	// MUC: bob makes the room (instant room), then dave, alice and carol
 	// join; everyone sees all four occupants.
@@ -405,6 +423,33 @@ func (w *workload) script() {
 	w.phase("logout")
 }
 
+// iqs is the iq phase (unless Options.NoIQ): alice and bob each ask the
+// other server for ping, version and disco#info and ping the other's
+// client.
+func (w *workload) iqs(alice, bob *user) {
+	if w.o.NoIQ {
+		return
+	}
+	ctx := w.ctx
+	for s, u := range []*user{alice, bob} {
+		peer := []*user{bob, alice}[s]
+		for _, q := range []struct {
+			to      string
+			payload xml.TokenReader
+		}{
+			{domains[1-s], xmlstream.Wrap(nil, el("urn:xmpp:ping", "ping"))},
+			{domains[1-s], xmlstream.Wrap(nil, el("jabber:iq:version", "query"))},
+			{domains[1-s], xmlstream.Wrap(nil, el("http://jabber.org/protocol/disco#info", "query"))},
+			{peer.c.JID(), xmlstream.Wrap(nil, el("urn:xmpp:ping", "ping"))},
+		} {
+			rtt, err := u.iq(ctx, waitLimit, q.to, stanza.GetIQ, q.payload)
+			w.check(err)
+			w.res.IQ[s] = append(w.res.IQ[s], rtt)
+		}
+	}
+	w.phase("iq")
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -418,4 +463,36 @@ func listen(t *testing.T) net.Listener {
 	must(t, err)
 	t.Cleanup(func() { ln.Close() })
 	return ln
+}
+
+var (
+	ejabberdAuth = regexp.MustCompile(`Accepted (inbound|outbound) s2s (\S+) authentication (\S+ -> \S+)`)
+	prosodyAuth  = regexp.MustCompile(`Accepting SASL EXTERNAL identity from (\S+)`)
+)
+
+// authSummary lists, once each, how the S2S streams authenticated, from
+// ejabberd's and Prosody's logs, and how many of ejabberd's S2S log lines
+// name a stream without TLS.
+func authSummary(ejLog, prLog string) string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, m := range ejabberdAuth.FindAllStringSubmatch(ejLog, -1) {
+		add(fmt.Sprintf("ejabberd %s %s %s", m[1], m[2], m[3]))
+	}
+	for _, m := range prosodyAuth.FindAllStringSubmatch(prLog, -1) {
+		add("Prosody inbound EXTERNAL from " + m[1])
+	}
+	plain := 0 // ejabberd names a TLS stream (tls|…), a plain one (tcp|…)
+	for _, line := range strings.Split(ejLog, "\n") {
+		if strings.Contains(line, "(tcp|") && strings.Contains(line, "s2s") {
+			plain++
+		}
+	}
+	return fmt.Sprintf("%s; ejabberd S2S log lines without TLS: %d", strings.Join(out, "; "), plain)
 }

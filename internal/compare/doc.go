@@ -4,24 +4,31 @@
 //
 // # Method
 //
-// Each run starts fresh servers: Prosody 0.12 for a.test (users alice,
-// carol) and ejabberd 23.01 for b.test (users bob, dave; MUC service
-// conference.b.test), both from Debian, both with certificates from a
-// private test CA (testpki) that each trusts, STARTTLS offered on S2S. The
-// workload runs twice over one emulated link (link/emu, a Link with the
-// profile's rate, delay and loss; one serializer per direction shared by
-// every connection on it, as on one radio):
+// Each run starts fresh servers at their default secure S2S settings, the
+// same in both runs: Prosody 0.12 for a.test (users alice, carol;
+// prosodytest, s2s_require_encryption = true) and ejabberd 23.01 for
+// b.test (users bob, dave; MUC service conference.b.test; ejabberdtest,
+// s2s_use_starttls: required), both from Debian, both with certificates
+// from a private test CA (testpki) that each trusts. The workload runs
+// twice over one emulated link (link/emu, a Link with the profile's rate,
+// delay and loss; one serializer per direction shared by every connection
+// on it, as on one radio):
 //
 //   - direct: Prosody's S2S for b.test and conference.b.test (the
 //     s2s_connect_override plugin) and ejabberd's S2S for a.test (SRV from
-//     a DNS stub, see dns.go) go to relays that carry each TCP connection
+//     ejabberdtest's DNS stub) go to relays that carry each TCP connection
 //     over the link to the other server. Prosody and ejabberd negotiate
-//     what they negotiate as installed: TLS 1.3 and SASL EXTERNAL or
-//     dialback.
+//     what they negotiate as installed: STARTTLS (TLS 1.3), then SASL
+//     EXTERNAL or dialback.
 //   - pair: the same S2S goes to isthmus gateway A (Prosody's side) and B
-//     (ejabberd's side) on loopback, without TLS (the loopback legs are not
-//     emulated and not counted); the gateways' link (TLS) runs over the
-//     emulated link.
+//     (ejabberd's side) on loopback (those legs are not emulated and not
+//     counted); the gateways' link (TLS) runs over the emulated link. The
+//     gateways are set up as in internal/interop: each has a test-CA
+//     certificate for the remote domains it stands in for and requires
+//     STARTTLS (s2s.require_tls); A trusts the CA (s2s.ca_file), so it and
+//     Prosody authenticate each other with SASL EXTERNAL; ejabberd
+//     authenticates to B with dialback, which B verifies on a TLS
+//     connection back to ejabberd.
 //
 // The workload is scripted with the project's mellium client
 // (prosodytest.Client, which logs in to ejabberd as well): everyone logs
@@ -59,11 +66,14 @@
 //
 // # Limits
 //
-// The loopback S2S legs of the pair run are plaintext with dialback: this
-// branch's gateway does not do STARTTLS toward local servers; that does not
-// change what crosses the link. Both servers offer STARTTLS as optional
-// (ejabberd s2s_use_starttls: optional, Prosody s2s_require_encryption =
-// false) so that one configuration serves both runs; in the direct run
-// they negotiate TLS anyway. The machine's other load shows in the
-// latencies; bytes do not depend on it beyond the loss draws' timing.
+// One setting differs from the servers' defaults, in both runs: ejabberd's
+// negotiation_timeout is 120 s instead of 30 s. Over iridium-2400 direct
+// S2S needs 20–30 s to negotiate a stream (STARTTLS, certificates, SASL
+// EXTERNAL, two stream restarts) on a link the other S2S connection
+// shares; at the default ejabberd closed its outgoing stream once as
+// "Idle connection (connection-timeout)" and bounced the workload's
+// presence. The pair's S2S legs are on loopback and do not come near it.
+//
+// The machine's other load shows in the latencies; bytes do not depend on
+// it beyond the loss draws' timing.
 package compare
