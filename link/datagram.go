@@ -89,16 +89,16 @@ type datagramTransport struct {
 // dgSess is one Noise session: its channel, its ARQ and the byte stream the
 // Link's read and write loops see (it implements stream).
 type dgSess struct {
-	t         *datagramTransport
-	ch        *dgram.Channel
-	arq       *dgram.ARQ
-	lastAuth  time.Time
-	rbuf      []byte
-	rwake     chan struct{} // closed and replaced when rbuf grows
-	done      chan struct{} // closed when the session ends or a past deadline is set
-	ended     bool
-	written   uint64 // estimated wire bytes of the stream's writes (for the write loop's pacing)
-	wrote     bool   // the Link wrote (its HELLO): reads may begin
+	t        *datagramTransport
+	ch       *dgram.Channel
+	arq      *dgram.ARQ
+	lastAuth time.Time
+	rbuf     []byte
+	rwake    chan struct{} // closed and replaced when rbuf grows
+	done     chan struct{} // closed when the session ends or a past deadline is set
+	ended    bool
+	written  uint64 // estimated wire bytes of the stream's writes (for the write loop's pacing)
+	wrote    bool   // the Link wrote (its HELLO): reads may begin
 }
 
 func (l *Link) newDatagram() (*datagramTransport, error) {
