@@ -29,6 +29,11 @@ type Options struct {
 	S2SListener   net.Listener                                // instead of listening on s2s.listen
 	AdminListener net.Listener                                // instead of listening on admin_listen
 	S2SDial       s2s.Dialer                                  // how to reach local servers (nil: net.Dialer)
+	// LinkPacketConn (with LinkPeerAddr on the dialling side) carries the
+	// link when link.transport is "quic" or "datagram", instead of a UDP
+	// socket on link.listen / link.dial.
+	LinkPacketConn net.PacketConn
+	LinkPeerAddr   net.Addr
 }
 
 // Gateway is one running gateway.
@@ -53,7 +58,7 @@ type Gateway struct {
 // New builds a gateway from a validated configuration. Listeners are opened
 // here, so their addresses are known before Run.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
-	if opts.LinkListener != nil || opts.LinkDial != nil || opts.PrivateKey != nil {
+	if opts.LinkListener != nil || opts.LinkDial != nil || opts.PrivateKey != nil || opts.LinkPacketConn != nil {
 		c := *cfg
 		if opts.PrivateKey != nil && c.Link.KeyFile == "" {
 			c.Link.KeyFile = "(Options.PrivateKey)"
@@ -63,6 +68,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		}
 		if opts.LinkDial != nil && c.Link.Dial == "" {
 			c.Link.Dial = "in-process.invalid:1" // Options.LinkDial is used instead
+		}
+		if opts.LinkPacketConn != nil && c.Link.Listen == "" && c.Link.Dial == "" {
+			c.Link.Listen = "in-process.invalid:1" // Options.LinkPacketConn is used instead
 		}
 		cfg = &c
 	}
@@ -176,6 +184,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		TLS:          linkTLS,
 		Dial:         opts.LinkDial,
 		Listener:     opts.LinkListener,
+		PacketConn:   opts.LinkPacketConn,
+		PeerAddr:     opts.LinkPeerAddr,
+		QUICAccept:   opts.LinkPacketConn != nil && opts.LinkPeerAddr == nil,
 		RateBPS:      cfg.Link.RateBPS,
 		ReconnectMin: cfg.Link.ReconnectMin.Duration,
 		ReconnectMax: cfg.Link.ReconnectMax.Duration,

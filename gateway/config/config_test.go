@@ -110,7 +110,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad-table.toml", `bad-table.toml:9: unknown key "lnk" (did you mean "link"?)`, ErrUnknownKey},
 		{"bad-duration.toml", `bad-duration.toml:13: link.batch_window: "fast" is not a duration`, nil},
 		{"bad-type.toml", `bad-type.toml:13: link.rate_bps: value is a TOML string, want integer`, nil},
-		{"bad-quic.toml", `bad-quic.toml:13: link.transport: "udp" is not a transport (use "tcp" or "quic")`, nil},
+		{"bad-quic.toml", `bad-quic.toml:13: link.transport: "udp" is not a transport (use "tcp", "quic" or "datagram")`, nil},
 		{"bad-syntax.toml", `bad-syntax.toml:13: `, nil},
 		{"bad-batchbytes.toml", `bad-batchbytes.toml:13: link.max_batch_bytes: 100 is out of range (256..1048576)`, nil},
 		{"bad-reconnect.toml", `bad-reconnect.toml: link.reconnect_max: 1m0s is less than link.reconnect_min (2m0s)`, nil},
