@@ -76,7 +76,8 @@ type datagramTransport struct {
 	initTo    net.Addr
 	initDue   time.Time
 	initTries int
-	initOK    time.Time // undecryptable datagrams start no handshake before this
+	initOK    time.Time     // undecryptable datagrams start no handshake before this
+	junkWait  time.Duration // ...and then not before this long after (doubling to ReconnectMax, for the process's life)
 	out       []hsOut
 	pace      time.Time
 	kick      chan struct{}
@@ -330,7 +331,8 @@ func (t *datagramTransport) onTransport(now time.Time, d []byte, addr net.Addr) 
 	t.stats.Undecryptable++
 	silent := t.cur == nil || now.Sub(t.cur.lastAuth) > max(10*time.Second, 4*t.cur.arq.SRTT())
 	if silent && t.init == nil && t.pending == nil && !now.Before(t.initOK) {
-		t.initOK = now.Add(max(t.l.cfg.ReconnectMin, 2*t.initInterval()))
+		t.junkWait = min(max(2*t.junkWait, t.l.cfg.ReconnectMin), t.l.cfg.ReconnectMax)
+		t.initOK = now.Add(t.junkWait)
 		t.startInit(now, addr)
 	}
 }
