@@ -51,7 +51,8 @@ func TestDatagramLossAndOutage(t *testing.T) {
 	for _, prof := range []string{"vhf-9600,loss=0.05", "iridium-2400,loss=0.05"} {
 		t.Run(prof, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p := newEmuPair(t, TransportDatagram, prof, 0)
+				// Keys change every 20 s: rekeying goes on under loss and through the outage.
+				p := newEmuPair(t, TransportDatagram, prof, 0, func(c *Config) { c.RekeyInterval = 20 * time.Second })
 				defer p.close()
 				p.waitUp(t, time.Minute)
 				const n = 300
@@ -72,6 +73,9 @@ func TestDatagramLossAndOutage(t *testing.T) {
 				sa, sb := p.a.Stats(), p.b.Stats()
 				if sa.Datagram.Handshakes != 1 || sb.Datagram.Handshakes != 1 {
 					t.Errorf("handshakes: a %d, b %d; want 1 each (none after the outage)", sa.Datagram.Handshakes, sb.Datagram.Handshakes)
+				}
+				if sa.Datagram.Rekeys < 5 || sb.Datagram.PeerRekeys != sa.Datagram.Rekeys || sa.Datagram.PeerRekeys != sb.Datagram.Rekeys {
+					t.Errorf("rekeys: a %d (b saw %d), b %d (a saw %d)", sa.Datagram.Rekeys, sb.Datagram.PeerRekeys, sb.Datagram.Rekeys, sa.Datagram.PeerRekeys)
 				}
 				if sa.Datagram.Retransmits == 0 || sb.Datagram.Retransmits == 0 {
 					t.Errorf("no retransmissions with 5%% loss: a %+v b %+v", sa.Datagram, sb.Datagram)
@@ -281,4 +285,48 @@ func TestDatagramRestart(t *testing.T) {
 		}
 		t.Logf("a %+v\nb %+v", sa.Datagram, sb.Datagram)
 	})
+}
+
+// TestDatagramIdleAndOutage measures, in virtual time, an idle hour's wire
+// bytes (default keepalive) and how soon a stanza queued during a 10-minute
+// outage arrives once the link returns, with no handshake.
+func TestDatagramIdleAndOutage(t *testing.T) {
+	for _, prof := range []string{"vhf-9600", "iridium-2400"} {
+		t.Run(prof, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newEmuPair(t, TransportDatagram, prof, 0)
+				defer p.close()
+				p.waitUp(t, time.Minute)
+				p.a.Send(Item{Data: []byte("a0"), Pair: "x"})
+				time.Sleep(time.Minute)
+				w0 := p.wire()
+				time.Sleep(time.Hour)
+				idle := p.wire() - w0
+				if idle > 1024 {
+					t.Errorf("idle hour: %d wire bytes, want ≤ 1024", idle)
+				}
+				hs0 := p.a.Stats().Datagram.HandshakeBytes + p.b.Stats().Datagram.HandshakeBytes
+				p.el.Down(10 * time.Minute)
+				time.Sleep(5 * time.Minute)
+				p.a.Send(Item{Data: []byte("a1"), Pair: "x"})
+				time.Sleep(5 * time.Minute)
+				back := time.Now()
+				for p.atB.len() < 2 && time.Since(back) < 5*time.Minute {
+					time.Sleep(10 * time.Millisecond)
+				}
+				took := time.Since(back)
+				hs := p.a.Stats().Datagram.HandshakeBytes + p.b.Stats().Datagram.HandshakeBytes - hs0
+				t.Logf("%s: idle hour %d B; after a 10-minute outage the queued stanza arrived %v after the link returned, %d handshake bytes",
+					prof, idle, took.Round(time.Millisecond), hs)
+				if hs != 0 || p.atB.len() != 2 {
+					t.Errorf("after the outage: %d handshake bytes, %d stanzas", hs, p.atB.len())
+				}
+				// The last probe of the backoff (at most 10 s apart) plus a
+				// round trip and the retransmission.
+				if took > 10*time.Second+4*p.rtt+2*time.Second {
+					t.Errorf("queued stanza took %v after the link returned", took)
+				}
+			})
+		})
+	}
 }
