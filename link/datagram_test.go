@@ -330,3 +330,48 @@ func TestDatagramIdleAndOutage(t *testing.T) {
 		})
 	}
 }
+
+// TestDatagramFixedCost measures, in virtual time over the emulator, the
+// wire bytes around each frame (wire − link bytes, per frame sent, acks
+// included in the direction they travel) for TCP and the datagram
+// transport, with the same chat traffic both ways: go test -run
+// DatagramFixedCost -v ./link/ prints the table.
+func TestDatagramFixedCost(t *testing.T) {
+	for _, prof := range []string{"vhf-9600", "iridium-2400"} {
+		cost := map[string]float64{}
+		for _, tr := range []string{TransportTCP, TransportDatagram} {
+			synctest.Test(t, func(t *testing.T) {
+				p := newEmuPair(t, tr, prof, 0)
+				defer p.close()
+				p.waitUp(t, time.Minute)
+				s0a, s0b := p.a.Stats(), p.b.Stats()
+				period := time.Second
+				if prof == "iridium-2400" {
+					period = 3 * time.Second
+				}
+				raw := 0
+				for i := range int(5 * time.Minute / period) {
+					for _, l := range []*Link{p.a, p.b} {
+						m := drainMessage(i)
+						raw += len(m)
+						l.Send(Item{Data: m, Pair: "p"})
+					}
+					time.Sleep(period)
+				}
+				time.Sleep(30 * time.Second)
+				sa, sb := p.a.Stats(), p.b.Stats()
+				wire := sa.WireOut.Bytes() + sb.WireOut.Bytes() - s0a.WireOut.Bytes() - s0b.WireOut.Bytes()
+				lb := sa.Out.LinkBytes + sb.Out.LinkBytes - s0a.Out.LinkBytes - s0b.Out.LinkBytes
+				frames := sa.Out.Frames + sb.Out.Frames - s0a.Out.Frames - s0b.Out.Frames
+				cost[tr] = float64(wire-lb) / float64(frames)
+				t.Logf("%s %s: raw÷wire %.2f, %d frames, fixed cost %.1f B/frame; datagram stats a %+v",
+					tr, prof, float64(raw)/float64(wire), frames, cost[tr], sa.Datagram)
+			})
+		}
+		// 49 B per datagram (28 IPv4/UDP, 21 header, tag, ack and fragment
+		// number), plus retransmissions and the odd ack alone.
+		if cost[TransportDatagram] > 55 || cost[TransportDatagram] > 0.6*cost[TransportTCP] {
+			t.Errorf("%s: fixed cost per frame %.1f B over datagrams, %.1f B over TCP", prof, cost[TransportDatagram], cost[TransportTCP])
+		}
+	}
+}

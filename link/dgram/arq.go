@@ -107,7 +107,7 @@ type ARQStats struct {
 type Out struct {
 	PN    uint64
 	PNLen int  // 1 or 2
-	Flags byte // FlagAck, FlagData, FlagSeq2, FlagAckNow
+	Flags byte // FlagAck, FlagMask, FlagData, FlagSeq2, FlagAckNow
 	Plain []byte
 }
 
@@ -306,7 +306,10 @@ func (a *ARQ) Poll(now time.Time) (Out, bool) {
 	if withAck {
 		o.Flags |= FlagAck
 		p = binary.BigEndian.AppendUint16(p, uint16(a.largest))
-		p = binary.AppendUvarint(p, a.missing())
+		if m := a.missing(); m != 0 {
+			o.Flags |= FlagMask
+			p = binary.AppendUvarint(p, m)
+		}
 		a.ackOwed, a.ackNow, a.owedCount = false, false, 0
 	}
 	size := 0
@@ -378,11 +381,15 @@ func (a *ARQ) Receive(now time.Time, pn uint64, flags byte, p []byte) ([]byte, e
 			return nil, a.malformed("short ack")
 		}
 		low := uint64(binary.BigEndian.Uint16(p))
-		m, n := binary.Uvarint(p[2:])
-		if n <= 0 {
-			return nil, a.malformed("bad ack mask")
+		p = p[2:]
+		var m uint64
+		if flags&FlagMask != 0 {
+			var n int
+			if m, n = binary.Uvarint(p); n <= 0 || m == 0 {
+				return nil, a.malformed("bad ack mask")
+			}
+			p = p[n:]
 		}
-		p = p[2+n:]
 		a.onAck(now, low, m)
 	}
 	if flags&(FlagData|FlagAckNow) != 0 {

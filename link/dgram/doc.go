@@ -31,14 +31,16 @@
 //
 // # Transport datagrams
 //
-//	byte 0   0 | P | N | A | D | S | R | 0
+//	byte 0   0 | P | N | A | D | S | R | M
 //	         P: key phase; N: the packet number takes 2 bytes (else 1);
 //	         A: an ack follows; D: a fragment follows; S: its sequence
-//	         number takes 2 bytes (else 1); R: acknowledge at once
+//	         number takes 2 bytes (else 1); R: acknowledge at once;
+//	         M: the ack has a mask (some datagrams are missing)
 //	pn       1 or 2 bytes: the low bits of the packet number
 //	ciphertext of:
 //	  ack      (A) largest packet number received, low 16 bits |
-//	           uvarint mask: bit i set when largest-1-i was NOT received (i < 32)
+//	           (M) uvarint mask, not 0: bit i set when largest-1-i was NOT
+//	           received (i < 32); without M all 32 were received
 //	  fragment (D) sequence number, low 8 or 16 bits | stream bytes to the end
 //	tag      16 bytes (ChaCha20-Poly1305)
 //
@@ -48,8 +50,8 @@
 // decoded against the largest received (RFC 9000 §A.3); the sender uses 1
 // byte while fewer than 64 datagrams (fragments) are unacknowledged, and
 // never lets 2^14 go unacknowledged. A transport datagram thus costs
-// 1 + 1 + 16 bytes plus 3 for an ack and 1 for a fragment's number: 22
-// bytes, 50 with the 28 bytes of IPv4 and UDP headers.
+// 1 + 1 + 16 bytes plus 2 for an ack (without losses) and 1 for a
+// fragment's number: 21 bytes, 49 with the 28 bytes of IPv4 and UDP headers.
 //
 // The receiver keeps a replay window of 1024 packet numbers; older or
 // repeated ones are dropped before decryption. Each side changes its send

@@ -25,8 +25,8 @@ const (
 	FlagData   = 0x08
 	FlagSeq2   = 0x04
 	FlagAckNow = 0x02
-	flagsARQ   = FlagAck | FlagData | FlagSeq2 | FlagAckNow
-	flagsRsv   = 0x01
+	FlagMask   = 0x01 // the ack reports missing datagrams
+	flagsARQ   = FlagAck | FlagData | FlagSeq2 | FlagAckNow | FlagMask
 )
 
 // TagSize is the AEAD tag of every transport datagram.
@@ -243,7 +243,7 @@ func (c *Channel) Seal(now time.Time, flags byte, pn uint64, pnLen int, plain []
 // ARQ flags and plaintext. Rejected datagrams are counted; the channel's
 // state changes only for authentic ones.
 func (c *Channel) Open(now time.Time, d []byte) (pn uint64, flags byte, plain []byte, err error) {
-	if len(d) < 2 || d[0]&kindHandshake != 0 || d[0]&flagsRsv != 0 {
+	if len(d) < 2 || d[0]&kindHandshake != 0 {
 		c.Stats.Truncated++
 		return 0, 0, nil, ErrShort
 	}
