@@ -111,6 +111,7 @@ type Stats struct {
 	Drops                 Drops
 	Out, In               Counters
 	WireOut, WireIn       Wire
+	Datagram              DatagramStats // the datagram transport's counters
 	HandshakeFailures     uint64
 	QueuedBytes           int           // stanza bytes queued and unacknowledged
 	Oldest                time.Time     // when the oldest of them was queued (zero: none or unknown)
@@ -123,7 +124,6 @@ type Stats struct {
 	// transport handshake to the peer's HELLO: the session's own part of a
 	// (re)connection (one round trip for the dialling side).
 	HelloWait time.Duration
-	Datagram  DatagramStats // the datagram transport's counters
 }
 
 // Link runs the session with the peer over successive connections.
