@@ -184,3 +184,26 @@ func TestARQRecoversAfterOutage(t *testing.T) {
 	s.run(start.Add(10*time.Minute+10*time.Second), 11*time.Second, nil)
 	s.check()
 }
+
+// FuzzARQReceive feeds an ARQ authentic-looking datagrams with any flags
+// and bytes (a buggy or hostile peer holding the key): it must not panic,
+// and what it delivers is never more than the fragments it was given.
+func FuzzARQReceive(f *testing.F) {
+	f.Add(byte(FlagData), []byte{0, 'x'}, uint64(0))
+	f.Add(byte(FlagAck|FlagMask|FlagData|FlagSeq2), []byte{0, 0, 0x85, 0x01, 0, 1, 'y'}, uint64(70000))
+	f.Add(byte(FlagAck|FlagAckNow), []byte{0xff, 0xff}, uint64(3))
+	f.Fuzz(func(t *testing.T, flags byte, p []byte, pn uint64) {
+		a := NewARQ(ARQConfig{RateBPS: 9600, HeaderBytes: 28})
+		a.Write([]byte("some data to have something in flight"))
+		now := time.Unix(0, 0)
+		if _, ok := a.Poll(now); !ok {
+			t.Fatal("nothing to send")
+		}
+		got, err := a.Receive(now, pn, flags&flagsARQ, p)
+		if err == nil && len(got) > len(p) {
+			t.Fatalf("delivered %d bytes from a %d-byte datagram", len(got), len(p))
+		}
+		a.Poll(now.Add(time.Minute))
+		a.Next()
+	})
+}
