@@ -211,6 +211,7 @@ func TestValidationErrors(t *testing.T) {
 		{"reconnect order", `key_file = "k"`, "key_file = \"k\"\nreconnect_min = \"5s\"\nreconnect_max = \"4s\"", `t.toml:9: link.reconnect_max: 4s is less than link.reconnect_min (5s)`},
 		{"link keepalive off", `key_file = "k"`, "key_file = \"k\"\nkeepalive = \"0s\"", ``},
 		{"link quic", `key_file = "k"`, "key_file = \"k\"\ntransport = \"quic\"", ``},
+		{"link datagram", `key_file = "k"`, "key_file = \"k\"\ntransport = \"datagram\"", ``},
 		{"spool tiny", `key_file = "k"`, "key_file = \"k\"\nspool_max_bytes = 1000", `link.spool_max_bytes: 1000 is out of range`},
 		{"spool sync", `key_file = "k"`, "key_file = \"k\"\nspool_sync = \"sometimes\"", `link.spool_sync: "sometimes" is not one of batch, always, none, off`},
 		{"max age zero", `key_file = "k"`, "key_file = \"k\"\nmax_age = \"0s\"", `link.max_age: must be more than 0`},
