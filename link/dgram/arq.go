@@ -20,8 +20,7 @@ type ARQConfig struct {
 	// times (UDP over IPv4: 28).
 	HeaderBytes int
 	// AckDelay is how long an ack waits for data to ride on before it goes
-	// alone (default: the serialization time of one MTU at RateBPS, within
-	// 100ms..2s).
+	// alone (default: DefaultAckDelay).
 	AckDelay time.Duration
 	// InitialRTT stands for the round trip before the first sample (default 1s).
 	InitialRTT time.Duration
@@ -43,8 +42,19 @@ func (c *ARQConfig) populate() {
 		c.MaxProbe = 10 * time.Second
 	}
 	if c.AckDelay <= 0 {
-		c.AckDelay = min(max(c.txTime(c.MTU), 100*time.Millisecond), 2*time.Second)
+		c.AckDelay = DefaultAckDelay(c.MTU, c.RateBPS, c.HeaderBytes)
 	}
+}
+
+// DefaultAckDelay is the ack delay for a link: the serialization time of
+// one datagram of mtu bytes (and hdr bytes of carrier header) at rate
+// bit/s, within 100ms..5s: 1.0 s on vhf-9600, 4.1 s on iridium-2400, 100 ms
+// on geo-1m. An ack that waits that long adds at most one large datagram's
+// time to the sender's view, and on slow links it nearly always finds a
+// datagram to ride on.
+func DefaultAckDelay(mtu int, rate int64, hdr int) time.Duration {
+	c := ARQConfig{MTU: max(mtu, minMTU), RateBPS: rate, HeaderBytes: hdr}
+	return min(max(c.txTime(c.MTU), 100*time.Millisecond), 5*time.Second)
 }
 
 // minMTU leaves room for the headers and some data.

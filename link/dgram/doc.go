@@ -72,7 +72,7 @@
 // once. Every datagram carrying a fragment (or R) is acknowledged: the ack
 // rides on the next datagram with a fragment; it goes alone only when it has
 // been owed for the ack delay (one MTU's serialization time at the link
-// rate, within 100 ms..2 s) with nothing to carry it, or at once when a gap
+// rate, within 100 ms..5 s) with nothing to carry it, or at once when a gap
 // shows, a fragment comes twice, 16 datagrams are unacknowledged, or R asks.
 //
 // A datagram the peer's ack reports missing (within its 32) or that falls
