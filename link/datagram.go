@@ -130,18 +130,6 @@ func datagramMTU(cfg Config) int {
 	return DatagramMTU
 }
 
-// datagramSessionAckDelay is the Session's AckDelay over datagrams when none
-// is configured: twice the ARQ's, at least 1 s. The ARQ already tells the
-// sender what arrived; the Session's ack only releases what the sender
-// holds (and its spool), so it can wait for DATA to ride on longer. With
-// the 1 s default, sparse traffic on iridium-2400 (a stanza every 3 s each
-// way) sent a standalone ACK frame, and the peer's ARQ ack of it, for
-// every DATA frame: raw ÷ wire 1.07 against 1.53 with these delays
-// (TestDatagramFixedCost).
-func datagramSessionAckDelay(cfg Config) time.Duration {
-	return max(time.Second, 2*dgram.DefaultAckDelay(datagramMTU(cfg), cfg.RateBPS, UDPHeaderBytes))
-}
-
 // runDatagram serves the datagram transport until ctx ends.
 func (l *Link) runDatagram(ctx context.Context) error {
 	t := l.dg

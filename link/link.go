@@ -188,9 +188,6 @@ func New(cfg Config) (*Link, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Transport == TransportDatagram && cfg.Session.AckDelay <= 0 {
-		cfg.Session.AckDelay = datagramSessionAckDelay(cfg)
-	}
 	sess, err := NewSession(cfg.Session, randomID)
 	if err != nil {
 		return nil, err

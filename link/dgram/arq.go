@@ -48,13 +48,13 @@ func (c *ARQConfig) populate() {
 
 // DefaultAckDelay is the ack delay for a link: the serialization time of
 // one datagram of mtu bytes (and hdr bytes of carrier header) at rate
-// bit/s, within 100ms..5s: 1.0 s on vhf-9600, 4.1 s on iridium-2400, 100 ms
+// bit/s, within 100ms..2s: 1.0 s on vhf-9600, 2 s on iridium-2400, 100 ms
 // on geo-1m. An ack that waits that long adds at most one large datagram's
 // time to the sender's view, and on slow links it nearly always finds a
 // datagram to ride on.
 func DefaultAckDelay(mtu int, rate int64, hdr int) time.Duration {
 	c := ARQConfig{MTU: max(mtu, minMTU), RateBPS: rate, HeaderBytes: hdr}
-	return min(max(c.txTime(c.MTU), 100*time.Millisecond), 5*time.Second)
+	return min(max(c.txTime(c.MTU), 100*time.Millisecond), 2*time.Second)
 }
 
 // minMTU leaves room for the headers and some data.
