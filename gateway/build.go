@@ -58,8 +58,8 @@ func New(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 func (o Options) supplied() config.Supplied {
 	return config.Supplied{
 		PrivateKey:   o.PrivateKey != nil,
-		LinkDial:     o.LinkDial != nil,
-		LinkListener: o.LinkListener != nil,
+		LinkListener: o.LinkListener != nil || (o.LinkPacketConn != nil && o.LinkPeerAddr == nil),
+		LinkDial:     o.LinkDial != nil || (o.LinkPacketConn != nil && o.LinkPeerAddr != nil),
 	}
 }
 
@@ -223,6 +223,9 @@ func (g *Gateway) linkConfig(tlsConf *tls.Config, opts Options) link.Config {
 		TLS:          tlsConf,
 		Dial:         opts.LinkDial,
 		Listener:     opts.LinkListener,
+		PacketConn:   opts.LinkPacketConn,
+		PeerAddr:     opts.LinkPeerAddr,
+		QUICAccept:   opts.LinkPacketConn != nil && opts.LinkPeerAddr == nil,
 		RateBPS:      cfg.Link.RateBPS,
 		ReconnectMin: cfg.Link.ReconnectMin.Duration,
 		ReconnectMax: cfg.Link.ReconnectMax.Duration,

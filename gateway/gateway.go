@@ -29,6 +29,11 @@ type Options struct {
 	S2SListener   net.Listener                                // instead of listening on s2s.listen
 	AdminListener net.Listener                                // instead of listening on admin_listen
 	S2SDial       s2s.Dialer                                  // how to reach local servers (nil: net.Dialer)
+	// LinkPacketConn (with LinkPeerAddr on the dialling side) carries the
+	// link when link.transport is "quic" or "datagram", instead of a UDP
+	// socket on link.listen / link.dial.
+	LinkPacketConn net.PacketConn
+	LinkPeerAddr   net.Addr
 }
 
 // Gateway is one running gateway.

@@ -17,7 +17,18 @@ import (
 // TCP with the kernel keepalive off, or QUIC on one UDP socket.
 func linkTransport(cfg *config.Config, lc *link.Config) error {
 	lc.Transport = cfg.Link.Transport
-	if cfg.Link.Transport == link.TransportQUIC && lc.Dial == nil && lc.Listener == nil {
+	if cfg.Link.Transport == link.TransportDatagram {
+		// The datagram transport pins the same key as TLS does.
+		peer, err := cfg.PeerPublicKey()
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		lc.PeerKey = peer
+	}
+	if lc.PacketConn != nil {
+		return nil // Options.LinkPacketConn
+	}
+	if (cfg.Link.Transport == link.TransportQUIC || cfg.Link.Transport == link.TransportDatagram) && lc.Dial == nil && lc.Listener == nil {
 		laddr := "0.0.0.0:0"
 		if cfg.Link.Listen != "" {
 			laddr = cfg.Link.Listen

@@ -9,8 +9,8 @@
 //
 // # Transports
 //
-// TCP with TLS 1.3 (default), or QUIC (quic-go) on one UDP socket
-// (Config.Transport), both ends authenticated by the same pinned Ed25519 keys
+// TCP with TLS 1.3 (default), QUIC (quic-go) on one UDP socket, or
+// datagrams (see below) (Config.Transport), both ends authenticated by the same pinned Ed25519 keys
 // (see TLSConfig); ALPN "isthmus/1". The client keeps TLS session tickets, so
 // a reconnect resumes without certificates crossing again (Stats.TLSResumes);
 // QUIC also keeps address-validation tokens. No 0-RTT: a replayed first
@@ -26,6 +26,15 @@
 // in the modem, where they would be lost: without that, on vhf-9600 the
 // handshake's losses left quic-go with no RTT sample, probing every 200 ms
 // for ever (about 1 KB/s on an idle link).
+//
+// The datagram transport (TransportDatagram, package link/dgram) carries
+// the session in Noise-encrypted datagrams over Config.PacketConn between
+// the same pinned keys, with its own acks and retransmission sized to the
+// link rate. It has no connection: the session outlives outages and the
+// peer's address changes, and only a gateway restart costs a handshake (49
+// bytes each way). The Link sees one connection per Noise session; its
+// write deadlines do not apply (a write waits while the link is down).
+// Package link/dgram documents its wire format.
 //
 // Measured handshake, resumption, idle and drain costs per transport and
 // link profile, and the commands that produce them, are in

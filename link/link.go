@@ -3,6 +3,7 @@ package link
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
@@ -35,6 +36,13 @@ type Config struct {
 	PacketConn net.PacketConn // QUIC: the local UDP socket (both sides)
 	PeerAddr   net.Addr       // QUIC: where to dial the peer; nil on an accepting-only side
 	QUICAccept bool           // QUIC: accept the peer on PacketConn
+
+	// Datagram transport (TransportDatagram): PacketConn carries it, to
+	// PeerAddr when set (else to whoever authenticates first).
+	PeerKey       ed25519.PublicKey  // the peer's pinned link key (required)
+	Key           ed25519.PrivateKey // this gateway's link key (default: the TLS certificate's)
+	DatagramMTU   int                // largest datagram, UDP payload (default DatagramMTU)
+	RekeyInterval time.Duration      // send keys change this often (default 1h)
 
 	// Journal, when set, is the disk spool (package link/spool): Send
 	// returns once the item is written to it, and the link resumes from
@@ -103,6 +111,7 @@ type Stats struct {
 	Drops                 Drops
 	Out, In               Counters
 	WireOut, WireIn       Wire
+	Datagram              DatagramStats // the datagram transport's counters
 	HandshakeFailures     uint64
 	QueuedBytes           int           // stanza bytes queued and unacknowledged
 	Oldest                time.Time     // when the oldest of them was queued (zero: none or unknown)
@@ -138,6 +147,7 @@ type Link struct {
 	activeEnd  func()        // cancels the connection being served
 	activeWG   chan struct{} // closed when it has finished
 	upAt       time.Time     // when the current connection's transport handshake ended
+	dg         *datagramTransport
 	helloWait  time.Duration // see Stats.HelloWait
 }
 
@@ -155,6 +165,10 @@ func New(cfg Config) (*Link, error) {
 	case TransportQUIC:
 		if cfg.PacketConn == nil || (cfg.PeerAddr == nil && !cfg.QUICAccept) {
 			return nil, errors.New("link: QUIC needs a PacketConn and a PeerAddr, QUICAccept or both")
+		}
+	case TransportDatagram:
+		if cfg.PacketConn == nil {
+			return nil, errors.New("link: the datagram transport needs a PacketConn")
 		}
 	default:
 		return nil, fmt.Errorf("link: unknown transport %q", cfg.Transport)
@@ -192,6 +206,11 @@ func New(cfg Config) (*Link, error) {
 	}
 	l := &Link{cfg: cfg, log: cfg.Logger, sess: sess, wake: make(chan struct{}, 1)}
 	l.rate.Store(cfg.RateBPS)
+	if cfg.Transport == TransportDatagram {
+		if l.dg, err = l.newDatagram(); err != nil {
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
@@ -313,6 +332,10 @@ func (l *Link) poke() {
 
 // Stats returns a snapshot of the counters.
 func (l *Link) Stats() Stats {
+	var dg DatagramStats
+	if l.dg != nil {
+		dg = l.dg.snapshot() // its lock is taken before l.mu, never inside it
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w, u := l.sess.Queued()
@@ -321,7 +344,7 @@ func (l *Link) Stats() Stats {
 		_, spooled = j.Len() // under l.mu, as the journal requires
 	}
 	hi, lo := l.sess.WaitingByPriority()
-	return Stats{
+	return Stats{Datagram: dg,
 		WaitingHigh: hi, WaitingLow: lo, TLSResumes: l.tlsResumes,
 		Up: l.sess.Ready(), Connects: l.connects, Resumes: l.sess.Resumes,
 		EpochChanges: l.sess.EpochChanges, Epoch: l.sess.Epoch(),
@@ -345,8 +368,12 @@ func (l *Link) noteResumed(did bool) {
 func (l *Link) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.housekeeping(ctx) })
-	if l.cfg.Transport == TransportQUIC {
-		g.Go(func() error { return l.runQUIC(ctx) })
+	if l.cfg.Transport == TransportQUIC || l.cfg.Transport == TransportDatagram {
+		run := l.runQUIC
+		if l.cfg.Transport == TransportDatagram {
+			run = l.runDatagram
+		}
+		g.Go(func() error { return run(ctx) })
 		err := g.Wait()
 		if ctx.Err() != nil {
 			return nil

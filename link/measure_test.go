@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"sync"
 	"testing"
@@ -40,7 +41,11 @@ func newEmuPair(t *testing.T, transport, profile string, keepalive time.Duration
 			o(c)
 		}
 	}
-	if transport == TransportQUIC {
+	if transport == TransportDatagram {
+		pa, pb := p.el.PacketPipe()
+		ca.Transport, ca.PacketConn, ca.PeerAddr, ca.PeerKey = TransportDatagram, pa, pb.LocalAddr(), kb.Public().(ed25519.PublicKey)
+		cb.Transport, cb.PacketConn, cb.PeerKey = TransportDatagram, pb, ka.Public().(ed25519.PublicKey)
+	} else if transport == TransportQUIC {
 		pa, pb := p.el.PacketPipe()
 		ca.Transport, ca.PacketConn, ca.PeerAddr = TransportQUIC, pa, pb.LocalAddr()
 		cb.Transport, cb.PacketConn, cb.QUICAccept = TransportQUIC, pb, true

@@ -59,9 +59,10 @@ func runDemo(args []string) error {
 	verbose := fs.Bool("v", false, "show the gateways' logs")
 	admin := fs.String("admin", "", "serve gateway A's status page and /metrics on this `HOST:PORT` while the demo runs")
 	report := fs.String("report", "", "write a self-contained HTML report with plots to this `FILE`")
+	transport := fs.String("transport", "tcp", "link.transport of both gateways: tcp, quic or datagram")
 	window := fs.Duration("batch-window", 0, "link.batch_window of both gateways (0: the config default, 50ms); longer windows put more stanzas in each packet")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N] [--admin HOST:PORT] [--report FILE.html] [--batch-window 50ms]")
+		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N] [--admin HOST:PORT] [--report FILE.html] [--batch-window 50ms] [--transport tcp|quic|datagram]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -93,7 +94,12 @@ func runDemo(args []string) error {
 	if *window < 0 || *window > 10*time.Second {
 		return fmt.Errorf("--batch-window: %v is out of range (0s..10s)", *window)
 	}
-	opts := demo.Options{Profile: p, Duration: *duration, Seed: *seed, Logger: logger, BatchWindow: *window}
+	switch *transport {
+	case "tcp", "quic", "datagram":
+	default:
+		return fmt.Errorf("--transport: %q is not a transport (tcp, quic or datagram)", *transport)
+	}
+	opts := demo.Options{Profile: p, Duration: *duration, Seed: *seed, Logger: logger, BatchWindow: *window, Transport: *transport}
 	if *admin != "" {
 		ln, err := net.Listen("tcp", *admin)
 		if err != nil {

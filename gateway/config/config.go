@@ -63,7 +63,7 @@ type Capture struct {
 type Link struct {
 	Listen         string   `toml:"listen"`          // address to accept the peer on
 	Dial           string   `toml:"dial"`            // address of the peer; at least one of listen/dial
-	Transport      string   `toml:"transport"`       // "tcp" (default) or "quic"
+	Transport      string   `toml:"transport"`       // "tcp" (default), "quic" or "datagram"
 	KeyFile        string   `toml:"key_file"`        // this gateway's private key (PEM, from `isthmus keygen`), relative to the config file's dir
 	PeerKey        string   `toml:"peer_key"`        // the peer's public key "ed25519:BASE64" (required)
 	RateBPS        int64    `toml:"rate_bps"`        // link rate bit/s used for pacing; 0 = unpaced (default 0)

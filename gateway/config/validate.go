@@ -175,9 +175,9 @@ func (l *Link) validate(s Supplied) error {
 		}
 	}
 	switch l.Transport {
-	case "tcp", "quic":
+	case "tcp", "quic", "datagram":
 	default:
-		return fieldErr("link.transport", "%q is not a transport (use \"tcp\" or \"quic\")", l.Transport)
+		return fieldErr("link.transport", "%q is not a transport (use \"tcp\", \"quic\" or \"datagram\")", l.Transport)
 	}
 	if l.KeyFile == "" && !s.PrivateKey {
 		return fieldErr("link.key_file", "required (create a key with `isthmus keygen`)")

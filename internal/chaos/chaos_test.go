@@ -37,7 +37,7 @@ type params struct {
 func shortParams(transport string) params {
 	p := params{transport: transport, messages: 2000, sendFor: 40 * time.Second, maxDrain: 90 * time.Second}
 	p.profile = "bgan-64k,outage=12s-20s/3s-6s"
-	if transport == "quic" {
+	if transport != "tcp" {
 		p.profile = "bgan-64k,loss=0.05,outage=12s-20s/3s-6s"
 	}
 	return p
@@ -46,7 +46,7 @@ func shortParams(transport string) params {
 func fullParams(transport string) params {
 	p := params{transport: transport, messages: 10000, sendFor: 150 * time.Second, maxDrain: 5 * time.Minute}
 	p.profile = "bgan-64k,outage=20s-40s/5s-15s"
-	if transport == "quic" {
+	if transport != "tcp" {
 		p.profile = "bgan-64k,loss=0.05,outage=20s-40s/5s-15s"
 	}
 	return p
@@ -54,6 +54,8 @@ func fullParams(transport string) params {
 
 func TestChaosTCP(t *testing.T)  { chaos(t, "tcp") }
 func TestChaosQUIC(t *testing.T) { chaos(t, "quic") }
+
+func TestChaosDatagram(t *testing.T) { chaos(t, "datagram") }
 
 func chaos(t *testing.T, transport string) {
 	if testing.Short() {
@@ -331,7 +333,7 @@ func (r *run) run() {
 	defer func() { cancel(); wg.Wait() }()
 
 	portA, portB := freePort(t, false), freePort(t, false)
-	udp := r.p.transport == "quic"
+	udp := r.p.transport != "tcp"
 	linkB, relay := freePort(t, udp), freePort(t, udp)
 	r.sa = r.newSim(ctx, "a.test", fmt.Sprintf("127.0.0.1:%d", portA), &wg)
 	r.sb = r.newSim(ctx, "b.test", fmt.Sprintf("127.0.0.1:%d", portB), &wg)

@@ -34,6 +34,9 @@ type Options struct {
 	// BatchWindow, if not zero, replaces the configured default
 	// (link.batch_window) on both gateways.
 	BatchWindow time.Duration
+	// Transport is link.transport of both gateways: "tcp" (default),
+	// "quic" or "datagram".
+	Transport string
 }
 
 // Progress is a running view of the demo.
@@ -200,11 +203,24 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	l := emu.NewLink(o.Profile, o.Seed)
 	defer l.Close()
-	gb, err := gateway.New(pc.B, gateway.Options{Logger: log, PrivateKey: pc.KeyB, LinkListener: l.Listen()})
+	optA := gateway.Options{Logger: log, PrivateKey: pc.KeyA, LinkDial: l.Dial, AdminListener: o.AdminA}
+	optB := gateway.Options{Logger: log, PrivateKey: pc.KeyB, LinkListener: l.Listen()}
+	switch o.Transport {
+	case "", "tcp":
+	case "quic", "datagram":
+		pa, pb := l.PacketPipe()
+		optA.LinkDial, optA.LinkPacketConn, optA.LinkPeerAddr = nil, pa, pb.LocalAddr()
+		optB.LinkListener.Close()
+		optB.LinkListener, optB.LinkPacketConn = nil, pb
+		pc.A.Link.Transport, pc.B.Link.Transport = o.Transport, o.Transport
+	default:
+		return Result{}, fmt.Errorf("demo: unknown transport %q (tcp, quic or datagram)", o.Transport)
+	}
+	gb, err := gateway.New(pc.B, optB)
 	if err != nil {
 		return Result{}, err
 	}
-	ga, err := gateway.New(pc.A, gateway.Options{Logger: log, PrivateKey: pc.KeyA, LinkDial: l.Dial, AdminListener: o.AdminA})
+	ga, err := gateway.New(pc.A, optA)
 	if err != nil {
 		return Result{}, err
 	}

@@ -1,0 +1,605 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/isthmus-xmpp/isthmus/link/dgram"
+)
+
+// TransportDatagram carries the session in authenticated datagrams (package
+// link/dgram) over Config.PacketConn: no connection, no handshake after an
+// outage.
+const TransportDatagram = "datagram"
+
+// DatagramMTU is the default largest datagram (UDP payload) of the datagram
+// transport: the size every IPv4 path carries without fragmentation in
+// practice, as QUIC assumes.
+const DatagramMTU = 1200
+
+// Carrier carries datagrams between the two gateways. net.PacketConn (UDP)
+// is one; a STANAG 5066 SIS client or a serial modem framing can be another.
+// The reliability and crypto layers (package link/dgram) only see bytes.
+type Carrier interface {
+	ReadFrom(p []byte) (n int, addr net.Addr, err error)
+	WriteTo(p []byte, addr net.Addr) (n int, err error)
+	Close() error
+}
+
+// DatagramStats count the datagram transport's work (all sessions).
+type DatagramStats struct {
+	Handshakes      uint64 // Noise handshakes completed (either role)
+	HandshakeBytes  uint64 // handshake datagrams sent, UDP payload
+	Rekeys          uint64 // send key changes
+	PeerRekeys      uint64 // receive key changes
+	Replayed        uint64 // datagrams rejected as replays or too old (by the current session)
+	Forged          uint64 // datagrams failing authentication under every key, and bad handshake messages
+	Truncated       uint64 // datagrams too short or with a bad header
+	Retransmits     uint64 // fragments sent again
+	AckOnly         uint64 // datagrams carrying only an ack
+	Probes          uint64 // probes without data (outages)
+	AddressChanges  uint64 // the peer's address changed (authenticated)
+	Undecryptable   uint64 // transport datagrams no current key opens (the peer restarted, or forged)
+	PendingReplaced uint64 // answered handshakes never confirmed (replays, or lost)
+}
+
+type hsOut struct {
+	b  []byte
+	to net.Addr
+}
+
+// datagramTransport runs Noise sessions over a Carrier and drives the Link's
+// session through the current one.
+type datagramTransport struct {
+	l     *Link
+	c     Carrier
+	keys  dgram.Keys
+	chcfg dgram.ChannelConfig
+	mtu   int
+	ctx   context.Context
+
+	mu        sync.Mutex
+	peer      net.Addr // where transport datagrams go (the latest authentic source)
+	cur       *dgSess
+	pending   *dgSess // answered a MsgInit; becomes cur on its first authentic datagram
+	pendMsg   []byte  // that MsgInit, and our answer, for a repeated MsgInit
+	pendResp  []byte
+	curMsg    []byte // the MsgInit cur answered (a late repeat is ignored)
+	init      *dgram.Initiation
+	initTo    net.Addr
+	initDue   time.Time
+	initTries int
+	initOK    time.Time     // undecryptable datagrams start no handshake before this
+	junkWait  time.Duration // ...and then not before this long after (doubling to ReconnectMax, for the process's life)
+	out       []hsOut
+	pace      time.Time
+	kick      chan struct{}
+	sent      chan struct{} // closed and replaced after each send
+	stats     DatagramStats
+	old       dgram.ChannelStats // of ended sessions
+	oldARQ    dgram.ARQStats
+}
+
+// dgSess is one Noise session: its channel, its ARQ and the byte stream the
+// Link's read and write loops see (it implements stream).
+type dgSess struct {
+	t        *datagramTransport
+	ch       *dgram.Channel
+	arq      *dgram.ARQ
+	lastAuth time.Time
+	rbuf     []byte
+	rwake    chan struct{} // closed and replaced when rbuf grows
+	done     chan struct{} // closed when the session ends or a past deadline is set
+	ended    bool
+	written  uint64 // estimated wire bytes of the stream's writes (for the write loop's pacing)
+	wrote    bool   // the Link wrote (its HELLO): reads may begin
+}
+
+func (l *Link) newDatagram() (*datagramTransport, error) {
+	priv := l.cfg.Key
+	if priv == nil && l.cfg.TLS != nil && len(l.cfg.TLS.Certificates) > 0 {
+		priv, _ = l.cfg.TLS.Certificates[0].PrivateKey.(ed25519.PrivateKey)
+	}
+	if priv == nil {
+		return nil, errors.New("link: datagram transport: no Ed25519 link key (Config.Key or the TLS certificate's)")
+	}
+	if len(l.cfg.PeerKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("link: datagram transport: peer key of %d bytes, want %d", len(l.cfg.PeerKey), ed25519.PublicKeySize)
+	}
+	keys, err := dgram.KeysFromEd25519(priv, l.cfg.PeerKey)
+	if err != nil {
+		return nil, fmt.Errorf("link: datagram transport: %w", err)
+	}
+	mtu := datagramMTU(l.cfg)
+	return &datagramTransport{l: l, c: l.cfg.PacketConn, keys: keys, mtu: mtu,
+		chcfg: dgram.ChannelConfig{RekeyInterval: l.cfg.RekeyInterval},
+		kick:  make(chan struct{}, 1), sent: make(chan struct{})}, nil
+}
+
+func datagramMTU(cfg Config) int {
+	if cfg.DatagramMTU > 0 {
+		return cfg.DatagramMTU
+	}
+	return DatagramMTU
+}
+
+// runDatagram serves the datagram transport until ctx ends.
+func (l *Link) runDatagram(ctx context.Context) error {
+	t := l.dg
+	t.ctx = ctx
+	defer t.c.Close()
+	dl, _ := t.c.(interface{ SetReadDeadline(time.Time) error })
+	if dl != nil {
+		dl.SetReadDeadline(time.Time{})
+	}
+	if l.cfg.PeerAddr != nil {
+		t.mu.Lock()
+		t.startInit(time.Now(), l.cfg.PeerAddr)
+		t.mu.Unlock()
+	}
+	go func() {
+		<-ctx.Done()
+		t.c.Close()
+		if dl != nil {
+			dl.SetReadDeadline(time.Now()) // a carrier whose Close does not end reads
+		}
+		t.mu.Lock()
+		if t.cur != nil {
+			t.cur.end()
+		}
+		t.mu.Unlock()
+	}()
+	go t.sendLoop(ctx)
+	buf := make([]byte, 64<<10)
+	for {
+		n, addr, err := t.c.ReadFrom(buf)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("link: datagram read: %w", err)
+		}
+		l.mu.Lock()
+		l.wireIn.TLSBytes += uint64(n)
+		l.wireIn.Datagrams++
+		l.mu.Unlock()
+		t.handle(time.Now(), buf[:n], addr)
+	}
+}
+
+func (t *datagramTransport) poke() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// initInterval is how long a MsgInit waits for its answer before it goes
+// again: a round trip guessed from the link rate, doubled per try up to
+// ReconnectMax.
+func (t *datagramTransport) initInterval() time.Duration {
+	d := 2*time.Second + 2*txTime(uint64(dgram.HandshakeSize+UDPHeaderBytes), t.l.rate.Load())
+	return min(d<<min(t.initTries, 10), max(t.l.cfg.ReconnectMax, d))
+}
+
+// startInit begins a handshake towards to; t.mu is held.
+func (t *datagramTransport) startInit(now time.Time, to net.Addr) {
+	in, err := dgram.Initiate(t.keys)
+	if err != nil {
+		t.l.log.Error("link: datagram handshake", "err", err)
+		return
+	}
+	t.init, t.initTo, t.initDue, t.initTries = in, to, now, 0
+	t.poke()
+}
+
+func (t *datagramTransport) handle(now time.Time, d []byte, addr net.Addr) {
+	if len(d) == 0 {
+		t.mu.Lock()
+		t.stats.Truncated++
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch d[0] {
+	case dgram.MsgInit:
+		t.onInit(now, d, addr)
+	case dgram.MsgResp:
+		t.onResp(now, d, addr)
+	default:
+		t.onTransport(now, d, addr)
+	}
+}
+
+func (t *datagramTransport) onInit(now time.Time, d []byte, addr net.Addr) {
+	if t.init != nil && bytes.Compare(t.keys.Static.Public, t.keys.Peer) > 0 {
+		return // both sides initiate: the larger key's handshake goes on
+	}
+	switch {
+	case t.pending != nil && bytes.Equal(d, t.pendMsg):
+		t.out = append(t.out, hsOut{t.pendResp, addr}) // our answer was lost
+		t.poke()
+		return
+	case t.cur != nil && bytes.Equal(d, t.curMsg):
+		return // a late copy of the handshake in use
+	}
+	ch, resp, err := dgram.Respond(now, t.keys, d, t.chcfg)
+	if err != nil {
+		t.l.mu.Lock()
+		t.l.hsFails++
+		t.l.mu.Unlock()
+		t.stats.Forged++
+		return
+	}
+	t.init = nil
+	s := t.newSess(ch)
+	t.out = append(t.out, hsOut{resp, addr})
+	t.poke()
+	if t.pending != nil {
+		t.stats.PendingReplaced++
+		t.pending.end()
+	}
+	if t.cur == nil {
+		t.curMsg = d
+		t.activate(now, s, addr)
+		return
+	}
+	t.pending, t.pendMsg, t.pendResp = s, bytes.Clone(d), resp
+}
+
+func (t *datagramTransport) onResp(now time.Time, d []byte, addr net.Addr) {
+	if t.init == nil {
+		return // not waiting for one (a late copy)
+	}
+	ch, err := t.init.Complete(now, d, t.chcfg)
+	if err != nil {
+		t.l.mu.Lock()
+		t.l.hsFails++
+		t.l.mu.Unlock()
+		t.stats.Forged++
+		return
+	}
+	t.init = nil
+	t.curMsg = nil
+	t.activate(now, t.newSess(ch), addr)
+}
+
+func (t *datagramTransport) onTransport(now time.Time, d []byte, addr net.Addr) {
+	var first error
+	for _, s := range []*dgSess{t.cur, t.pending} {
+		if s == nil {
+			continue
+		}
+		pn, flags, p, err := s.ch.Open(now, d)
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		if s == t.pending {
+			t.curMsg = t.pendMsg
+			t.pending, t.pendMsg, t.pendResp = nil, nil, nil
+			t.activate(now, s, addr)
+		}
+		s.lastAuth = now
+		if largest, _ := s.ch.Largest(); largest == pn && (t.peer == nil || addr.String() != t.peer.String()) {
+			t.stats.AddressChanges++
+			t.l.log.Info("link: peer address changed", "from", fmt.Sprint(t.peer), "to", addr.String())
+			t.peer = addr
+		}
+		data, err := s.arq.Receive(now, pn, flags, p)
+		if err != nil {
+			t.l.log.Warn("link: datagram", "err", err)
+		}
+		if a, ok := s.arq.LargestAcked(); ok {
+			s.ch.Acked(a)
+		}
+		if len(data) > 0 {
+			s.rbuf = append(s.rbuf, data...)
+			close(s.rwake)
+			s.rwake = make(chan struct{})
+		}
+		t.poke()
+		return
+	}
+	// No key opens it: forged, replayed, or from a session we no longer
+	// have (the peer did not see our restart). Without an answering
+	// session, start a handshake towards its sender, not more often than
+	// the handshake's retry interval.
+	switch {
+	case errors.Is(first, dgram.ErrReplay):
+		t.stats.Replayed++
+		return // a copy of an authentic datagram: no reason to handshake
+	case errors.Is(first, dgram.ErrShort):
+		t.stats.Truncated++
+		return
+	case first != nil:
+		t.stats.Forged++
+	}
+	t.stats.Undecryptable++
+	silent := t.cur == nil || now.Sub(t.cur.lastAuth) > max(10*time.Second, 4*t.cur.arq.SRTT())
+	if silent && t.init == nil && t.pending == nil && !now.Before(t.initOK) {
+		t.junkWait = min(max(2*t.junkWait, t.l.cfg.ReconnectMin), t.l.cfg.ReconnectMax)
+		t.initOK = now.Add(t.junkWait)
+		t.startInit(now, addr)
+	}
+}
+
+func (t *datagramTransport) newSess(ch *dgram.Channel) *dgSess {
+	return &dgSess{t: t, ch: ch, rwake: make(chan struct{}), done: make(chan struct{}),
+		arq: dgram.NewARQ(dgram.ARQConfig{MTU: t.mtu, RateBPS: t.l.rate.Load(), HeaderBytes: UDPHeaderBytes})}
+}
+
+// activate makes s the session the Link runs on; t.mu is held.
+func (t *datagramTransport) activate(now time.Time, s *dgSess, addr net.Addr) {
+	t.stats.Handshakes++
+	if old := t.cur; old != nil {
+		old.end()
+	}
+	t.cur, t.peer, s.lastAuth = s, addr, now
+	t.l.log.Info("link: datagram session", "peer", addr.String())
+	go func() {
+		err := t.l.run(t.ctx, s, s.wireOut)
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.ctx.Err() != nil {
+			return
+		}
+		t.l.log.Warn("link: datagram session ended", "err", err)
+		if t.cur == s {
+			// The Link gave up on it (the peer was silent for DeadAfter):
+			// start afresh with a handshake once the peer answers again.
+			s.end()
+			t.cur = nil
+			if t.peer != nil && t.init == nil {
+				t.startInit(time.Now(), t.peer)
+			}
+		}
+	}()
+	t.poke()
+}
+
+// end stops the session's stream; t.mu is held.
+func (s *dgSess) end() {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	t := s.t
+	cs := s.ch.Stats
+	t.old.Rekeys += cs.Rekeys
+	t.old.PeerRekeys += cs.PeerRekeys
+	as := s.arq.Stats
+	t.oldARQ.Retransmits += as.Retransmits
+	t.oldARQ.AckOnly += as.AckOnly
+	t.oldARQ.Probes += as.Probes
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+func (t *datagramTransport) sendLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		t.mu.Lock()
+		var pkt []byte
+		var to net.Addr
+		hs := false
+		wait := time.Hour
+		if now.Before(t.pace) {
+			wait = t.pace.Sub(now)
+		} else {
+			var next time.Time
+			pkt, to, hs, next = t.nextDatagram(now)
+			if pkt == nil && !next.IsZero() {
+				wait = max(next.Sub(now), time.Millisecond)
+			}
+		}
+		t.mu.Unlock()
+		if pkt != nil {
+			_, err := t.c.WriteTo(pkt, to)
+			t.mu.Lock()
+			if err == nil {
+				if hs {
+					t.stats.HandshakeBytes += uint64(len(pkt))
+				}
+				if rate := t.l.rate.Load(); rate > 0 {
+					t.pace = maxTime(now, t.pace).Add(txTime(uint64(len(pkt)+UDPHeaderBytes), rate))
+				}
+			}
+			close(t.sent)
+			t.sent = make(chan struct{})
+			t.mu.Unlock()
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				t.l.log.Warn("link: datagram write", "to", to.String(), "err", err)
+				continue
+			}
+			t.l.mu.Lock()
+			t.l.wireOut.TLSBytes += uint64(len(pkt))
+			t.l.wireOut.Datagrams++
+			t.l.mu.Unlock()
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.kick:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// nextDatagram returns the datagram to send now (handshake messages first),
+// or when to look again; t.mu is held.
+func (t *datagramTransport) nextDatagram(now time.Time) (pkt []byte, to net.Addr, hs bool, next time.Time) {
+	if len(t.out) > 0 {
+		o := t.out[0]
+		t.out = t.out[1:]
+		return o.b, o.to, true, time.Time{}
+	}
+	if t.init != nil && t.initTo != nil {
+		if !now.Before(t.initDue) {
+			t.initTries++
+			t.initDue = now.Add(t.initInterval())
+			return t.init.Msg, t.initTo, true, time.Time{}
+		}
+		next = t.initDue
+	}
+	if s := t.cur; s != nil && t.peer != nil {
+		if o, ok := s.arq.Poll(now); ok {
+			return s.ch.Seal(now, o.Flags, o.PN, o.PNLen, o.Plain), t.peer, false, time.Time{}
+		}
+		if n := s.arq.Next(); !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
+	}
+	return nil, nil, false, next
+}
+
+// stats returns the counters; t.mu is not held.
+func (t *datagramTransport) snapshot() DatagramStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stats
+	cs, as := t.old, t.oldARQ
+	for _, s := range []*dgSess{t.cur, t.pending} {
+		if s != nil && !s.ended {
+			cs.Rekeys += s.ch.Stats.Rekeys
+			cs.PeerRekeys += s.ch.Stats.PeerRekeys
+			as.Retransmits += s.arq.Stats.Retransmits
+			as.AckOnly += s.arq.Stats.AckOnly
+			as.Probes += s.arq.Stats.Probes
+		}
+	}
+	st.Rekeys, st.PeerRekeys = cs.Rekeys, cs.PeerRekeys
+	st.Retransmits, st.AckOnly, st.Probes = as.Retransmits, as.AckOnly, as.Probes
+	return st
+}
+
+// Read returns the peer's stream bytes, in order.
+func (s *dgSess) Read(p []byte) (int, error) {
+	t := s.t
+	t.mu.Lock()
+	// Nothing is read before the Link's first write, its HELLO: the peer's
+	// HELLO, often already here when the session starts, must not be
+	// handled before ours has gone (it may change our epoch, which our
+	// HELLO would then name, and the EPOCH frame after it again).
+	for len(s.rbuf) == 0 || !s.wrote {
+		if s.ended || isDone(s.done) {
+			t.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		}
+		w := s.rwake
+		t.mu.Unlock()
+		select {
+		case <-w:
+		case <-s.done:
+		}
+		t.mu.Lock()
+	}
+	n := copy(p, s.rbuf)
+	s.rbuf = s.rbuf[n:]
+	if len(s.rbuf) == 0 {
+		s.rbuf = nil
+	}
+	t.mu.Unlock()
+	return n, nil
+}
+
+// Write queues p for the peer once everything written before has been sent
+// at least once (so the Link's batches grow while the link is busy, as over
+// TCP). It never times out: the session has no connection to lose.
+func (s *dgSess) Write(p []byte) (int, error) {
+	t := s.t
+	t.mu.Lock()
+	for s.arq.Unsent() > 0 {
+		if s.ended || isDone(s.done) {
+			t.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		}
+		w := t.sent
+		t.mu.Unlock()
+		select {
+		case <-w:
+		case <-s.done:
+		}
+		t.mu.Lock()
+	}
+	if s.ended || isDone(s.done) {
+		t.mu.Unlock()
+		return 0, os.ErrDeadlineExceeded
+	}
+	s.arq.Write(p)
+	if !s.wrote {
+		s.wrote = true
+		close(s.rwake)
+		s.rwake = make(chan struct{})
+	}
+	frags := (len(p) + s.arq.MaxFragment() - 1) / s.arq.MaxFragment()
+	s.written += uint64(len(p) + frags*(dgram.Overhead+1+UDPHeaderBytes))
+	t.mu.Unlock()
+	t.poke()
+	return len(p), nil
+}
+
+func (s *dgSess) wireOut() uint64 {
+	s.t.mu.Lock()
+	defer s.t.mu.Unlock()
+	return s.written
+}
+
+// SetDeadline ends the stream's reads and writes when d is not in the
+// future (the Link does that to stop a session); later deadlines are
+// ignored: the session outlives outages.
+func (s *dgSess) SetDeadline(d time.Time) error {
+	if !d.IsZero() && !d.After(time.Now()) {
+		s.t.mu.Lock()
+		if !isDone(s.done) {
+			close(s.done)
+		}
+		s.t.mu.Unlock()
+	}
+	return nil
+}
+
+// SetWriteDeadline: see SetDeadline.
+func (s *dgSess) SetWriteDeadline(d time.Time) error { return s.SetDeadline(d) }
+
+func isDone(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,381 @@
+package link
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/isthmus-xmpp/isthmus/link/emu"
+)
+
+// checkInOrder fails unless got is exactly want (no loss, duplicate or
+// reordering).
+func checkInOrder(t *testing.T, what string, got []string, want int, tag string) {
+	t.Helper()
+	lost, dup, reord := 0, 0, 0
+	seen := map[string]bool{}
+	last := -1
+	for _, g := range got {
+		var i int
+		if _, err := fmt.Sscanf(g, tag+"%d", &i); err != nil {
+			t.Fatalf("%s: unexpected stanza %q", what, g)
+		}
+		if seen[g] {
+			dup++
+			continue
+		}
+		seen[g] = true
+		if i < last {
+			reord++
+		}
+		last = i
+	}
+	lost = want - len(seen)
+	if lost != 0 || dup != 0 || reord != 0 || len(got) != want {
+		t.Errorf("%s: %d delivered of %d: lost %d, duplicated %d, reordered %d", what, len(got), want, lost, dup, reord)
+	}
+}
+
+// TestDatagramLossAndOutage runs the datagram transport over the emulator
+// with 5% loss both ways and a 2-minute outage during traffic: every stanza
+// arrives once and in order, and the outage costs no handshake.
+func TestDatagramLossAndOutage(t *testing.T) {
+	for _, prof := range []string{"vhf-9600,loss=0.05", "iridium-2400,loss=0.05"} {
+		t.Run(prof, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// Keys change every 20 s: rekeying goes on under loss and through the outage.
+				p := newEmuPair(t, TransportDatagram, prof, 0, func(c *Config) { c.RekeyInterval = 20 * time.Second })
+				defer p.close()
+				p.waitUp(t, time.Minute)
+				const n = 300
+				for i := range n {
+					if i == n/3 {
+						p.el.Down(2 * time.Minute)
+					}
+					p.a.Send(Item{Data: fmt.Appendf(nil, "a%d", i), Pair: "x"})
+					p.b.Send(Item{Data: fmt.Appendf(nil, "b%d", i), Pair: "y"})
+					time.Sleep(700 * time.Millisecond)
+				}
+				deadline := time.Now().Add(10 * time.Minute)
+				for (p.atB.len() < n || p.atA.len() < n) && time.Now().Before(deadline) {
+					time.Sleep(time.Second)
+				}
+				checkInOrder(t, "a→b", p.atB.snapshot(), n, "a")
+				checkInOrder(t, "b→a", p.atA.snapshot(), n, "b")
+				sa, sb := p.a.Stats(), p.b.Stats()
+				if sa.Datagram.Handshakes != 1 || sb.Datagram.Handshakes != 1 {
+					t.Errorf("handshakes: a %d, b %d; want 1 each (none after the outage)", sa.Datagram.Handshakes, sb.Datagram.Handshakes)
+				}
+				if sa.Datagram.Rekeys < 5 || sb.Datagram.PeerRekeys != sa.Datagram.Rekeys || sa.Datagram.PeerRekeys != sb.Datagram.Rekeys {
+					t.Errorf("rekeys: a %d (b saw %d), b %d (a saw %d)", sa.Datagram.Rekeys, sb.Datagram.PeerRekeys, sb.Datagram.Rekeys, sa.Datagram.PeerRekeys)
+				}
+				if sa.Datagram.Retransmits == 0 || sb.Datagram.Retransmits == 0 {
+					t.Errorf("no retransmissions with 5%% loss: a %+v b %+v", sa.Datagram, sb.Datagram)
+				}
+				es := p.el.Stats()
+				t.Logf("a: %+v wire out %d B in %d datagrams; link %d B", sa.Datagram, sa.WireOut.Bytes(), sa.WireOut.Datagrams, sa.Out.LinkBytes)
+				t.Logf("b: %+v wire out %d B in %d datagrams; link %d B", sb.Datagram, sb.WireOut.Bytes(), sb.WireOut.Datagrams, sb.Out.LinkBytes)
+				t.Logf("emu: %+v", es)
+			})
+		})
+	}
+}
+
+// TestDatagramFragmentation sends stanzas several times the MTU.
+func TestDatagramFragmentation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newEmuPair(t, TransportDatagram, "vhf-9600,loss=0.05", 0, func(c *Config) { c.DatagramMTU = 300 })
+		defer p.close()
+		p.waitUp(t, time.Minute)
+		rng := rand.New(rand.NewPCG(1, 2))
+		const n = 20
+		var sent []string
+		for i := range n {
+			big := make([]byte, 5000)
+			for j := range big {
+				big[j] = byte('a' + rng.IntN(26)) // does not compress much
+			}
+			sent = append(sent, fmt.Sprintf("a%d %s", i, big))
+			p.a.Send(Item{Data: []byte(sent[i]), Pair: "x"})
+		}
+		for deadline := time.Now().Add(5 * time.Minute); p.atB.len() < n && time.Now().Before(deadline); {
+			time.Sleep(time.Second)
+		}
+		got := p.atB.snapshot()
+		if len(got) != n {
+			t.Fatalf("%d of %d large stanzas delivered", len(got), n)
+		}
+		for i, g := range got {
+			if g != sent[i] {
+				t.Fatalf("stanza %d garbled (%d bytes)", i, len(g))
+			}
+		}
+		if sa := p.a.Stats(); sa.WireOut.Datagrams < sa.Out.LinkBytes/(300-28) {
+			t.Errorf("%d datagrams for %d link bytes: not fragmented at the MTU", sa.WireOut.Datagrams, sa.Out.LinkBytes)
+		}
+	})
+}
+
+// rebind reports its datagrams as coming from another address after Flip,
+// as a NAT rebinding or satellite handover would, and records where the
+// side replies.
+type rebind struct {
+	net.PacketConn
+	mu      sync.Mutex
+	flipped bool
+	sentTo  map[string]int
+}
+
+func (r *rebind) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, a, err := r.PacketConn.ReadFrom(p)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.flipped && err == nil {
+		a = emu.Addr("rebound:" + a.String())
+	}
+	return n, a, err
+}
+
+func (r *rebind) WriteTo(p []byte, a net.Addr) (int, error) {
+	r.mu.Lock()
+	r.sentTo[a.String()]++
+	r.mu.Unlock()
+	return r.PacketConn.WriteTo(p, a)
+}
+
+func (r *rebind) flip() {
+	r.mu.Lock()
+	r.flipped = true
+	r.mu.Unlock()
+}
+
+// TestDatagramAddressChange: b accepts the peer's datagrams from a new
+// address and replies there, without a handshake.
+func TestDatagramAddressChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		prof, _ := emu.ParseProfile("vhf-9600")
+		el := emu.NewLink(prof, 1)
+		defer el.Close()
+		ka, kb := keys(t)
+		ca, cb := tlsPair(t, ka, kb)
+		pa, pb := el.PacketPipe()
+		rb := &rebind{PacketConn: pb, sentTo: map[string]int{}}
+		atA, atB := &sink{}, &sink{}
+		ca.Deliver, cb.Deliver = atA.deliver, atB.deliver
+		ca.RateBPS, cb.RateBPS = prof.RateBPS, prof.RateBPS
+		ca.Transport, ca.PacketConn, ca.PeerAddr, ca.PeerKey = TransportDatagram, pa, pb.LocalAddr(), kb.Public().(ed25519.PublicKey)
+		cb.Transport, cb.PacketConn, cb.PeerKey = TransportDatagram, rb, ka.Public().(ed25519.PublicKey)
+		a, _ := New(ca)
+		b, err := New(cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+		wg.Add(2)
+		go func() { defer wg.Done(); a.Run(ctx) }()
+		go func() { defer wg.Done(); b.Run(ctx) }()
+		for !(a.Stats().Up && b.Stats().Up) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		a.Send(Item{Data: []byte("a0"), Pair: "x"})
+		time.Sleep(5 * time.Second)
+		rb.flip()
+		a.Send(Item{Data: []byte("a1"), Pair: "x"})
+		time.Sleep(time.Second)
+		b.Send(Item{Data: []byte("b0"), Pair: "y"})
+		time.Sleep(10 * time.Second)
+		checkInOrder(t, "a→b", atB.snapshot(), 2, "a")
+		checkInOrder(t, "b→a", atA.snapshot(), 1, "b")
+		sb := b.Stats()
+		if sb.Datagram.AddressChanges != 1 || sb.Datagram.Handshakes != 1 {
+			t.Errorf("b: %d address changes, %d handshakes; want 1 and 1", sb.Datagram.AddressChanges, sb.Datagram.Handshakes)
+		}
+		rb.mu.Lock()
+		defer rb.mu.Unlock()
+		if rb.sentTo["rebound:"+pa.LocalAddr().String()] == 0 {
+			t.Errorf("b never replied to the new address: %v", rb.sentTo)
+		}
+	})
+}
+
+// keepOpen is a carrier that outlives the Link using it (a restarted
+// gateway gets the same UDP port again).
+type keepOpen struct{ net.PacketConn }
+
+func (keepOpen) Close() error { return nil }
+
+// TestDatagramRestart restarts the accepting side (no spool): one Noise
+// handshake of at most 200 bytes both ways brings the link back, started by
+// the restarted side when the peer's datagrams no longer open.
+func TestDatagramRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		prof, _ := emu.ParseProfile("vhf-9600")
+		el := emu.NewLink(prof, 1)
+		defer el.Close()
+		ka, kb := keys(t)
+		ca, cb := tlsPair(t, ka, kb)
+		pa, pb := el.PacketPipe()
+		atA, atB := &sink{}, &sink{}
+		ca.Deliver, cb.Deliver = atA.deliver, atB.deliver
+		ca.RateBPS, cb.RateBPS = prof.RateBPS, prof.RateBPS
+		ca.Transport, ca.PacketConn, ca.PeerAddr, ca.PeerKey = TransportDatagram, pa, pb.LocalAddr(), kb.Public().(ed25519.PublicKey)
+		cb.Transport, cb.PacketConn, cb.PeerKey = TransportDatagram, keepOpen{pb}, ka.Public().(ed25519.PublicKey)
+		if testing.Verbose() {
+			ca.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("side", "a")
+			cb.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("side", "b")
+		}
+		a, err := New(ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+		start := func(c Config) (*Link, func()) {
+			l, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lctx, lcancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			wg.Add(1)
+			go func() { defer wg.Done(); defer close(done); l.Run(lctx) }()
+			return l, func() { lcancel(); <-done }
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); a.Run(ctx) }()
+		b, stopB := start(cb)
+		for !(a.Stats().Up && b.Stats().Up) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		hs := a.Stats().Datagram.HandshakeBytes + b.Stats().Datagram.HandshakeBytes
+		if hs > 200 {
+			t.Errorf("first handshake: %d bytes both ways", hs)
+		}
+		a.Send(Item{Data: []byte("a0"), Pair: "x"})
+		time.Sleep(5 * time.Second)
+		stopB()
+		hsA := a.Stats().Datagram.HandshakeBytes
+		b2, stopB2 := start(cb)
+		defer stopB2()
+		a.Send(Item{Data: []byte("a1"), Pair: "x"})
+		b2.Send(Item{Data: []byte("b0"), Pair: "y"})
+		for i := 0; i < 600 && (len(atB.snapshot()) < 2 || atA.len() < 1); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := atB.snapshot(); len(got) != 2 || got[1] != "a1" {
+			t.Fatalf("after b restarted, b has %q", got)
+		}
+		checkInOrder(t, "b→a", atA.snapshot(), 1, "b")
+		sa, sb := a.Stats(), b2.Stats()
+		if hs := sa.Datagram.HandshakeBytes - hsA + sb.Datagram.HandshakeBytes; hs > 200 || sb.Datagram.Handshakes != 1 {
+			t.Errorf("restart: %d handshake bytes both ways, %d handshakes at b", hs, sb.Datagram.Handshakes)
+		}
+		t.Logf("a %+v\nb %+v", sa.Datagram, sb.Datagram)
+	})
+}
+
+// TestDatagramIdleAndOutage measures, in virtual time, an idle hour's wire
+// bytes (default keepalive) and how soon a stanza queued during a 10-minute
+// outage arrives once the link returns, with no handshake.
+func TestDatagramIdleAndOutage(t *testing.T) {
+	for _, prof := range []string{"vhf-9600", "iridium-2400"} {
+		t.Run(prof, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newEmuPair(t, TransportDatagram, prof, 0)
+				defer p.close()
+				p.waitUp(t, time.Minute)
+				p.a.Send(Item{Data: []byte("a0"), Pair: "x"})
+				time.Sleep(time.Minute)
+				w0 := p.wire()
+				time.Sleep(time.Hour)
+				idle := p.wire() - w0
+				if idle > 1024 {
+					t.Errorf("idle hour: %d wire bytes, want ≤ 1024", idle)
+				}
+				hs0 := p.a.Stats().Datagram.HandshakeBytes + p.b.Stats().Datagram.HandshakeBytes
+				p.el.Down(10 * time.Minute)
+				time.Sleep(5 * time.Minute)
+				p.a.Send(Item{Data: []byte("a1"), Pair: "x"})
+				time.Sleep(5 * time.Minute)
+				back := time.Now()
+				for p.atB.len() < 2 && time.Since(back) < 5*time.Minute {
+					time.Sleep(10 * time.Millisecond)
+				}
+				took := time.Since(back)
+				hs := p.a.Stats().Datagram.HandshakeBytes + p.b.Stats().Datagram.HandshakeBytes - hs0
+				t.Logf("%s: idle hour %d B; after a 10-minute outage the queued stanza arrived %v after the link returned, %d handshake bytes",
+					prof, idle, took.Round(time.Millisecond), hs)
+				if hs != 0 || p.atB.len() != 2 {
+					t.Errorf("after the outage: %d handshake bytes, %d stanzas", hs, p.atB.len())
+				}
+				// The last probe of the backoff (at most 10 s apart) plus a
+				// round trip and the retransmission.
+				if took > 10*time.Second+4*p.rtt+2*time.Second {
+					t.Errorf("queued stanza took %v after the link returned", took)
+				}
+			})
+		})
+	}
+}
+
+// TestDatagramFixedCost measures, in virtual time over the emulator, the
+// wire bytes around each frame (wire − link bytes, per frame sent, acks
+// included in the direction they travel) for TCP and the datagram
+// transport, with the same chat traffic both ways: go test -run
+// DatagramFixedCost -v ./link/ prints the table.
+func TestDatagramFixedCost(t *testing.T) {
+	for _, prof := range []string{"vhf-9600", "iridium-2400"} {
+		cost, ratio := map[string]float64{}, map[string]float64{}
+		for _, tr := range []string{TransportTCP, TransportDatagram} {
+			synctest.Test(t, func(t *testing.T) {
+				p := newEmuPair(t, tr, prof, 0)
+				defer p.close()
+				p.waitUp(t, time.Minute)
+				s0a, s0b := p.a.Stats(), p.b.Stats()
+				period := time.Second
+				if prof == "iridium-2400" {
+					period = 3 * time.Second
+				}
+				raw := 0
+				for i := range int(5 * time.Minute / period) {
+					for _, l := range []*Link{p.a, p.b} {
+						m := drainMessage(i)
+						raw += len(m)
+						l.Send(Item{Data: m, Pair: "p"})
+					}
+					time.Sleep(period)
+				}
+				time.Sleep(30 * time.Second)
+				sa, sb := p.a.Stats(), p.b.Stats()
+				wire := sa.WireOut.Bytes() + sb.WireOut.Bytes() - s0a.WireOut.Bytes() - s0b.WireOut.Bytes()
+				lb := sa.Out.LinkBytes + sb.Out.LinkBytes - s0a.Out.LinkBytes - s0b.Out.LinkBytes
+				frames := sa.Out.Frames + sb.Out.Frames - s0a.Out.Frames - s0b.Out.Frames
+				cost[tr] = float64(wire-lb) / float64(frames)
+				ratio[tr] = float64(raw) / float64(wire)
+				t.Logf("%s %s: raw÷wire %.2f, %d frames, fixed cost %.1f B/frame; datagram stats a %+v",
+					tr, prof, float64(raw)/float64(wire), frames, cost[tr], sa.Datagram)
+			})
+		}
+		// 49 B per datagram (28 IPv4/UDP, 21 header, tag, ack and fragment
+		// number) against about 100 B per TCP segment and its share of
+		// ACKs; fewer standalone ACK frames besides (but then the remaining
+		// frames carry the odd ack-only datagram's cost: compare totals).
+		if ratio[TransportDatagram] < 1.3*ratio[TransportTCP] || cost[TransportDatagram] > 0.7*cost[TransportTCP] {
+			t.Errorf("%s: raw÷wire %.2f over datagrams, %.2f over TCP; fixed cost per frame %.1f B and %.1f B",
+				prof, ratio[TransportDatagram], ratio[TransportTCP], cost[TransportDatagram], cost[TransportTCP])
+		}
+	}
+}

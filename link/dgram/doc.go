@@ -1,0 +1,101 @@
+// Package dgram is the datagram transport's crypto and reliability: a Noise
+// channel (Channel) and an ARQ (ARQ), both pure state machines (time passed
+// in, bytes in and out) that package link drives over a Carrier (a UDP
+// socket today; a STANAG 5066 SIS service or a serial modem could carry the
+// same datagrams). Package link's Session runs on top unchanged: the ARQ
+// gives it a reliable, ordered byte stream for as long as a Noise session
+// lasts, which is as long as both gateways run: outages and address
+// changes do not end it.
+//
+// # Keys and handshake
+//
+// Each gateway's X25519 static key is derived from its Ed25519 link key
+// (KeysFromEd25519), so the pinned link.peer_key serves both TLS and Noise.
+// The handshake is Noise_KK_25519_ChaChaPoly_BLAKE2s (github.com/flynn/noise)
+// with prologue "isthmus datagram 1": both static keys are known in advance,
+// the first message authenticates the initiator and the second the
+// responder; one round trip, 49 bytes each way (77 on the wire).
+//
+//	MsgInit  0x81 | e (32) | empty payload's tag (16)
+//	MsgResp  0x82 | e (32) | empty payload's tag (16)
+//
+// The initiator sends MsgInit again, byte for byte, until answered (a
+// repeated MsgInit gets the same MsgResp). A gateway with the peer's address
+// (link.dial) initiates when it starts; a gateway that receives transport
+// datagrams no key of its opens, and has no session that has been hearing
+// the peer, initiates towards their source (a restarted listening side).
+// When both initiate at once, the handshake of the side with the larger
+// static public key goes on. A responder that already has a live session
+// keeps it until a transport datagram authenticates under the new one: a
+// replayed MsgInit (valid, but not fresh) costs one MsgResp and nothing else.
+//
+// # Transport datagrams
+//
+//	byte 0   0 | P | N | A | D | S | R | M
+//	         P: key phase; N: the packet number takes 2 bytes (else 1);
+//	         A: an ack follows; D: a fragment follows; S: its sequence
+//	         number takes 2 bytes (else 1); R: acknowledge at once;
+//	         M: the ack has a mask (some datagrams are missing)
+//	pn       1 or 2 bytes: the low bits of the packet number
+//	ciphertext of:
+//	  ack      (A) largest packet number received, low 16 bits |
+//	           (M) uvarint mask, not 0: bit i set when largest-1-i was NOT
+//	           received (i < 32); without M all 32 were received
+//	  fragment (D) sequence number, low 8 or 16 bits | stream bytes to the end
+//	tag      16 bytes (ChaCha20-Poly1305)
+//
+// Bytes 0 and pn are the AEAD's associated data; the nonce is the full
+// 64-bit packet number, which starts at 0 for each session and counts every
+// datagram sent, so no nonce repeats under a key. Truncated numbers are
+// decoded against the largest received (RFC 9000 §A.3); the sender uses 1
+// byte while fewer than 64 datagrams (fragments) are unacknowledged, and
+// never lets 2^14 go unacknowledged. A transport datagram thus costs
+// 1 + 1 + 16 bytes plus 2 for an ack (without losses) and 1 for a
+// fragment's number: 21 bytes, 49 with the 28 bytes of IPv4 and UDP headers.
+//
+// The receiver keeps a replay window of 1024 packet numbers; older or
+// repeated ones are dropped before decryption. Each side changes its send
+// key every hour (or 2^20 datagrams) to the next key of Noise's REKEY
+// (ENCRYPT(k, 2^64-1, "", zeros)) and flips P, once the peer has
+// acknowledged a datagram under the current key (so the peer is never two
+// keys behind); the receiver tries the next key when P flips, keeps it only
+// if the datagram authenticates, and keeps the previous key two minutes for
+// late datagrams. Traffic does not stop, and no bytes are added.
+//
+// # Reliability
+//
+// The stream the Session writes is cut into fragments of at most
+// MTU − 28 bytes of datagram (link.DatagramMTU, 1200 by default); a write
+// never shares a datagram with the next one, so nothing waits for more
+// data, and a frame larger than the MTU spans consecutive fragments that the
+// receiver joins in order. Fragments are delivered in sequence order, each
+// once. Every datagram carrying a fragment (or R) is acknowledged: the ack
+// rides on the next datagram with a fragment; it goes alone only when it has
+// been owed for the ack delay (one MTU's serialization time at the link
+// rate, within 100 ms..2 s) with nothing to carry it, or at once when a gap
+// shows, a fragment comes twice, 16 datagrams are unacknowledged, or R asks.
+//
+// The Session's own ack (link.SessionConfig.AckDelay, 1 s) fires before
+// the ARQ's on slow links and carries it. A longer Session ack delay (twice
+// the ARQ's) helped sparse traffic (iridium-2400, a stanza every 3 s each
+// way: raw ÷ wire 1.07 → 1.44 in link's TestDatagramFixedCost) but cost
+// 5–8% on the demo's denser traffic (2 runs each), so it stays.
+//
+// A datagram the peer's ack reports missing (within its 32) or that falls
+// below the ack's reach is lost, and its fragment goes again in a new
+// datagram (a new packet number: no ambiguity for RTT samples). Without an
+// ack, the retransmission timeout is the smoothed RTT plus four deviations
+// (RFC 6298; 1 s assumed before the first sample) plus the ack delay plus
+// the datagram's serialization time at the link rate. When it expires,
+// everything in flight counts as lost and one probe goes per timeout,
+// doubling up to 10 s: the oldest lost fragment for the first two, then a
+// datagram with only R (50 bytes). Any authentic datagram from the peer
+// sends the next probe at once; the first ack ends the backoff and the lost
+// fragments go at the link rate. New fragments wait while nothing is
+// acknowledged, so what queues during an outage stays in the Session,
+// where it joins larger batches.
+//
+// Every datagram, acks and probes and handshake messages included, leaves
+// at the link rate (link.rate_bps, counting the 28 bytes of IPv4 and UDP);
+// the Link counts UDP payload + 28 bytes per datagram as wire bytes.
+package dgram
