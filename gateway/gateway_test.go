@@ -182,35 +182,39 @@ func TestStanzasCrossBothWaysInOrder(t *testing.T) {
 }
 
 func TestUnreachableLocalServerBounces(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	p := startPair(t, ctx, &wg)
-	// b.test's server stops listening: gateway b cannot deliver.
-	p.b.ln.Close()
-	p.a.pool.Send(msg("alice@a.test/x", "bob@b.test", 1))
-	waitFor(t, "bounce back to a.test", 40*time.Second, func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		p := startMemPair(t)
+		// b.test's server stops listening: gateway b cannot deliver.
+		p.b.ln.Close()
+		p.a.pool.Send(msg("alice@a.test/x", "bob@b.test", 1))
+		time.Sleep(time.Minute) // virtual: the link comes up, b's attempts fail, the bounce crosses back
+		synctest.Wait()
+		bounced := 0
 		for _, st := range p.a.received() {
 			if st.Type == "error" && st.ID == "m1" {
-				return true
+				bounced++
 			}
 		}
-		return false
+		if bounced != 1 {
+			t.Fatalf("a.test got %d bounces of m1, want 1: %v", bounced, p.a.received())
+		}
 	})
 }
 
 func TestUnknownDomainRefused(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	p := startPair(t, ctx, &wg)
-	p.a.pool.Send(msg("alice@a.test/x", "carol@elsewhere.test", 1))
-	waitFor(t, "refusal", 10*time.Second, func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		p := startMemPair(t)
+		p.a.pool.Send(msg("alice@a.test/x", "carol@elsewhere.test", 1))
+		time.Sleep(time.Second) // virtual
+		synctest.Wait()
 		p.a.mu.Lock()
-		defer p.a.mu.Unlock()
-		return len(p.a.bounced) > 0
+		bounced := len(p.a.bounced)
+		p.a.mu.Unlock()
+		if bounced == 0 {
+			t.Fatal("not refused")
+		}
+		if s := p.ga.Snapshot(); s.Events["stream-error:host-unknown"] == 0 {
+			t.Errorf("refusal not counted: %v", s.Events)
+		}
 	})
-	if s := p.ga.Snapshot(); s.Events["stream-error:host-unknown"] == 0 {
-		t.Errorf("refusal not counted: %v", s.Events)
-	}
 }
