@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
@@ -17,6 +18,7 @@ import (
 type server struct {
 	domain  string
 	ln      net.Listener
+	dial    s2s.Dialer // how it reaches other servers (nil: TCP)
 	srv     *s2s.Server
 	pool    *s2s.Pool
 	mu      sync.Mutex // guards got and bounced
@@ -44,6 +46,7 @@ func (s *server) start(ctx context.Context, t *testing.T, gw string, secret stri
 		Hosts:   func(d string) bool { return d == s.domain },
 		Resolve: resolve,
 		Secret:  secret,
+		Dial:    s.dial,
 		Deliver: func(st s2s.Stanza) {
 			s.mu.Lock()
 			s.got = append(s.got, st)
@@ -53,6 +56,7 @@ func (s *server) start(ctx context.Context, t *testing.T, gw string, secret stri
 	s.pool = s2s.NewPool(s2s.PoolConfig{
 		Resolve: resolve,
 		Secret:  secret,
+		Dial:    s.dial,
 		Bounce: func(st s2s.Stanza, cond string) {
 			s.mu.Lock()
 			s.bounced = append(s.bounced, cond)
@@ -135,72 +139,82 @@ func msg(from, to string, i int) s2s.Stanza {
 	return st
 }
 
+// TestStanzasCrossBothWaysInOrder runs the pair in memory in a synctest
+// bubble: every stanza crosses exactly once and in order, which is checked
+// again after a minute of virtual time in which nothing more may arrive.
 func TestStanzasCrossBothWaysInOrder(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	p := startPair(t, ctx, &wg)
-
-	const n = 200
-	for i := 0; i < n; i++ {
-		p.a.pool.Send(msg("alice@a.test/x", "bob@b.test", i))
-		p.b.pool.Send(msg("bob@b.test/y", "alice@a.test", i))
-	}
-	waitFor(t, "delivery", 20*time.Second, func() bool {
-		return len(p.b.received()) >= n && len(p.a.received()) >= n
-	})
-	time.Sleep(100 * time.Millisecond) // would a duplicate show up?
-	for name, s := range map[string]*server{"b.test": p.b, "a.test": p.a} {
-		got := s.received()
-		if len(got) != n {
-			t.Fatalf("%s got %d stanzas, want %d", name, len(got), n)
+	synctest.Test(t, func(t *testing.T) {
+		p := startMemPair(t)
+		const n = 200
+		for i := 0; i < n; i++ {
+			p.a.pool.Send(msg("alice@a.test/x", "bob@b.test", i))
+			p.b.pool.Send(msg("bob@b.test/y", "alice@a.test", i))
 		}
-		for i, st := range got {
-			if st.ID != fmt.Sprintf("m%d", i) {
-				t.Fatalf("%s stanza %d has id %s", name, i, st.ID)
+		check := func(when string) {
+			t.Helper()
+			for name, s := range map[string]*server{"b.test": p.b, "a.test": p.a} {
+				got := s.received()
+				if len(got) != n {
+					t.Fatalf("%s: %s got %d stanzas, want %d", when, name, len(got), n)
+				}
+				for i, st := range got {
+					if st.ID != fmt.Sprintf("m%d", i) {
+						t.Fatalf("%s: %s stanza %d has id %s", when, name, i, st.ID)
+					}
+				}
 			}
 		}
-	}
-	sa := p.ga.Snapshot()
-	if sa.Out.Stanzas["message"] != n || sa.In.Stanzas["message"] != n {
-		t.Errorf("gateway a counted out %v in %v", sa.Out.Stanzas, sa.In.Stanzas)
-	}
-	if sa.Out.RawBytes == 0 || sa.Out.LinkBytes >= sa.Out.RawBytes || sa.Out.WireBytes <= sa.Out.LinkBytes {
-		t.Errorf("implausible bytes: raw %d link %d wire %d", sa.Out.RawBytes, sa.Out.LinkBytes, sa.Out.WireBytes)
-	}
-	t.Logf("a→b: raw %d link %d wire %d (%.1fx)", sa.Out.RawBytes, sa.Out.LinkBytes, sa.Out.WireBytes, sa.Out.Ratio())
+		time.Sleep(time.Second) // virtual: link up, a few 10 ms batches each way
+		synctest.Wait()
+		check("after a second")
+		time.Sleep(time.Minute) // would a duplicate show up?
+		synctest.Wait()
+		check("a minute later")
+		sa := p.ga.Snapshot()
+		if sa.Out.Stanzas["message"] != n || sa.In.Stanzas["message"] != n {
+			t.Errorf("gateway a counted out %v in %v", sa.Out.Stanzas, sa.In.Stanzas)
+		}
+		if sa.Out.RawBytes == 0 || sa.Out.LinkBytes >= sa.Out.RawBytes || sa.Out.WireBytes <= sa.Out.LinkBytes {
+			t.Errorf("implausible bytes: raw %d link %d wire %d", sa.Out.RawBytes, sa.Out.LinkBytes, sa.Out.WireBytes)
+		}
+		t.Logf("a→b: raw %d link %d wire %d (%.1fx)", sa.Out.RawBytes, sa.Out.LinkBytes, sa.Out.WireBytes, sa.Out.Ratio())
+	})
 }
 
 func TestUnreachableLocalServerBounces(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	p := startPair(t, ctx, &wg)
-	// b.test's server stops listening: gateway b cannot deliver.
-	p.b.ln.Close()
-	p.a.pool.Send(msg("alice@a.test/x", "bob@b.test", 1))
-	waitFor(t, "bounce back to a.test", 40*time.Second, func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		p := startMemPair(t)
+		// b.test's server stops listening: gateway b cannot deliver.
+		p.b.ln.Close()
+		p.a.pool.Send(msg("alice@a.test/x", "bob@b.test", 1))
+		time.Sleep(time.Minute) // virtual: the link comes up, b's attempts fail, the bounce crosses back
+		synctest.Wait()
+		bounced := 0
 		for _, st := range p.a.received() {
 			if st.Type == "error" && st.ID == "m1" {
-				return true
+				bounced++
 			}
 		}
-		return false
+		if bounced != 1 {
+			t.Fatalf("a.test got %d bounces of m1, want 1: %v", bounced, p.a.received())
+		}
 	})
 }
 
 func TestUnknownDomainRefused(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	p := startPair(t, ctx, &wg)
-	p.a.pool.Send(msg("alice@a.test/x", "carol@elsewhere.test", 1))
-	waitFor(t, "refusal", 10*time.Second, func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		p := startMemPair(t)
+		p.a.pool.Send(msg("alice@a.test/x", "carol@elsewhere.test", 1))
+		time.Sleep(time.Second) // virtual
+		synctest.Wait()
 		p.a.mu.Lock()
-		defer p.a.mu.Unlock()
-		return len(p.a.bounced) > 0
+		bounced := len(p.a.bounced)
+		p.a.mu.Unlock()
+		if bounced == 0 {
+			t.Fatal("not refused")
+		}
+		if s := p.ga.Snapshot(); s.Events["stream-error:host-unknown"] == 0 {
+			t.Errorf("refusal not counted: %v", s.Events)
+		}
 	})
-	if s := p.ga.Snapshot(); s.Events["stream-error:host-unknown"] == 0 {
-		t.Errorf("refusal not counted: %v", s.Events)
-	}
 }

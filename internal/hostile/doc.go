@@ -15,5 +15,14 @@
 //
 //	go test -v -run TestHostile ./internal/hostile
 //
+// TestHostile runs the whole pair in memory inside a testing/synctest
+// bubble (an emu.Net whose connections carry source addresses, so
+// allow_from and the limits per address apply as over TCP; an emu link
+// between the gateways): time is virtual, timings are exact, and a case
+// that shows something did not happen checks once every goroutine is
+// blocked. TestHostileTCP (not in -short) runs the same cases over real
+// loopback sockets, for what only the kernel does (resets, socket buffers,
+// the accept queue).
+//
 // The package has no non-test code.
 package hostile
