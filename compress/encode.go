@@ -5,6 +5,7 @@ package compress
 // or raw (see the package doc).
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -27,7 +28,8 @@ type structEncoder struct {
 	holes  []int
 	vbytes int // value bytes of the current stanza (accounting)
 	tmp    []byte
-	rootTo bool // the value being written is the root's 'to'
+	b64    []byte // the characters of wrapped base64
+	rootTo bool   // the value being written is the root's 'to'
 	// rnd counts the bytes of ids and hashes written in binary (UUID, hex,
 	// base64, packed; at most internMax characters: longer ones, such as
 	// avatars, do repeat): random to zstd.
@@ -401,11 +403,13 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 		return kindHex
 	case isB64(v):
 		e.uv(formB64 + intern)
-		e.uv(uint64(len(v)/4*3 - padding(v)))
+		e.uv(uint64(b64Len(v)))
 		e.out, _ = base64.StdEncoding.AppendDecode(e.out, v)
 		if len(v) <= internMax {
 			e.rnd += len(v) / 4 * 3
 		}
+		return kindB64
+	case intern == 0 && len(v) > internMax && e.wrappedB64(v):
 		return kindB64
 	case len(v) >= 8 && (isID || looksRandom(v)) && isB64URLAlpha(v):
 		e.uv(formB64URL + intern)
@@ -421,6 +425,26 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 		e.out = append(e.out, v...)
 		return kindLiteral
 	}
+}
+
+// wrappedB64 writes v in formB64W if it is base64 broken into lines
+// (vCard BINVAL): uvarint(bytes), its layout (b64Wrap), the bytes.
+func (e *structEncoder) wrappedB64(v []byte) bool {
+	if bytes.IndexByte(v, '\n') < 0 {
+		return false
+	}
+	chars, w, ok := wrappedB64(e.b64, v)
+	if chars != nil {
+		e.b64 = chars[:0]
+	}
+	if !ok {
+		return false
+	}
+	e.uv(formB64W)
+	e.uv(uint64(b64Len(chars)))
+	e.uv(w.code())
+	e.out, _ = base64.StdEncoding.AppendDecode(e.out, chars)
+	return true
 }
 
 // jid writes v in JID form if it splits cleanly into parts.

@@ -269,10 +269,14 @@ func (p *parser) unescape(raw []byte, quote byte) ([]byte, bool) {
 			if amp < 0 {
 				amp = i
 			}
-		case c == '<' || c == '\r':
+		case c == '<':
 			return nil, false
 		case c < 0x20:
-			if quote != 0 || c != '\n' && c != '\t' {
+			// Text keeps its tabs, newlines and carriage returns as they
+			// are (a CR arrives when a client wrote &#13;: vCard BINVAL
+			// wrapped with CRLF); attribute values, which XML normalizes,
+			// keep none.
+			if quote != 0 || c != '\n' && c != '\t' && c != '\r' {
 				return nil, false
 			}
 		case quote == 0 && (c == '\'' || c == '"'):

@@ -53,6 +53,12 @@ const (
 	formStatic    = formRank + rankForms // + vocab index; + len(vocab) + slot: value table
 )
 
+// formB64W is base64 broken into lines (vCard BINVAL): uvarint(n), then
+// uvarint(layout) (b64Wrap.code), then n bytes. It follows the value
+// table's slots: a rare form for long values, placed where it moves no
+// other code.
+var formB64W = uint64(formStatic + len(vocab) + valueSlots)
+
 // A template reference is one byte, flagTemplate (and flagNext) with the
 // template's age in bits 0-3 (0 = the newest template), or with tmplAgeMax
 // there and the slot in the next byte.
