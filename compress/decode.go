@@ -540,7 +540,7 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		} else {
 			dst = base64.StdEncoding.AppendEncode(dst, b)
 		}
-	case formB64W:
+	case formB64L:
 		n, err := d.uv()
 		if err != nil {
 			return dst, err
@@ -550,16 +550,23 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 			return dst, err
 		}
 		w, ok := wrapOf(c)
-		if !ok || n < 12 {
-			return dst, corrupt("wrapped base64 of %d bytes, layout %d", n, c)
+		if !ok && c != 0 || n < 12 {
+			return dst, corrupt("long base64 of %d bytes, layout %d", n, c)
 		}
 		b, err := d.bytes(n)
 		if err != nil {
 			return dst, err
 		}
-		chars := base64.StdEncoding.EncodedLen(len(b))
-		if size := w.size(chars); size > MaxStanzaSize || size > d.max-len(d.out) {
-			return dst, corrupt("wrapped base64 of %d bytes", size)
+		size := base64.StdEncoding.EncodedLen(len(b))
+		if c != 0 {
+			size = w.size(size)
+		}
+		if size > MaxStanzaSize || size > d.max-len(d.out) {
+			return dst, corrupt("long base64 of %d bytes", size)
+		}
+		if c == 0 {
+			dst = base64.StdEncoding.AppendEncode(dst, b)
+			break
 		}
 		d.b64 = base64.StdEncoding.AppendEncode(d.b64[:0], b)
 		dst = w.append(dst, d.b64)

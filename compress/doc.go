@@ -99,7 +99,7 @@
 //	           pair's second half, 19+r (r < 64) the
 //	           value-table entry of recency rank r (0 = the most recently
 //	           used), 83.. vocab entries then value-table slots, then
-//	           (83+len(vocab)+valueSlots) wrapped base64 (below)
+//	           (83+len(vocab)+valueSlots) long base64 (below)
 //	JID     := uvarint(0) uvarint(len) local value(domain) | uvarint(1+slot)
 //	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2+slot
 //	time    := uvarint(zigzag(seconds - last)*10 + digits), then, if digits
@@ -110,16 +110,20 @@
 // Base64: forms 7 and 8 carry padded standard base64 of at least 16
 // characters, without line breaks, that decodes and re-encodes to the same
 // characters (padding bits zero), as uvarint(n) and its n bytes; 8 also
-// enters the value table (at most internMax characters). Wrapped base64
-// (version 5), for a value of more than internMax characters that is such
-// base64 broken into lines: uvarint(n), uvarint(line<<3 | crlf<<2 | lead<<1 |
-// trail), n bytes; it decodes to the base64 of the bytes in lines of line
-// characters (the last one as long or shorter) separated by "\n", or
-// "\r\n" when crlf, with a break before the first when lead and after the
-// last when trail. Text that these forms would not give back exactly (a
-// break of the other kind, a blank or indented line, trailing spaces,
-// base64url, bad padding) crosses as a literal. In a shape, forms 7, 8 and
-// wrapped base64 keep the form and n; the layout is in the payload.
+// enters the value table (at most internMax characters). Long base64
+// (version 5), for a value other than an id of more than internMax
+// characters that is such base64, in one line or broken into lines (vCard
+// BINVAL, often at 76 or 64 characters with CRLF or LF): uvarint(n),
+// uvarint(layout), n bytes. Layout 0 is one line; otherwise layout =
+// line<<3 | crlf<<2 | lead<<1 | trail, and the value is the base64 of the
+// bytes in lines of line characters (the last one as long or shorter)
+// separated by "\n", or "\r\n" when crlf, with a break before the first
+// when lead and after the last when trail. Text that these forms would not
+// give back exactly (a break of the other kind, a blank or indented line,
+// trailing spaces, base64url, padding missing or with bits set) crosses as
+// a literal. In a shape, forms 7 and 8 keep the form and n (an IV's length
+// does not change), long base64 only the form (a payload's does): n and
+// the layout are in the stanza.
 //
 // Pairs: the root's 'from' and 'to' of a message or iq (not presence), when
 // both are non-empty and at most maxInterned bytes, are always written as
@@ -138,9 +142,10 @@
 // top-level attribute or text value cut out, except empty values, the most
 // recent id, a pair's second half and attribute values that are vocab
 // entries (text that is a vocab entry is cut out): a value whose form is
-// UUID, hex, base64, packed, JID, timestamp, id ring, 17 or 18 becomes
-// uvarint(15) then its header (the form, plus the length for hex, base64
-// and packed), and its payload (the rest) is what a shaped stanza carries;
+// UUID, hex, base64, long base64, packed, JID, timestamp, id ring, 17 or
+// 18 becomes uvarint(15) then its header (the form, plus the length for
+// hex, base64 (7, 8) and packed), and its payload (the rest) is what a
+// shaped stanza carries;
 // any other value becomes uvarint(14) and a shaped stanza carries it whole.
 // An element stanza whose shape (first byte included) is at most shapeMax
 // bytes crosses as a shape: by rank when the table holds it, else inline

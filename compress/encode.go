@@ -401,6 +401,8 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 			e.rnd += len(v) / 2
 		}
 		return kindHex
+	case intern == 0 && len(v) > internMax && e.longB64(v):
+		return kindB64L
 	case isB64(v):
 		e.uv(formB64 + intern)
 		e.uv(uint64(b64Len(v)))
@@ -408,8 +410,6 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 		if len(v) <= internMax {
 			e.rnd += len(v) / 4 * 3
 		}
-		return kindB64
-	case intern == 0 && len(v) > internMax && e.wrappedB64(v):
 		return kindB64
 	case len(v) >= 8 && (isID || looksRandom(v)) && isB64URLAlpha(v):
 		e.uv(formB64URL + intern)
@@ -427,11 +427,19 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 	}
 }
 
-// wrappedB64 writes v in formB64W if it is base64 broken into lines
-// (vCard BINVAL): uvarint(bytes), its layout (b64Wrap), the bytes.
-func (e *structEncoder) wrappedB64(v []byte) bool {
+// longB64 writes v in formB64L if it is base64, in one line or broken into
+// lines (vCard BINVAL): uvarint(bytes), its layout (0 or b64Wrap.code),
+// the bytes.
+func (e *structEncoder) longB64(v []byte) bool {
 	if bytes.IndexByte(v, '\n') < 0 {
-		return false
+		if !isB64(v) {
+			return false
+		}
+		e.uv(formB64L)
+		e.uv(uint64(b64Len(v)))
+		e.uv(0)
+		e.out, _ = base64.StdEncoding.AppendDecode(e.out, v)
+		return true
 	}
 	chars, w, ok := wrappedB64(e.b64, v)
 	if chars != nil {
@@ -440,7 +448,7 @@ func (e *structEncoder) wrappedB64(v []byte) bool {
 	if !ok {
 		return false
 	}
-	e.uv(formB64W)
+	e.uv(formB64L)
 	e.uv(uint64(b64Len(chars)))
 	e.uv(w.code())
 	e.out, _ = base64.StdEncoding.AppendDecode(e.out, chars)

@@ -29,7 +29,8 @@ const (
 	kindTime                     // formTime
 	kindUUID                     // formUUID(I)
 	kindHex                      // formHex(I)
-	kindB64                      // formB64(I), formB64W
+	kindB64                      // formB64(I)
+	kindB64L                     // formB64L
 	kindPacked                   // formB64URL(I)
 	kindLiteral                  // formLit(I)
 	kindPair                     // formPair, formPaired: the root's 'from' and 'to'
@@ -37,7 +38,7 @@ const (
 
 var kindNames = [...]string{kindNone: "none", kindEmpty: "empty", kindLast: "last", kindRing: "ring",
 	kindVocab: "vocab", kindTable: "table", kindJID: "jid", kindTime: "time", kindUUID: "uuid",
-	kindHex: "hex", kindB64: "b64", kindPacked: "packed", kindLiteral: "literal", kindPair: "pair"}
+	kindHex: "hex", kindB64: "b64", kindB64L: "b64long", kindPacked: "packed", kindLiteral: "literal", kindPair: "pair"}
 
 // String is the kind's name in the accounting (tests and tuning only).
 func (k valueKind) String() string { return kindNames[k] }
@@ -53,8 +54,10 @@ func kindOf(form uint64) valueKind {
 		return kindUUID
 	case formHex, formHexI:
 		return kindHex
-	case formB64, formB64I, formB64W:
+	case formB64, formB64I:
 		return kindB64
+	case formB64L:
+		return kindB64L
 	case formB64URL, formB64URLI:
 		return kindPacked
 	case formJID:
@@ -90,7 +93,7 @@ func (k valueKind) hole(attr bool) bool {
 // stanza: their form varies from one stanza to the next.
 func (k valueKind) typed() bool {
 	switch k {
-	case kindUUID, kindJID, kindTime, kindRing, kindPair:
+	case kindUUID, kindJID, kindTime, kindRing, kindPair, kindB64L:
 		return true
 	}
 	return k.sized()
@@ -332,7 +335,7 @@ var b64Std = func() (t [256]bool) {
 
 func b64Len(v []byte) int { return len(v)/4*3 - padding(v) }
 
-// b64Wrap is how wrapped base64 text (formB64W) lays out its characters:
+// b64Wrap is how wrapped base64 text (formB64L) lays out its characters:
 // lines of line characters (the last one shorter or as long), broken by
 // "\n" or "\r\n" (crlf), with a break before the first (lead) and after
 // the last (trail). On the wire it is one uvarint, line<<3 | crlf<<2 |
