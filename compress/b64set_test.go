@@ -3,6 +3,8 @@ package compress
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand"
@@ -269,5 +271,59 @@ func TestB64SetCrosses(t *testing.T) {
 				t.Errorf("%s %d: %d bytes of base64 in %d values cost %v", name, i, n, vals, acct)
 			}
 		}
+	}
+}
+
+// longB64Block is a plain block of one <message> whose text is long
+// base64 (formB64L) of n bytes with the given layout code.
+func longB64Block(n int, layout uint64) []byte {
+	b := []byte{modePlain, 1, 0}
+	b = binary.AppendUvarint(b, itemReserved+1+uint64(vocabIndex["message"]))
+	b = append(b, 0, itemText)
+	b = binary.AppendUvarint(b, formB64L)
+	b = binary.AppendUvarint(b, uint64(n))
+	b = binary.AppendUvarint(b, layout)
+	b = append(b, bytes.Repeat([]byte{0xfb}, n)...)
+	return append(b, itemEnd)
+}
+
+// The decoder checks long base64's layout and holds what it expands to
+// (up to 3 bytes a character with CRLF after each) to its bound before
+// writing it.
+func TestLongB64Bounded(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		n      int
+		layout uint64
+		ok     bool
+	}{
+		{"one line", 600, 0, true},
+		{"76, CRLF, around", 600, 76<<3 | 7, true},
+		{"no line length", 600, 5, false},
+		{"too short", 8, 0, false},
+		{"1, CRLF: 3x over the bound", 1200, 1<<3 | 4, false},
+		{"over the bound", 3100, 0, false},
+	} {
+		dec, err := NewDecoder(WithDict(nil), WithMaxDecoded(4096))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dec.Decode(longB64Block(c.n, c.layout))
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case !c.ok && !errors.Is(err, ErrCorrupt):
+			t.Errorf("%s: %v, want ErrCorrupt", c.name, err)
+		case c.ok:
+			w, _ := wrapOf(c.layout)
+			want := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, c.n))
+			if c.layout != 0 {
+				want = string(w.append(nil, []byte(want)))
+			}
+			if string(got[0]) != "<message>"+want+"</message>" {
+				t.Errorf("%s: decoded %q", c.name, got[0][:min(len(got[0]), 100)])
+			}
+		}
+		dec.Close()
 	}
 }
