@@ -147,7 +147,7 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	// advance only for a batch that goes out whole.
 	total := 0
 	for i, st := range batch {
-		n, err := decodedSize(&e.st.p, st)
+		n, err := e.st.check(st)
 		if err != nil {
 			ue := err.(*UnencodableError)
 			ue.Index = i

@@ -111,10 +111,9 @@
 // characters, without line breaks, that decodes and re-encodes to the same
 // characters (padding bits zero), as uvarint(n) and its n bytes; 8 also
 // enters the value table (at most internMax characters). Long base64
-// (version 5), for a value other than an id of more than internMax
-// characters that is such base64, in one line or broken into lines (vCard
-// BINVAL, often at 76 or 64 characters with CRLF or LF): uvarint(n),
-// uvarint(layout), n bytes. Layout 0 is one line; otherwise layout =
+// (version 5), for a value of more than internMax characters that is such
+// base64, in one line or broken into lines (vCard BINVAL, often at 76 or
+// 64 characters with CRLF or LF): uvarint(n), uvarint(layout), n bytes. Layout 0 is one line; otherwise layout =
 // line<<3 | crlf<<2 | lead<<1 | trail, and the value is the base64 of the
 // bytes in lines of line characters (the last one as long or shorter)
 // separated by "\n", or "\r\n" when crlf, with a break before the first

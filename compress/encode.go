@@ -28,7 +28,12 @@ type structEncoder struct {
 	holes  []int
 	vbytes int // value bytes of the current stanza (accounting)
 	tmp    []byte
-	b64    []byte // the characters of wrapped base64
+	b64    []byte // the characters of wrapped base64 (scratch)
+	// parsed is the stanza whose parse p holds from check (and whether it
+	// crosses structurally, and its size), for stanza to reuse.
+	parsed     []byte
+	parsedSize int
+	parsedOK   bool
 	rootTo bool   // the value being written is the root's 'to'
 	// rnd counts the bytes of ids and hashes written in binary (UUID, hex,
 	// base64, packed; at most internMax characters: longer ones, such as
@@ -49,7 +54,14 @@ func (e *structEncoder) uv(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
 // the structure's limits, else a template reference, or its full form
 // turned into a shape and its holes.
 func (e *structEncoder) stanza(st []byte) {
-	size, ok := structural(&e.p, st)
+	var size int
+	var ok bool
+	if len(st) > 0 && len(st) == len(e.parsed) && &st[0] == &e.parsed[0] {
+		size, ok = e.parsedSize, e.parsedOK // the last stanza check parsed
+	} else {
+		size, ok = structural(&e.p, st)
+	}
+	e.parsed = nil
 	if !ok {
 		e.out = append(e.out, flagRaw)
 		e.uv(uint64(len(st)))
@@ -79,6 +91,22 @@ func (e *structEncoder) stanza(st []byte) {
 	if e.acct != nil {
 		e.acct["structure"] += len(e.out) - base - e.vbytes
 	}
+}
+
+// check is decodedSize with the encoder's parser (the limits Encode checks
+// before it writes anything); stanza reuses the parse when it writes the
+// stanza checked last (a batch's last, or a batch of one) next.
+func (e *structEncoder) check(st []byte) (int, error) {
+	e.parsed = nil
+	if len(st) > MaxStanzaSize {
+		return decodedSize(&e.p, st)
+	}
+	n, ok := structural(&e.p, st)
+	e.parsed, e.parsedSize, e.parsedOK = st, n, ok
+	if !ok {
+		return len(st), nil
+	}
+	return n, nil
 }
 
 // template writes the stanza as a reference to a kept template and its new
@@ -401,7 +429,7 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 			e.rnd += len(v) / 2
 		}
 		return kindHex
-	case intern == 0 && len(v) > internMax && e.longB64(v):
+	case len(v) > internMax && e.longB64(v):
 		return kindB64L
 	case isB64(v):
 		e.uv(formB64 + intern)

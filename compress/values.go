@@ -382,7 +382,7 @@ func (w b64Wrap) size(chars int) int {
 	return n
 }
 
-// appendWrapped appends the base64 characters b laid out by w.
+// append appends the base64 characters b laid out by w.
 func (w b64Wrap) append(dst, b []byte) []byte {
 	brk := "\n"
 	if w.crlf {
