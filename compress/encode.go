@@ -34,7 +34,7 @@ type structEncoder struct {
 	parsed     []byte
 	parsedSize int
 	parsedOK   bool
-	rootTo bool   // the value being written is the root's 'to'
+	rootTo     bool // the value being written is the root's 'to'
 	// rnd counts the bytes of ids and hashes written in binary (UUID, hex,
 	// base64, packed; at most internMax characters: longer ones, such as
 	// avatars, do repeat): random to zstd.
