@@ -146,6 +146,7 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	// Every limit is checked before anything is written: the tables
 	// advance only for a batch that goes out whole.
 	total := 0
+	e.st.begin()
 	for i, st := range batch {
 		n, err := e.st.check(st)
 		if err != nil {
@@ -164,6 +165,7 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	e.st.out = e.st.out[:0]
 	e.st.rnd = 0
 	e.ends = e.ends[:0]
+	e.st.cur = 0
 	for _, st := range batch {
 		e.st.stanza(st)
 		e.ends = append(e.ends, len(e.st.out))

@@ -15,7 +15,8 @@ import (
 // structEncoder appends the structural form of stanzas to out.
 type structEncoder struct {
 	t   *tables
-	p   parser
+	p   *parser // the parse stanza works from: own, or one of pre
+	own parser
 	out []byte
 	key []byte
 	// acct, when not nil, counts structural bytes by field (tests and
@@ -29,12 +30,12 @@ type structEncoder struct {
 	vbytes int // value bytes of the current stanza (accounting)
 	tmp    []byte
 	b64    []byte // the characters of wrapped base64 (scratch)
-	// parsed is the stanza whose parse p holds from check (and whether it
-	// crosses structurally, and its size), for stanza to reuse.
-	parsed     []byte
-	parsedSize int
-	parsedOK   bool
-	rootTo     bool // the value being written is the root's 'to'
+	// pre holds the parses check made of the first stanzas of a batch
+	// (of nchk checked), for stanza to reuse; stanza cur of the batch is
+	// next.
+	pre       [keepParses]preParse
+	nchk, cur int
+	rootTo    bool // the value being written is the root's 'to'
 	// rnd counts the bytes of ids and hashes written in binary (UUID, hex,
 	// base64, packed; at most internMax characters: longer ones, such as
 	// avatars, do repeat): random to zstd.
@@ -56,12 +57,14 @@ func (e *structEncoder) uv(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
 func (e *structEncoder) stanza(st []byte) {
 	var size int
 	var ok bool
-	if len(st) > 0 && len(st) == len(e.parsed) && &st[0] == &e.parsed[0] {
-		size, ok = e.parsedSize, e.parsedOK // the last stanza check parsed
+	if e.cur < keepParses && sameBytes(e.pre[e.cur].st, st) {
+		pp := &e.pre[e.cur]
+		e.p, size, ok = &pp.p, pp.size, pp.ok
 	} else {
-		size, ok = structural(&e.p, st)
+		e.p = &e.own
+		size, ok = structural(e.p, st)
 	}
-	e.parsed = nil
+	e.cur++
 	if !ok {
 		e.out = append(e.out, flagRaw)
 		e.uv(uint64(len(st)))
@@ -93,16 +96,52 @@ func (e *structEncoder) stanza(st []byte) {
 	}
 }
 
-// check is decodedSize with the encoder's parser (the limits Encode checks
-// before it writes anything); stanza reuses the parse when it writes the
-// stanza checked last (a batch's last, or a batch of one) next.
-func (e *structEncoder) check(st []byte) (int, error) {
-	e.parsed = nil
-	if len(st) > MaxStanzaSize {
-		return decodedSize(&e.p, st)
+// Parses kept between a batch's check and its writing: a stanza is parsed
+// once, not twice, when it is one of the first keepParses stanzas of its
+// batch and at most keepParseMax bytes (which bounds what they hold).
+const (
+	keepParses   = 16
+	keepParseMax = 16 << 10
+)
+
+// preParse is check's parse of one stanza: whether it crosses structurally
+// and its decoded size.
+type preParse struct {
+	p    parser
+	st   []byte
+	size int
+	ok   bool
+}
+
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
+}
+
+// begin starts a batch: check then sees its stanzas in order, then stanza.
+func (e *structEncoder) begin() {
+	for i := range min(e.nchk, keepParses) {
+		e.pre[i].st = nil
 	}
-	n, ok := structural(&e.p, st)
-	e.parsed, e.parsedSize, e.parsedOK = st, n, ok
+	e.nchk, e.cur = 0, 0
+}
+
+// check is decodedSize for the next stanza of the batch (the limits Encode
+// checks before it writes anything), keeping the parse for stanza when it
+// can.
+func (e *structEncoder) check(st []byte) (int, error) {
+	if len(st) > MaxStanzaSize {
+		return decodedSize(&e.own, st)
+	}
+	p := &e.own
+	keep := e.nchk < keepParses && len(st) <= keepParseMax
+	if keep {
+		p = &e.pre[e.nchk].p
+	}
+	n, ok := structural(p, st)
+	if keep {
+		e.pre[e.nchk].st, e.pre[e.nchk].size, e.pre[e.nchk].ok = st, n, ok
+	}
+	e.nchk++
 	if !ok {
 		return len(st), nil
 	}

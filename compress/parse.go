@@ -9,7 +9,9 @@ import (
 // Anything outside it makes parse return false and the stanza crosses the
 // link byte for byte (raw form): prefixed names other than xml:lang,
 // xmlns:* declarations, comments, processing instructions, CDATA, DOCTYPE,
-// a carriage return anywhere, tab or newline inside an attribute value,
+// a carriage return, tab or newline inside an attribute value (text keeps
+// them, carriage returns included), a character reference to a control
+// character,
 // control characters, invalid UTF-8, duplicate attributes, text or space
 // around the element, nesting deeper than maxDepth.
 
