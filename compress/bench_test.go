@@ -8,7 +8,16 @@ import (
 
 // benchCorpus is the held-out part of the shipped corpus.
 func benchCorpus(b *testing.B) [][]byte {
-	files, _ := filepath.Glob(filepath.Join("..", "testdata", "corpus", "*seed9*.xml.gz"))
+	return benchFiles(b, filepath.Join("..", "testdata", "corpus", "*seed9*.xml.gz"))
+}
+
+// benchB64 is the base64 set (vCard photos, avatars, OMEMO).
+func benchB64(b *testing.B) [][]byte {
+	return benchFiles(b, filepath.Join("..", "testdata", "b64", "*.xml.gz"))
+}
+
+func benchFiles(b *testing.B, glob string) [][]byte {
+	files, _ := filepath.Glob(glob)
 	var all [][]byte
 	for _, f := range files {
 		st, err := ReadCapture(f)
@@ -31,8 +40,9 @@ func rawSize(st [][]byte) int64 {
 	return int64(n)
 }
 
-func benchEncode(b *testing.B, batch int) {
-	st := benchCorpus(b)
+func benchEncode(b *testing.B, batch int) { benchEncodeSet(b, benchCorpus(b), batch) }
+
+func benchEncodeSet(b *testing.B, st [][]byte, batch int) {
 	b.SetBytes(rawSize(st))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -45,8 +55,9 @@ func benchEncode(b *testing.B, batch int) {
 	}
 }
 
-func benchDecode(b *testing.B, batch int) {
-	st := benchCorpus(b)
+func benchDecode(b *testing.B, batch int) { benchDecodeSet(b, benchCorpus(b), batch) }
+
+func benchDecodeSet(b *testing.B, st [][]byte, batch int) {
 	e, _ := NewEncoder()
 	var blocks [][]byte
 	for i := 0; i < len(st); i += batch {
@@ -73,3 +84,20 @@ func BenchmarkEncodeBatch1(b *testing.B)  { benchEncode(b, 1) }
 func BenchmarkEncodeBatch16(b *testing.B) { benchEncode(b, 16) }
 func BenchmarkDecodeBatch1(b *testing.B)  { benchDecode(b, 1) }
 func BenchmarkDecodeBatch16(b *testing.B) { benchDecode(b, 16) }
+
+// BenchmarkEncodeB64Batch1 runs one encoder on (the set is small: a new
+// encoder for each pass, with its dictionary, would weigh more than the set).
+func BenchmarkEncodeB64Batch1(b *testing.B) {
+	st := benchB64(b)
+	e, _ := NewEncoder()
+	b.SetBytes(rawSize(st))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range st {
+			if _, err := e.Encode(st[i : i+1]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+func BenchmarkDecodeB64Batch1(b *testing.B) { benchDecodeSet(b, benchB64(b), 1) }

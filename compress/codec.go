@@ -69,6 +69,23 @@ type Encoder struct {
 	zw   *zstd.Encoder
 	tmp  []byte
 	st   structEncoder
+	// The last batch, for LastBatch: where each stanza's part ends (in
+	// st.out, or in tmp when the batch went through zstd).
+	ends []int
+	zstd bool
+}
+
+// LastBatch describes the batch the last successful Encode wrote, for
+// accounting (`isthmus bench`): payload is what went into the epoch's zstd
+// stream (zstd true: the batch header, then each stanza's structural form)
+// or what the block carries after its header outside the stream (zstd
+// false: the stanzas' structural forms); stanza i's part of payload ends
+// at ends[i] (the header counts with stanza 0). Valid until the next call.
+func (e *Encoder) LastBatch() (payload []byte, ends []int, zstd bool) {
+	if !e.zstd {
+		return e.st.out, e.ends, false
+	}
+	return e.tmp, e.ends, true
 }
 
 // NewEncoder returns an encoder at the start of an epoch.
@@ -129,8 +146,9 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	// Every limit is checked before anything is written: the tables
 	// advance only for a batch that goes out whole.
 	total := 0
+	e.st.begin()
 	for i, st := range batch {
-		n, err := decodedSize(&e.st.p, st)
+		n, err := e.st.check(st)
 		if err != nil {
 			ue := err.(*UnencodableError)
 			ue.Index = i
@@ -146,10 +164,14 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	e.out.Reset()
 	e.st.out = e.st.out[:0]
 	e.st.rnd = 0
+	e.ends = e.ends[:0]
+	e.st.cur = 0
 	for _, st := range batch {
 		e.st.stanza(st)
+		e.ends = append(e.ends, len(e.st.out))
 	}
-	if len(e.st.out)-e.st.rnd <= plainMax {
+	e.zstd = len(e.st.out)-e.st.rnd > plainMax
+	if !e.zstd {
 		// Too small for zstd to win: send the tokens as they are, outside
 		// the zstd stream.
 		if len(batch) == 1 {
@@ -173,6 +195,9 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	var size [binary.MaxVarintLen64]byte
 	e.out.Write(size[:binary.PutUvarint(size[:], uint64(sizeUnits(total)))])
 	e.tmp = binary.AppendUvarint(e.tmp, uint64(len(e.st.out)))
+	for i := range e.ends {
+		e.ends[i] += len(e.tmp)
+	}
 	e.tmp = append(e.tmp, e.st.out...)
 	if _, err := e.zw.Write(e.tmp); err != nil {
 		return nil, fmt.Errorf("compress: encoding: %w", err)

@@ -22,6 +22,7 @@ type structDecoder struct {
 	max   int // the most bytes out may hold (the block's bound)
 	stack []string
 	tmp   []byte
+	b64   []byte // wrapped base64's characters
 	// Shape mode: in holds the shape, alt and altPos the block.
 	shaped bool
 	alt    []byte
@@ -539,6 +540,36 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		} else {
 			dst = base64.StdEncoding.AppendEncode(dst, b)
 		}
+	case formB64L:
+		n, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		c, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		w, ok := wrapOf(c)
+		if !ok && c != 0 || n < 12 {
+			return dst, corrupt("long base64 of %d bytes, layout %d", n, c)
+		}
+		b, err := d.bytes(n)
+		if err != nil {
+			return dst, err
+		}
+		size := base64.StdEncoding.EncodedLen(len(b))
+		if c != 0 {
+			size = w.size(size)
+		}
+		if size > MaxStanzaSize || size > d.max-len(d.out) {
+			return dst, corrupt("long base64 of %d bytes", size)
+		}
+		if c == 0 {
+			dst = base64.StdEncoding.AppendEncode(dst, b)
+			break
+		}
+		d.b64 = base64.StdEncoding.AppendEncode(d.b64[:0], b)
+		dst = w.append(dst, d.b64)
 	case formB64URL, formB64URLI:
 		n, err := d.uv()
 		if err != nil {

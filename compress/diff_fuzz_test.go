@@ -25,6 +25,10 @@ func FuzzEncodeDecode(f *testing.F) {
 	f.Add([]byte(`<presence from='a@b/c' to='d@e'/>`), []byte(`<presence from='a@b/c' to='f@e'/>`))
 	f.Add([]byte(`<iq type='get' id='p1' from='a.test' to='b.test'><ping xmlns='urn:xmpp:ping'/></iq>`), []byte(`<message to='x@y'><body a="'" b='&quot;'>&apos;'</body></message>`))
 	f.Add([]byte(`<message to='x@y' xml:lang='en'><body>a&#xD;b</body></message>`), []byte("<message\tto='x@y'  ><body>\n</body ></message>"))
+	seeds := b64Seeds()
+	for i := range seeds {
+		f.Add(seeds[i], seeds[(i+1)%len(seeds)])
+	}
 	type pair struct {
 		enc *Encoder
 		dec *Decoder

@@ -8,9 +8,11 @@
 //     from a static table of the XMPP vocabulary (vocab.go, RFC 6120/6121
 //     and the common XEPs), JIDs split into bare JID and resource and
 //     interned, repeated values (caps ver and node, avatar hashes, status
-//     texts) interned, ids and hashes carried as binary (UUIDs, hex, base64,
-//     random [A-Za-z0-9_-] ids at 6 bits a character, XEP-0082 timestamps as
-//     the difference in seconds from the previous timestamp), recent ids
+//     texts) interned, ids, hashes and base64 content carried as binary
+//     (UUIDs, hex, base64 of any length, also broken into lines as vCard
+//     BINVAL is, random [A-Za-z0-9_-] ids at 6 bits a character, XEP-0082
+//     timestamps as the difference in seconds from the previous
+//     timestamp), recent ids
 //     referenced by position (origin-id repeating the message id costs
 //     nothing), the root's 'from' and 'to' of messages and iqs as one
 //     reference to a recent (from, to) pair, a stanza that repeats a recent
@@ -47,7 +49,7 @@
 // empties every table and starts a new zstd stream primed with the
 // dictionary.
 //
-// # Block format (codec version 4: Version)
+// # Block format (codec version 5: Version)
 //
 //	block := mode(1 byte) rest
 //	mode 0: uvarint(n) stanza×n                  plain, outside the zstd stream
@@ -96,13 +98,31 @@
 //	           13 timestamp, 16 the most recent id, 17 pair (below), 18 the
 //	           pair's second half, 19+r (r < 64) the
 //	           value-table entry of recency rank r (0 = the most recently
-//	           used), 83.. vocab entries then value-table slots
+//	           used), 83.. vocab entries then value-table slots, then
+//	           (83+len(vocab)+valueSlots) long base64 (below)
 //	JID     := uvarint(0) uvarint(len) local value(domain) | uvarint(1+slot)
 //	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2+slot
 //	time    := uvarint(zigzag(seconds - last)*10 + digits), then, if digits
 //	           > 0, uvarint(fraction): "2006-01-02T15:04:05[.fraction]Z" with
 //	           that many fraction digits; last is the previous timestamp of
 //	           the epoch (0 at its start)
+//
+// Base64: forms 7 and 8 carry padded standard base64 of at least 16
+// characters, without line breaks, that decodes and re-encodes to the same
+// characters (padding bits zero), as uvarint(n) and its n bytes; 8 also
+// enters the value table (at most internMax characters). Long base64
+// (version 5), for a value of more than internMax characters that is such
+// base64, in one line or broken into lines (vCard BINVAL, often at 76 or
+// 64 characters with CRLF or LF): uvarint(n), uvarint(layout), n bytes. Layout 0 is one line; otherwise layout =
+// line<<3 | crlf<<2 | lead<<1 | trail, and the value is the base64 of the
+// bytes in lines of line characters (the last one as long or shorter)
+// separated by "\n", or "\r\n" when crlf, with a break before the first
+// when lead and after the last when trail. Text that these forms would not
+// give back exactly (a break of the other kind, a blank or indented line,
+// trailing spaces, base64url, padding missing or with bits set) crosses as
+// a literal. In a shape, forms 7 and 8 keep the form and n (an IV's length
+// does not change), long base64 only the form (a payload's does): n and
+// the layout are in the stanza.
 //
 // Pairs: the root's 'from' and 'to' of a message or iq (not presence), when
 // both are non-empty and at most maxInterned bytes, are always written as
@@ -121,9 +141,10 @@
 // top-level attribute or text value cut out, except empty values, the most
 // recent id, a pair's second half and attribute values that are vocab
 // entries (text that is a vocab entry is cut out): a value whose form is
-// UUID, hex, base64, packed, JID, timestamp, id ring, 17 or 18 becomes
-// uvarint(15) then its header (the form, plus the length for hex, base64
-// and packed), and its payload (the rest) is what a shaped stanza carries;
+// UUID, hex, base64, long base64, packed, JID, timestamp, id ring, 17 or
+// 18 becomes uvarint(15) then its header (the form, plus the length for
+// hex, base64 (7, 8) and packed), and its payload (the rest) is what a
+// shaped stanza carries;
 // any other value becomes uvarint(14) and a shaped stanza carries it whole.
 // An element stanza whose shape (first byte included) is at most shapeMax
 // bytes crosses as a shape: by rank when the table holds it, else inline
@@ -151,7 +172,9 @@
 // Stanzas the structure cannot carry cross byte for byte (raw): namespace
 // prefixes other than xml:lang (xmlns:foo declarations, prefixed elements
 // or attributes), comments, processing instructions, CDATA, DOCTYPE, a
-// carriage return, tab or newline in an attribute value, control or
+// carriage return, tab or newline in an attribute value (text keeps them,
+// carriage returns included, byte for byte), a character reference to a
+// control character (&#13;), control or
 // non-XML characters, invalid UTF-8, nesting deeper than maxDepth, names
 // longer than maxInterned bytes, a canonical form longer than
 // MaxStanzaSize, and anything that is not exactly one well-formed element.

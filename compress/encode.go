@@ -5,6 +5,7 @@ package compress
 // or raw (see the package doc).
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -14,7 +15,8 @@ import (
 // structEncoder appends the structural form of stanzas to out.
 type structEncoder struct {
 	t   *tables
-	p   parser
+	p   *parser // the parse stanza works from: own, or one of pre
+	own parser
 	out []byte
 	key []byte
 	// acct, when not nil, counts structural bytes by field (tests and
@@ -27,7 +29,13 @@ type structEncoder struct {
 	holes  []int
 	vbytes int // value bytes of the current stanza (accounting)
 	tmp    []byte
-	rootTo bool // the value being written is the root's 'to'
+	b64    []byte // the characters of wrapped base64 (scratch)
+	// pre holds the parses check made of the first stanzas of a batch
+	// (of nchk checked), for stanza to reuse; stanza cur of the batch is
+	// next.
+	pre       [keepParses]preParse
+	nchk, cur int
+	rootTo    bool // the value being written is the root's 'to'
 	// rnd counts the bytes of ids and hashes written in binary (UUID, hex,
 	// base64, packed; at most internMax characters: longer ones, such as
 	// avatars, do repeat): random to zstd.
@@ -47,7 +55,16 @@ func (e *structEncoder) uv(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
 // the structure's limits, else a template reference, or its full form
 // turned into a shape and its holes.
 func (e *structEncoder) stanza(st []byte) {
-	size, ok := structural(&e.p, st)
+	var size int
+	var ok bool
+	if e.cur < keepParses && sameBytes(e.pre[e.cur].st, st) {
+		pp := &e.pre[e.cur]
+		e.p, size, ok = &pp.p, pp.size, pp.ok
+	} else {
+		e.p = &e.own
+		size, ok = structural(e.p, st)
+	}
+	e.cur++
 	if !ok {
 		e.out = append(e.out, flagRaw)
 		e.uv(uint64(len(st)))
@@ -77,6 +94,58 @@ func (e *structEncoder) stanza(st []byte) {
 	if e.acct != nil {
 		e.acct["structure"] += len(e.out) - base - e.vbytes
 	}
+}
+
+// Parses kept between a batch's check and its writing: a stanza is parsed
+// once, not twice, when it is one of the first keepParses stanzas of its
+// batch and at most keepParseMax bytes (which bounds what they hold).
+const (
+	keepParses   = 16
+	keepParseMax = 16 << 10
+)
+
+// preParse is check's parse of one stanza: whether it crosses structurally
+// and its decoded size.
+type preParse struct {
+	p    parser
+	st   []byte
+	size int
+	ok   bool
+}
+
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
+}
+
+// begin starts a batch: check then sees its stanzas in order, then stanza.
+func (e *structEncoder) begin() {
+	for i := range min(e.nchk, keepParses) {
+		e.pre[i].st = nil
+	}
+	e.nchk, e.cur = 0, 0
+}
+
+// check is decodedSize for the next stanza of the batch (the limits Encode
+// checks before it writes anything), keeping the parse for stanza when it
+// can.
+func (e *structEncoder) check(st []byte) (int, error) {
+	if len(st) > MaxStanzaSize {
+		return decodedSize(&e.own, st)
+	}
+	p := &e.own
+	keep := e.nchk < keepParses && len(st) <= keepParseMax
+	if keep {
+		p = &e.pre[e.nchk].p
+	}
+	n, ok := structural(p, st)
+	if keep {
+		e.pre[e.nchk].st, e.pre[e.nchk].size, e.pre[e.nchk].ok = st, n, ok
+	}
+	e.nchk++
+	if !ok {
+		return len(st), nil
+	}
+	return n, nil
 }
 
 // template writes the stanza as a reference to a kept template and its new
@@ -399,9 +468,11 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 			e.rnd += len(v) / 2
 		}
 		return kindHex
+	case len(v) > internMax && e.longB64(v):
+		return kindB64L
 	case isB64(v):
 		e.uv(formB64 + intern)
-		e.uv(uint64(len(v)/4*3 - padding(v)))
+		e.uv(uint64(b64Len(v)))
 		e.out, _ = base64.StdEncoding.AppendDecode(e.out, v)
 		if len(v) <= internMax {
 			e.rnd += len(v) / 4 * 3
@@ -421,6 +492,34 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 		e.out = append(e.out, v...)
 		return kindLiteral
 	}
+}
+
+// longB64 writes v in formB64L if it is base64, in one line or broken into
+// lines (vCard BINVAL): uvarint(bytes), its layout (0 or b64Wrap.code),
+// the bytes.
+func (e *structEncoder) longB64(v []byte) bool {
+	if bytes.IndexByte(v, '\n') < 0 {
+		if !isB64(v) {
+			return false
+		}
+		e.uv(formB64L)
+		e.uv(uint64(b64Len(v)))
+		e.uv(0)
+		e.out, _ = base64.StdEncoding.AppendDecode(e.out, v)
+		return true
+	}
+	chars, w, ok := wrappedB64(e.b64, v)
+	if chars != nil {
+		e.b64 = chars[:0]
+	}
+	if !ok {
+		return false
+	}
+	e.uv(formB64L)
+	e.uv(uint64(b64Len(chars)))
+	e.uv(w.code())
+	e.out, _ = base64.StdEncoding.AppendDecode(e.out, chars)
+	return true
 }
 
 // jid writes v in JID form if it splits cleanly into parts.

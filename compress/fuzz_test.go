@@ -15,6 +15,10 @@ func FuzzRoundTrip(f *testing.F) {
 		f.Add(randomStanza(r), randomStanza(r))
 	}
 	f.Add([]byte(`<presence from='a@b/c' to='d@e'/>`), []byte(`<presence from='a@b/c' to='f@e'/>`))
+	seeds := b64Seeds()
+	for i := range seeds {
+		f.Add(seeds[i], seeds[(i+1)%len(seeds)])
+	}
 	// One encoder and decoder per worker, reset for each input, without the
 	// dictionary: loading it (each Reset does) under the fuzzer's coverage
 	// instrumentation took seconds per input, so the fuzzer stalled after

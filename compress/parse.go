@@ -9,7 +9,9 @@ import (
 // Anything outside it makes parse return false and the stanza crosses the
 // link byte for byte (raw form): prefixed names other than xml:lang,
 // xmlns:* declarations, comments, processing instructions, CDATA, DOCTYPE,
-// a carriage return anywhere, tab or newline inside an attribute value,
+// a carriage return, tab or newline inside an attribute value (text keeps
+// them, carriage returns included), a character reference to a control
+// character,
 // control characters, invalid UTF-8, duplicate attributes, text or space
 // around the element, nesting deeper than maxDepth.
 
@@ -269,10 +271,14 @@ func (p *parser) unescape(raw []byte, quote byte) ([]byte, bool) {
 			if amp < 0 {
 				amp = i
 			}
-		case c == '<' || c == '\r':
+		case c == '<':
 			return nil, false
 		case c < 0x20:
-			if quote != 0 || c != '\n' && c != '\t' {
+			// Text keeps its tabs, newlines and carriage returns as they
+			// are (a CR arrives when a client wrote &#13;: vCard BINVAL
+			// wrapped with CRLF); attribute values, which XML normalizes,
+			// keep none.
+			if quote != 0 || c != '\n' && c != '\t' && c != '\r' {
 				return nil, false
 			}
 		case quote == 0 && (c == '\'' || c == '"'):

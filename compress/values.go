@@ -30,6 +30,7 @@ const (
 	kindUUID                     // formUUID(I)
 	kindHex                      // formHex(I)
 	kindB64                      // formB64(I)
+	kindB64L                     // formB64L
 	kindPacked                   // formB64URL(I)
 	kindLiteral                  // formLit(I)
 	kindPair                     // formPair, formPaired: the root's 'from' and 'to'
@@ -37,7 +38,7 @@ const (
 
 var kindNames = [...]string{kindNone: "none", kindEmpty: "empty", kindLast: "last", kindRing: "ring",
 	kindVocab: "vocab", kindTable: "table", kindJID: "jid", kindTime: "time", kindUUID: "uuid",
-	kindHex: "hex", kindB64: "b64", kindPacked: "packed", kindLiteral: "literal", kindPair: "pair"}
+	kindHex: "hex", kindB64: "b64", kindB64L: "b64long", kindPacked: "packed", kindLiteral: "literal", kindPair: "pair"}
 
 // String is the kind's name in the accounting (tests and tuning only).
 func (k valueKind) String() string { return kindNames[k] }
@@ -55,6 +56,8 @@ func kindOf(form uint64) valueKind {
 		return kindHex
 	case formB64, formB64I:
 		return kindB64
+	case formB64L:
+		return kindB64L
 	case formB64URL, formB64URLI:
 		return kindPacked
 	case formJID:
@@ -90,7 +93,7 @@ func (k valueKind) hole(attr bool) bool {
 // stanza: their form varies from one stanza to the next.
 func (k valueKind) typed() bool {
 	switch k {
-	case kindUUID, kindJID, kindTime, kindRing, kindPair:
+	case kindUUID, kindJID, kindTime, kindRing, kindPair, kindB64L:
 		return true
 	}
 	return k.sized()
@@ -293,20 +296,176 @@ func padding(v []byte) int {
 	return n
 }
 
-// isB64 reports whether v is padded standard base64 of at least 12 bytes
-// that re-encodes to itself.
+// b64Strict decodes padded standard base64 whose padding bits are zero:
+// with no line break in the input (the decoder skips them), what it
+// accepts re-encodes to the same characters.
+var b64Strict = base64.StdEncoding.Strict()
+
+// isB64 reports whether v is padded standard base64 of at least 12 bytes,
+// without line breaks, that re-encodes to itself; its decoded length is
+// b64Len(v).
 func isB64(v []byte) bool {
-	if len(v) < 16 || len(v)%4 != 0 || len(v) > 4*maxInterned {
+	if len(v) < 16 || len(v)%4 != 0 || len(v) > MaxStanzaSize {
 		return false
 	}
-	var buf [3 * maxInterned]byte
-	n, err := base64.StdEncoding.Decode(buf[:], v)
-	if err != nil {
-		return false
+	for _, c := range v[:len(v)-2] {
+		if !b64Std[c] {
+			return false
+		}
 	}
-	var back [4 * maxInterned]byte
-	base64.StdEncoding.Encode(back[:], buf[:n])
-	return string(back[:len(v)]) == string(v)
+	return canonB64(v)
+}
+
+// canonB64 reports whether v (no line breaks, len%4 == 0, checked by the
+// caller up to its last two characters) ends as canonical padded base64:
+// the padding and the bits it leaves unused are zero.
+func canonB64(v []byte) bool {
+	var buf [3]byte
+	_, err := b64Strict.Decode(buf[:], v[len(v)-4:])
+	return err == nil
+}
+
+// b64Std: the characters of standard base64, padding excluded.
+var b64Std = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = true
+	}
+	return t
+}()
+
+func b64Len(v []byte) int { return len(v)/4*3 - padding(v) }
+
+// b64Wrap is how wrapped base64 text (formB64L) lays out its characters:
+// lines of line characters (the last one shorter or as long), broken by
+// "\n" or "\r\n" (crlf), with a break before the first (lead) and after
+// the last (trail). On the wire it is one uvarint, line<<3 | crlf<<2 |
+// lead<<1 | trail.
+type b64Wrap struct {
+	line              int
+	crlf, lead, trail bool
+}
+
+func (w b64Wrap) code() uint64 {
+	c := uint64(w.line) << 3
+	if w.crlf {
+		c |= 4
+	}
+	if w.lead {
+		c |= 2
+	}
+	if w.trail {
+		c |= 1
+	}
+	return c
+}
+
+func wrapOf(c uint64) (b64Wrap, bool) {
+	if c>>3 == 0 || c>>3 > MaxStanzaSize {
+		return b64Wrap{}, false
+	}
+	return b64Wrap{line: int(c >> 3), crlf: c&4 != 0, lead: c&2 != 0, trail: c&1 != 0}, true
+}
+
+// size is the length of chars base64 characters laid out by w.
+func (w b64Wrap) size(chars int) int {
+	brk := 1
+	if w.crlf {
+		brk = 2
+	}
+	n := chars + (chars+w.line-1)/w.line*brk - brk
+	if w.lead {
+		n += brk
+	}
+	if w.trail {
+		n += brk
+	}
+	return n
+}
+
+// append appends the base64 characters b laid out by w.
+func (w b64Wrap) append(dst, b []byte) []byte {
+	brk := "\n"
+	if w.crlf {
+		brk = "\r\n"
+	}
+	if w.lead {
+		dst = append(dst, brk...)
+	}
+	for i := 0; i < len(b); i += w.line {
+		if i > 0 {
+			dst = append(dst, brk...)
+		}
+		dst = append(dst, b[i:min(i+w.line, len(b))]...)
+	}
+	if w.trail {
+		dst = append(dst, brk...)
+	}
+	return dst
+}
+
+// wrappedB64 reports whether v is canonical padded standard base64 of at
+// least 12 bytes broken into lines with at least one line break, exactly
+// as b64Wrap.append writes it, and returns its layout and its characters
+// (appended to scratch).
+func wrappedB64(scratch, v []byte) ([]byte, b64Wrap, bool) {
+	var w b64Wrap
+	chars := scratch[:0]
+	rest := v
+	brk := 0 // length of the break style seen so far
+	if len(rest) > 0 && rest[0] == '\n' {
+		w.lead, brk, rest = true, 1, rest[1:]
+	} else if len(rest) > 1 && rest[0] == '\r' && rest[1] == '\n' {
+		w.lead, w.crlf, brk, rest = true, true, 2, rest[2:]
+	}
+	short := false // a line shorter than the first was seen: it must be the last
+	for len(rest) > 0 {
+		j := 0
+		for j < len(rest) && rest[j] != '\n' {
+			j++
+		}
+		line := rest[:j]
+		if j < len(rest) {
+			b := 1
+			if j > 0 && rest[j-1] == '\r' {
+				b, line = 2, rest[:j-1]
+			}
+			if brk != 0 && b != brk {
+				return nil, w, false
+			}
+			brk, w.crlf = b, b == 2
+			rest = rest[j+1:]
+			if len(rest) == 0 {
+				w.trail = true
+			}
+		} else {
+			rest = nil
+		}
+		switch {
+		case len(line) == 0 || short:
+			return nil, w, false
+		case w.line == 0:
+			w.line = len(line)
+		case len(line) > w.line:
+			return nil, w, false
+		case len(line) < w.line:
+			short = true
+		}
+		for _, c := range line {
+			if !b64Std[c] && c != '=' {
+				return nil, w, false
+			}
+		}
+		chars = append(chars, line...)
+	}
+	if brk == 0 || len(chars) < 16 || len(chars)%4 != 0 || !canonB64(chars) {
+		return nil, w, false
+	}
+	for _, c := range chars[:len(chars)-2] {
+		if c == '=' {
+			return nil, w, false
+		}
+	}
+	return chars, w, true
 }
 
 const b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -53,6 +53,14 @@ const (
 	formStatic    = formRank + rankForms // + vocab index; + len(vocab) + slot: value table
 )
 
+// formB64L is base64 of more than internMax characters (a photo, an
+// avatar, an encrypted payload), in one line or broken into lines (vCard
+// BINVAL): uvarint(n), then uvarint(layout) (0: one line, else
+// b64Wrap.code), then n bytes. A shape keeps only the form (the length
+// varies from one stanza to the next). It follows the value table's
+// slots: a form for long values, placed where it moves no other code.
+var formB64L = uint64(formStatic + len(vocab) + valueSlots)
+
 // A template reference is one byte, flagTemplate (and flagNext) with the
 // template's age in bits 0-3 (0 = the newest template), or with tmplAgeMax
 // there and the slot in the next byte.

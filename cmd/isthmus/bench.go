@@ -24,8 +24,9 @@ func init() {
 
 var benchKinds = []string{"message", "presence", "iq", "other"}
 
-// benchMethod is one method's figures; per-kind bytes attribute each block
-// to its stanzas in proportion to their raw size (exact at --batch 1).
+// benchMethod is one method's figures; per-kind and cold-start bytes share
+// each block among its stanzas by what each added to the compressed stream
+// (shadows; exact at --batch 1, and adding up to the blocks at any size).
 type benchMethod struct {
 	Bytes      int64              `json:"bytes"`
 	EncodeMBs  float64            `json:"encode_mb_s,omitempty"`
@@ -33,6 +34,7 @@ type benchMethod struct {
 	PerKind    map[string]float64 `json:"per_kind_bytes"`
 	ColdBytes  int64              `json:"cold_bytes,omitempty"` // first coldN stanzas of each stream
 	kindFloats map[string]float64
+	coldFloat  float64
 }
 
 type benchReport struct {
@@ -57,7 +59,14 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	noDict := fs.Bool("no-dict", false, "isthmus without the embedded dictionary")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: isthmus bench [--batch N] [--json] FILE...\n\nEach FILE is a raw capture of one direction of an S2S stream (.gz accepted).")
+		fmt.Fprintln(stderr, `usage: isthmus bench [--batch N] [--json] FILE...
+
+Each FILE is a raw capture of one direction of an S2S stream (.gz accepted).
+Per-kind and cold-start figures share each block among the stanzas of its
+batch by the bytes each one added to a copy of that method's compressed
+stream flushed after every stanza (for isthmus: its structural form in the
+codec's zstd stream): they add up to the blocks at any batch size and are
+each block's own size at --batch 1.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,8 +77,10 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 		return errUsage
 	}
 	var opts []compress.Option
+	dict := compress.Dictionary()
 	if *noDict {
 		opts = append(opts, compress.WithDict(nil))
+		dict = nil
 	}
 	rep := &benchReport{Batch: *batch, Methods: map[string]*benchMethod{}, PerKind: map[string]int{}, ColdN: coldN}
 	for _, m := range benchMethods {
@@ -103,7 +114,7 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 			rep.PerKind[compress.Kind(s)]++
 			rawTotal += int64(len(s))
 		}
-		if err := benchStream(rep, st, *batch, opts); err != nil {
+		if err := benchStream(rep, st, *batch, opts, dict); err != nil {
 			return err
 		}
 		et, dt, err := timeIsthmus(st, *batch, opts)
@@ -121,6 +132,7 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 	is.EncodeMBs = float64(rawTotal) / 1e6 / encTime.Seconds()
 	is.DecodeMBs = float64(rawTotal) / 1e6 / decTime.Seconds()
 	for _, m := range rep.Methods {
+		m.ColdBytes = int64(m.coldFloat + 0.5)
 		for k, v := range m.kindFloats {
 			m.PerKind[k] = float64(int64(v*10+0.5)) / 10
 		}
@@ -134,8 +146,9 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 }
 
 // benchStream runs every method over one stream's stanzas, in the same
-// batches, and adds up the bytes.
-func benchStream(rep *benchReport, st [][]byte, batch int, opts []compress.Option) error {
+// batches, and adds up the bytes. Each block's bytes are then shared among
+// its stanzas (per-kind and cold-start figures; see shareBlock).
+func benchStream(rep *benchReport, st [][]byte, batch int, opts []compress.Option, dict []byte) error {
 	var zb bytes.Buffer
 	zw, err := zlib.NewWriterLevel(&zb, 6)
 	if err != nil {
@@ -152,6 +165,12 @@ func benchStream(rep *benchReport, st [][]byte, batch int, opts []compress.Optio
 	if err != nil {
 		return err
 	}
+	sh, err := newShadows(dict)
+	if err != nil {
+		return err
+	}
+	defer sh.close()
+	weights := map[string][]float64{}
 	for i := 0; i < len(st); i += batch {
 		b := st[i:min(i+batch, len(st))]
 		raw := 0
@@ -176,6 +195,9 @@ func benchStream(rep *benchReport, st [][]byte, batch int, opts []compress.Optio
 		if err != nil {
 			return fmt.Errorf("bench: isthmus: %w", err)
 		}
+		if err := sh.weigh(weights, b, enc); err != nil {
+			return err
+		}
 		sizes := map[string]int{"raw": raw, "zlib": zb.Len(), "zstd": sb.Len(), "isthmus": len(block)}
 		for name, n := range sizes {
 			m := rep.Methods[name]
@@ -183,13 +205,141 @@ func benchStream(rep *benchReport, st [][]byte, batch int, opts []compress.Optio
 			if m.kindFloats == nil {
 				m.kindFloats = map[string]float64{}
 			}
-			for j, s := range b {
-				m.kindFloats[compress.Kind(s)] += float64(n) * float64(len(s)) / float64(raw)
+			for j, share := range shareBlock(n, weights[name], b) {
+				m.kindFloats[compress.Kind(b[j])] += share
 				if i+j < coldN {
-					m.ColdBytes += int64(float64(n)*float64(len(s))/float64(raw) + 0.5)
+					m.coldFloat += share
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// shareBlock splits a block of n bytes among the stanzas of its batch in
+// proportion to their weights (by raw size when they are all 0): the
+// shares add up to n exactly, and a batch of one gets the whole block.
+func shareBlock(n int, w []float64, b [][]byte) []float64 {
+	sum := 0.0
+	for _, x := range w {
+		sum += x
+	}
+	out := make([]float64, len(b))
+	for j := range b {
+		if sum > 0 {
+			out[j] = float64(n) * w[j] / sum
+		} else {
+			raw := 0
+			for _, s := range b {
+				raw += len(s)
+			}
+			out[j] = float64(n) * float64(len(b[j])) / float64(raw)
+		}
+	}
+	return out
+}
+
+// shadows measure what each stanza of a batch costs in each compressed
+// stream: a second stream per method is fed the same bytes in the same
+// order, but flushed after every stanza, and a stanza's weight is how much
+// that stream grew with it, less the framing one flush costs (a zstd block
+// header; zlib's empty stored block). The streams hold the same history as
+// the real ones, so a stanza that repeats earlier traffic weighs little and
+// one full of random bytes weighs them all; the real block is then shared
+// by these weights (shareBlock), so the per-kind figures add up to the
+// block, equal it at --batch 1, and at any batch size charge each stanza
+// for the compressed bytes it brought, not for its raw size. For isthmus
+// the shadow is fed the stanza's structural form (Encoder.LastBatch) and
+// uses the codec's zstd settings and dictionary; a batch outside the zstd
+// stream is shared by structural bytes, which is what its block carries.
+type shadows struct {
+	zb, sb, ib bytes.Buffer
+	zw         *zlib.Writer
+	sw, iw     *zstd.Encoder
+	zlibFlush  float64
+}
+
+// zstdBlockHeader is the framing of one zstd block.
+const zstdBlockHeader = 3
+
+func newShadows(dict []byte) (*shadows, error) {
+	sh := &shadows{}
+	var err error
+	if sh.zw, err = zlib.NewWriterLevel(&sh.zb, 6); err != nil {
+		return nil, err
+	}
+	// The cost of one flush: an empty one after the zlib header.
+	sh.zw.Flush()
+	n := sh.zb.Len()
+	sh.zw.Flush()
+	sh.zlibFlush = float64(sh.zb.Len() - n)
+	if sh.sw, err = zstd.NewWriter(&sh.sb, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(compress.WindowSize), zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true)); err != nil {
+		return nil, err
+	}
+	zo := []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(compress.WindowSize), zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true)}
+	if len(dict) > 0 {
+		zo = append(zo, zstd.WithEncoderDict(dict))
+	}
+	if sh.iw, err = zstd.NewWriter(&sh.ib, zo...); err != nil {
+		return nil, err
+	}
+	return sh, nil
+}
+
+func (sh *shadows) close() {
+	sh.sw.Close()
+	sh.iw.Close()
+}
+
+// growth writes p to w, flushes, and returns how much buf grew, less the
+// framing of a flush.
+func growth(w interface {
+	Write([]byte) (int, error)
+	Flush() error
+}, buf *bytes.Buffer, p []byte, framing float64) (float64, error) {
+	n := buf.Len()
+	if _, err := w.Write(p); err != nil {
+		return 0, err
+	}
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	return max(0, float64(buf.Len()-n)-framing), nil
+}
+
+// weigh sets the weights of the batch b (just encoded by enc) per method.
+func (sh *shadows) weigh(weights map[string][]float64, b [][]byte, enc *compress.Encoder) error {
+	for _, m := range benchMethods {
+		weights[m] = weights[m][:0]
+	}
+	sh.zb.Reset()
+	sh.sb.Reset()
+	sh.ib.Reset()
+	payload, ends, inZstd := enc.LastBatch()
+	start := 0
+	for j, s := range b {
+		weights["raw"] = append(weights["raw"], float64(len(s)))
+		g, err := growth(sh.zw, &sh.zb, s, sh.zlibFlush)
+		if err != nil {
+			return err
+		}
+		weights["zlib"] = append(weights["zlib"], g)
+		if g, err = growth(sh.sw, &sh.sb, s, zstdBlockHeader); err != nil {
+			return err
+		}
+		weights["zstd"] = append(weights["zstd"], g)
+		part := payload[start:ends[j]]
+		start = ends[j]
+		if !inZstd {
+			weights["isthmus"] = append(weights["isthmus"], float64(len(part)))
+			continue
+		}
+		if g, err = growth(sh.iw, &sh.ib, part, zstdBlockHeader); err != nil {
+			return err
+		}
+		weights["isthmus"] = append(weights["isthmus"], g)
 	}
 	return nil
 }
@@ -274,7 +424,7 @@ func verifyStreams(rep *benchReport, streams [][][]byte, batch int, opts []compr
 }
 
 func printBench(w io.Writer, rep *benchReport) {
-	fmt.Fprintf(w, "%d stanzas from %d file(s), batch %d; bytes per stanza (per-kind figures share each block by raw size)\n\n", rep.Stanzas, len(rep.Files), rep.Batch)
+	fmt.Fprintf(w, "%d stanzas from %d file(s), batch %d; bytes per stanza (per-kind figures share each block by each stanza's compressed bytes)\n\n", rep.Stanzas, len(rep.Files), rep.Batch)
 	fmt.Fprintf(w, "%-9s %7s %9s %9s %9s %9s %10s %11s\n", "kind", "stanzas", "raw", "zlib", "zstd", "isthmus", "raw/isth", "zlib/isth")
 	row := func(name string, n int, get func(m *benchMethod) float64) {
 		if n == 0 {

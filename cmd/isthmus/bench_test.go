@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/isthmus-xmpp/isthmus/compress"
+)
+
+// benchCapture writes a capture of presences and messages carrying random
+// base64 (an OMEMO-like payload), interleaved, and returns its path.
+func benchCapture(t *testing.T) string {
+	r := rand.New(rand.NewSource(1))
+	var b bytes.Buffer
+	b.WriteString("<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:server' from='a.test' to='b.test' version='1.0'>")
+	for i := 0; i < 64; i++ {
+		fmt.Fprintf(&b, "<presence from='u%d@a.test/r' to='v%d@b.test'><show>away</show></presence>", i%5, i%7)
+		p := make([]byte, 300)
+		r.Read(p)
+		fmt.Fprintf(&b, "<message from='u%d@a.test/r' to='v%d@b.test' type='chat' id='m%d'><payload>%s</payload></message>", i%5, i%7, i, base64.StdEncoding.EncodeToString(p))
+	}
+	b.WriteString("</stream:stream>")
+	path := filepath.Join(t.TempDir(), "c.xml.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	zw.Write(b.Bytes())
+	zw.Close()
+	f.Close()
+	return path
+}
+
+func benchJSON(t *testing.T, path string, batch int) benchReport {
+	var out bytes.Buffer
+	if err := runBench(&out, io.Discard, []string{"--json", "--batch", fmt.Sprint(batch), path}); err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestBenchPerKindExact: per-kind bytes add up to the blocks at any batch
+// size, equal the blocks' own sizes at --batch 1, and at --batch 16 charge
+// each stanza its compressed bytes: the presences (tiny once compressed)
+// cost about what they cost at batch 1, not a share of the random payloads
+// by raw size.
+func TestBenchPerKindExact(t *testing.T) {
+	path := benchCapture(t)
+	st, err := compress.ReadCapture(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := compress.NewEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for _, s := range st {
+		blk, err := enc.Encode([][]byte{s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[compress.Kind(s)] += len(blk)
+	}
+	one := benchJSON(t, path, 1)
+	for k, n := range want {
+		if got := one.Methods["isthmus"].PerKind[k]; math.Abs(got-float64(n)) > 0.1 {
+			t.Errorf("batch 1: %s %.1f bytes, the blocks hold %d", k, got, n)
+		}
+	}
+	sixteen := benchJSON(t, path, 16)
+	for name, m := range sixteen.Methods {
+		sum := 0.0
+		for _, v := range m.PerKind {
+			sum += v
+		}
+		if math.Abs(sum-float64(m.Bytes)) > 0.2 {
+			t.Errorf("batch 16: %s per kind adds up to %.1f, the blocks to %d", name, sum, m.Bytes)
+		}
+	}
+	p1 := one.Methods["isthmus"].PerKind["presence"] / 64
+	p16 := sixteen.Methods["isthmus"].PerKind["presence"] / 64
+	if p16 > 2*p1+2 {
+		t.Errorf("batch 16 charges a presence %.1f bytes, batch 1 %.1f: shared by raw size?", p16, p1)
+	}
+}
