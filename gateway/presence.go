@@ -99,8 +99,12 @@ func toPresence(st s2s.Stanza) presence.Stanza {
 }
 
 // perform sends the mirror's actions; called with mu held, so that actions
-// leave in the order the mirror produced them.
-func (e *mirrorEdge) perform() {
+// leave in the order the mirror produced them. Nothing here waits: a
+// stanza the link refuses is returned to be bounced to its local sender
+// after mu is released (bounce), because a bounce waits for room on that
+// server's stream (s2s.Pool.Reply), and waiting under mu would stall every
+// other server's presence and iqs behind one flooding server.
+func (e *mirrorEdge) perform() (refused []refusedStanza) {
 	for _, a := range e.m.Actions() {
 		st := s2s.Stanza{Name: a.Stanza.Name, From: a.Stanza.From, To: a.Stanza.To, Type: a.Stanza.Type, ID: a.Stanza.ID, Raw: a.Stanza.Raw}
 		switch {
@@ -115,10 +119,27 @@ func (e *mirrorEdge) perform() {
 			it.Class, it.Coalesce = link.ClassPresence, ""
 			e.g.toLinkItem(st, it)
 		case a.Dest == presence.ToLink:
-			e.g.toLink(st)
+			if err := e.g.sendLink(st, linkItem(st)); err != nil {
+				refused = append(refused, refusedStanza{st, linkReason(err)})
+			}
 		default:
 			e.g.toLocal(st)
 		}
+	}
+	return refused
+}
+
+// refusedStanza is a stanza from a local sender the link refused, with why.
+type refusedStanza struct {
+	st s2s.Stanza
+	r  dropReason
+}
+
+// bounce returns what perform could not send to its senders; called
+// without mu.
+func (e *mirrorEdge) bounce(refused []refusedStanza) {
+	for _, f := range refused {
+		e.g.bounceToLocal(f.st, f.r)
 	}
 }
 
@@ -134,8 +155,9 @@ func (e *mirrorEdge) wake() {
 func (e *mirrorEdge) fromLocal(st s2s.Stanza) bool {
 	e.mu.Lock()
 	handled := e.m.FromLocal(time.Now(), toPresence(st))
-	e.perform()
+	refused := e.perform()
 	e.mu.Unlock()
+	e.bounce(refused)
 	e.wake()
 	return handled
 }
@@ -145,8 +167,9 @@ func (e *mirrorEdge) fromLocal(st s2s.Stanza) bool {
 func (e *mirrorEdge) flushFrom(st s2s.Stanza) {
 	e.mu.Lock()
 	e.m.FlushFrom(time.Now(), st.From)
-	e.perform()
+	refused := e.perform()
 	e.mu.Unlock()
+	e.bounce(refused)
 }
 
 // fromLink sees each presence and iq from the peer for a local domain; true
@@ -154,8 +177,9 @@ func (e *mirrorEdge) flushFrom(st s2s.Stanza) {
 func (e *mirrorEdge) fromLink(st s2s.Stanza) bool {
 	e.mu.Lock()
 	handled := e.m.FromPeer(time.Now(), toPresence(st))
-	e.perform()
+	refused := e.perform()
 	e.mu.Unlock()
+	e.bounce(refused)
 	e.wake()
 	return handled
 }
@@ -173,7 +197,7 @@ func (e *mirrorEdge) run(ctx context.Context) error {
 		if !now.Before(e.m.Next()) {
 			e.m.Tick(now)
 		}
-		e.perform()
+		refused := e.perform()
 		wait := min(e.m.Next().Sub(now), linkPoll)
 		var snap *presence.State
 		if e.path != "" && e.m.Dirty() && now.Sub(e.lastSave) >= saveEvery {
@@ -181,6 +205,7 @@ func (e *mirrorEdge) run(ctx context.Context) error {
 			snap = &s
 		}
 		e.mu.Unlock()
+		e.bounce(refused)
 		if snap != nil {
 			e.lastSave = now
 			e.save(*snap)
@@ -190,12 +215,13 @@ func (e *mirrorEdge) run(ctx context.Context) error {
 		case <-ctx.Done():
 			e.mu.Lock()
 			e.m.FlushAll()
-			e.perform()
+			refused := e.perform()
 			var s presence.State
 			if e.path != "" {
 				s = e.m.State()
 			}
 			e.mu.Unlock()
+			e.bounce(refused)
 			if e.path != "" {
 				e.save(s)
 			}
