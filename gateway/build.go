@@ -240,9 +240,10 @@ func (g *Gateway) linkConfig(tlsConf *tls.Config, opts Options) link.Config {
 			// one stanza as big as the local servers take.
 			MaxDecoded: max(cfg.Link.MaxBatchBytes, cfg.S2S.MaxStanzaSize),
 		},
-		Deliver: g.fromLink,
-		Expired: g.linkExpired,
-		Logger:  g.log,
+		Deliver:  g.fromLink,
+		Expired:  g.linkExpired,
+		Rejected: g.linkRejected,
+		Logger:   g.log,
 	}
 	if cfg.Link.Keepalive.Duration == 0 {
 		lc.Session.Keepalive = -1 // off

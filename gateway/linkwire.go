@@ -122,13 +122,20 @@ func bareJID(j string) string {
 }
 
 // linkExpired bounces iqs and messages the link gave up on (link.max_age).
-func (g *Gateway) linkExpired(items []link.Item) {
+func (g *Gateway) linkExpired(items []link.Item) { g.handedBack(items, dropLinkExpired) }
+
+// linkRejected bounces the iqs and messages the codec could not carry to
+// the peer (link.Config.Rejected) with policy-violation, as ingress does.
+func (g *Gateway) linkRejected(items []link.Item) { g.handedBack(items, dropUnencodable) }
+
+// handedBack bounces items the link gave back to their local senders.
+func (g *Gateway) handedBack(items []link.Item, r dropReason) {
 	for _, it := range items {
 		st, err := s2s.ParseStanza(it.Data)
 		if err != nil {
-			g.c.drop(dropLinkExpired)
+			g.c.drop(r)
 			continue
 		}
-		g.bounceToLocal(st, dropLinkExpired)
+		g.bounceToLocal(st, r)
 	}
 }

@@ -28,14 +28,6 @@ const (
 	OpRecv  = item.OpRecv
 )
 
-// Reason says why an item was handed back.
-type Reason uint8
-
-// Reasons for handing an item back.
-const (
-	ReasonExpired Reason = iota + 1 // it passed its Expires before reaching the peer
-)
-
 // entry is an item with its spool id.
 type entry struct {
 	id uint64

@@ -52,6 +52,11 @@ type Config struct {
 	// SessionConfig.MaxAge), so the gateway can bounce them. It is called
 	// without locks held, from the link's goroutines.
 	Expired func([]Item)
+	// Rejected receives iqs and messages the codec could not carry to the
+	// peer (beyond its limits or the peer's announced decoded-size bound:
+	// compress.ErrUnencodable), so the gateway can bounce them as such; when
+	// nil, they go to Expired. Called like Expired.
+	Rejected func([]Item)
 
 	RateBPS          int64         // pace writes to this many bit/s of estimated wire bytes (0: unpaced)
 	MSS              int           // TCP segment payload used for the header estimate (default 1448)
@@ -312,11 +317,17 @@ func (l *Link) handBack() {
 	ex := l.sess.TakeExpired()
 	rej := l.sess.TakeRejected()
 	l.mu.Unlock()
+	var back []Item
 	for _, r := range rej {
 		l.log.Warn("link: stanza the codec cannot carry to the peer: dropped", "class", r.Class, "bytes", len(r.Data), "err", r.Err)
 		if r.Class != ClassPresence {
-			ex = append(ex, r.Item)
+			back = append(back, r.Item)
 		}
+	}
+	if len(back) > 0 && l.cfg.Rejected != nil {
+		l.cfg.Rejected(back)
+	} else {
+		ex = append(ex, back...)
 	}
 	if len(ex) > 0 && l.cfg.Expired != nil {
 		l.cfg.Expired(ex)
