@@ -39,8 +39,9 @@ type demoDirection struct {
 	WireBytes uint64            `json:"wire_bytes"`
 	Ratio     float64           `json:"raw_wire_ratio"`
 	Offered   int               `json:"offered_stanzas"` // by the simulated server, per the seed's plan
-	PlanHash  string            `json:"offered_hash"`    // digest of the offered stanzas, in order
-	Frames    uint64            `json:"frames"`          // link frames sent
+	OfferedB  uint64            `json:"offered_bytes"`
+	PlanHash  string            `json:"offered_hash"` // digest of the offered stanzas, in order
+	Frames    uint64            `json:"frames"`       // link frames sent
 	FixedCost float64           `json:"fixed_bytes_per_frame"`
 	Handshake uint64            `json:"handshake_bytes,omitempty"`
 	ByKind    map[string]uint64 `json:"stanzas_by_kind"`
@@ -194,7 +195,7 @@ func toDemoJSON(r demo.Result, transport string) demoJSON {
 		return demoDirection{
 			Stanzas: d.StanzasTotal, RawBytes: d.RawBytes, LinkBytes: d.LinkBytes, WireBytes: d.WireBytes,
 			Ratio: round2(d.Ratio()), ByKind: d.Stanzas,
-			Offered: r.Offered[i], PlanHash: r.OfferedHash[i], Frames: r.Frames[i],
+			Offered: r.Offered[i], OfferedB: r.OfferedBytes[i], PlanHash: r.OfferedHash[i], Frames: r.Frames[i],
 			FixedCost: round2(fixed), Handshake: r.HandshakeBytes[i],
 			Messages: demoMessages{
 				Sent: m.Sent, Delivered: m.Delivered, Lost: m.Lost, Duplicates: m.Duplicates, Reordered: m.Reordered,

@@ -82,8 +82,9 @@ type Result struct {
 	// Offered is the number of stanzas each simulated server offered
 	// (index sim.A2B, sim.B2A), OfferedHash their digest (sim.PlanHash):
 	// the same for every run and transport of one seed and duration.
-	Offered     [2]int
-	OfferedHash [2]string
+	Offered      [2]int
+	OfferedBytes [2]uint64 // their raw XML bytes
+	OfferedHash  [2]string
 	// Frames is the number of link frames each gateway sent (index
 	// sim.A2B: gateway A), for the fixed cost per frame.
 	Frames [2]uint64
@@ -337,6 +338,7 @@ wait:
 	res.Latencies[sim.A2B], res.Latencies[sim.B2A] = tr.Latencies()
 	for dir := range offered {
 		res.Offered[dir] = offered[dir].Len()
+		res.OfferedBytes[dir] = offered[dir].Bytes()
 		res.OfferedHash[dir] = offered[dir].Sum()
 	}
 	res.A2B, res.B2A = res.A.Out, res.B.Out

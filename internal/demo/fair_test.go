@@ -13,7 +13,7 @@ import (
 // TestTrafficFixedBySeed: two runs of one seed and duration, over
 // different transports, offer the same stanzas in the same order in each
 // direction (the plan's), and the gateways accept every one of them
-// (fewer may cross: the link coalesces queued presence).
+// (fewer may cross: the presence mirror answers some locally).
 func TestTrafficFixedBySeed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo twice")

@@ -62,8 +62,9 @@ func PlanHash(p []Planned, dir int) string {
 // PlanHasher digests a sequence of stanzas as PlanHash does. The zero
 // value is ready; it is not safe for concurrent use.
 type PlanHasher struct {
-	sum []byte
-	n   int
+	sum   []byte
+	n     int
+	bytes uint64
 }
 
 // Add adds one stanza.
@@ -76,7 +77,11 @@ func (h *PlanHasher) Add(raw []byte) {
 	d.Write(raw)
 	h.sum = d.Sum(nil)
 	h.n++
+	h.bytes += uint64(len(raw))
 }
+
+// Bytes is the total size of the stanzas added.
+func (h *PlanHasher) Bytes() uint64 { return h.bytes }
 
 // Len is the number of stanzas added.
 func (h *PlanHasher) Len() int { return h.n }
