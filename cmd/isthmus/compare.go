@@ -69,10 +69,12 @@ func fixedPerFrame(r demo.Result, dir int) (float64, bool) {
 	return float64(d.WireBytes-d.LinkBytes) / float64(r.Frames[dir]), true
 }
 
-// peakUtil is the highest wire rate of a direction over 3 s windows of
-// the run's samples, as a share of the link rate (0: unlimited link).
+// peakUtil is the highest wire rate of a direction over windows of 30
+// samples (30 s) of the run, as a share of the link rate (0: unlimited
+// link, or a run too short). Shorter windows mostly see that the wire
+// count jumps when a paced write hands a batch to the socket.
 func peakUtil(r demo.Result, dir int) float64 {
-	const win = 3
+	const win = 30
 	if r.RateBPS <= 0 {
 		return 0
 	}
@@ -168,8 +170,8 @@ func printCompare(w io.Writer, runs []compareRun) {
 			}
 			return fmt.Sprintf("%.0fms", float64(m.P50.Microseconds())/1000)
 		})
-		row("peak wire/link rate "+d.name, func(r demo.Result) string {
-			if r.RateBPS <= 0 {
+		row("peak wire/link 30s "+d.name, func(r demo.Result) string {
+			if r.RateBPS <= 0 || len(r.Samples) <= 30 {
 				return "-"
 			}
 			return fmt.Sprintf("%.0f%%", 100*peakUtil(r, d.i))
