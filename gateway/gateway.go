@@ -79,6 +79,10 @@ func (g *Gateway) LinkAddr() net.Addr {
 // Snapshot returns the gateway's figures.
 func (g *Gateway) Snapshot() Snapshot { return g.c.snapshot(g.cfg.Name, g.link.Stats()) }
 
+// LinkStats is the link's own snapshot (frames, wire estimate, transport
+// counters), for tools that need more than Snapshot gives.
+func (g *Gateway) LinkStats() link.Stats { return g.link.Stats() }
+
 // Run serves until ctx ends, then closes the S2S streams cleanly.
 func (g *Gateway) Run(ctx context.Context) error {
 	g.log.Info("gateway: starting", "s2s", g.s2sLn.Addr().String(), "remote_domains", g.cfg.RemoteDomains)

@@ -583,6 +583,14 @@ func (l *Link) readLoop(ctx context.Context, tc stream) error {
 
 func (l *Link) writeLoop(ctx context.Context, tc stream, wireOut func() uint64) error {
 	var paceAt time.Time
+	// charged is the estimated wire (wireOut) the pacer has accounted for.
+	// Each write is charged with everything the estimate grew by since the
+	// last one: the write itself and the pure ACKs this side returned
+	// meanwhile for the peer's data, which share the link's rate.
+	var charged uint64
+	if wireOut != nil {
+		charged = wireOut()
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -603,21 +611,18 @@ func (l *Link) writeLoop(ctx context.Context, tc stream, wireOut func() uint64) 
 		l.handBack()
 
 		if buf != nil {
-			var before uint64
-			if wireOut != nil {
-				before = wireOut()
-			}
 			tc.SetWriteDeadline(now.Add(l.cfg.HandshakeTimeout + time.Duration(len(buf))*time.Second))
 			if _, err := tc.Write(buf); err != nil {
 				return fmt.Errorf("link: write: %w", err)
 			}
+			var wire uint64
+			if wireOut != nil {
+				w := wireOut()
+				wire, charged = w-charged, w
+			} else {
+				wire = quicEstimate(len(buf))
+			}
 			if rate := l.rate.Load(); rate > 0 {
-				var wire uint64
-				if wireOut != nil {
-					wire = wireOut() - before
-				} else {
-					wire = quicEstimate(len(buf))
-				}
 				paceAt = maxTime(now, paceAt).Add(txTime(wire, rate))
 			}
 			continue

@@ -14,6 +14,7 @@ import (
 
 	"github.com/isthmus-xmpp/isthmus/gateway"
 	"github.com/isthmus-xmpp/isthmus/internal/demo"
+	"github.com/isthmus-xmpp/isthmus/internal/sim"
 	"github.com/isthmus-xmpp/isthmus/link/emu"
 )
 
@@ -23,6 +24,8 @@ func init() {
 
 // demoJSON is the shape `isthmus demo --json` prints.
 type demoJSON struct {
+	Transport  string                   `json:"transport,omitempty"`
+	Error      string                   `json:"error,omitempty"` // --compare: this transport's run failed
 	Profile    string                   `json:"profile"`
 	DurationS  float64                  `json:"duration_s"`
 	DrainS     float64                  `json:"drain_s"`
@@ -35,6 +38,12 @@ type demoDirection struct {
 	LinkBytes uint64            `json:"link_bytes"`
 	WireBytes uint64            `json:"wire_bytes"`
 	Ratio     float64           `json:"raw_wire_ratio"`
+	Offered   int               `json:"offered_stanzas"` // by the simulated server, per the seed's plan
+	OfferedB  uint64            `json:"offered_bytes"`
+	PlanHash  string            `json:"offered_hash"` // digest of the offered stanzas, in order
+	Frames    uint64            `json:"frames"`       // link frames sent
+	FixedCost float64           `json:"fixed_bytes_per_frame"`
+	Handshake uint64            `json:"handshake_bytes,omitempty"`
 	ByKind    map[string]uint64 `json:"stanzas_by_kind"`
 	Messages  demoMessages      `json:"messages"`
 }
@@ -60,9 +69,10 @@ func runDemo(args []string) error {
 	admin := fs.String("admin", "", "serve gateway A's status page and /metrics on this `HOST:PORT` while the demo runs")
 	report := fs.String("report", "", "write a self-contained HTML report with plots to this `FILE`")
 	transport := fs.String("transport", "tcp", "link.transport of both gateways: tcp, quic or datagram")
+	compare := fs.Bool("compare", false, "run tcp, quic and datagram one after another on the same traffic and print them side by side")
 	window := fs.Duration("batch-window", 0, "link.batch_window of both gateways (0: the config default, 50ms); longer windows put more stanzas in each packet")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N] [--admin HOST:PORT] [--report FILE.html] [--batch-window 50ms] [--transport tcp|quic|datagram]")
+		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N] [--admin HOST:PORT] [--report FILE.html] [--batch-window 50ms] [--transport tcp|quic|datagram | --compare]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +110,12 @@ func runDemo(args []string) error {
 		return fmt.Errorf("--transport: %q is not a transport (tcp, quic or datagram)", *transport)
 	}
 	opts := demo.Options{Profile: p, Duration: *duration, Seed: *seed, Logger: logger, BatchWindow: *window, Transport: *transport}
+	if *compare {
+		if *admin != "" || *report != "" {
+			return fmt.Errorf("--compare: --admin and --report serve one run; leave them out")
+		}
+		return runCompare(ctx, opts, tty, *asJSON)
+	}
 	if *admin != "" {
 		ln, err := net.Listen("tcp", *admin)
 		if err != nil {
@@ -162,33 +178,41 @@ func printDemo(w io.Writer, r demo.Result) {
 	gateway.WriteTable(w, []string{"a→b", "b→a"}, []gateway.Direction{r.A2B, r.B2A})
 	fmt.Fprintf(w, "\nemulated link carried a→b %d B, b→a %d B (TCP payload; %d/%d B resent after loss)\n",
 		r.Emu.AB.DeliveredBytes, r.Emu.BA.DeliveredBytes, r.Emu.AB.RetransmittedBytes, r.Emu.BA.RetransmittedBytes)
+	fmt.Fprintf(w, "offered by the simulated servers (fixed by the seed): a→b %d, b→a %d stanzas; link frames sent a→b %d, b→a %d\n",
+		r.Offered[sim.A2B], r.Offered[sim.B2A], r.Frames[sim.A2B], r.Frames[sim.B2A])
 	fmt.Fprintf(w, "chat messages a→b: %s\n", r.Messages.A2B)
 	fmt.Fprintf(w, "chat messages b→a: %s\n", r.Messages.B2A)
 	fmt.Fprintf(w, "\nsavings: a→b %.1fx, b→a %.1fx fewer bytes on the wire than the stanzas' plain XML\n", r.A2B.Ratio(), r.B2A.Ratio())
 }
 
 func printDemoJSON(w io.Writer, r demo.Result) error {
-	dir := func(d gateway.Direction, m demoMessagesSrc) demoDirection {
+	return json.NewEncoder(w).Encode(toDemoJSON(r, ""))
+}
+
+func toDemoJSON(r demo.Result, transport string) demoJSON {
+	dir := func(i int, d gateway.Direction, m demoMessagesSrc) demoDirection {
+		fixed, _ := fixedPerFrame(r, i)
 		return demoDirection{
 			Stanzas: d.StanzasTotal, RawBytes: d.RawBytes, LinkBytes: d.LinkBytes, WireBytes: d.WireBytes,
 			Ratio: round2(d.Ratio()), ByKind: d.Stanzas,
+			Offered: r.Offered[i], OfferedB: r.OfferedBytes[i], PlanHash: r.OfferedHash[i], Frames: r.Frames[i],
+			FixedCost: round2(fixed), Handshake: r.HandshakeBytes[i],
 			Messages: demoMessages{
 				Sent: m.Sent, Delivered: m.Delivered, Lost: m.Lost, Duplicates: m.Duplicates, Reordered: m.Reordered,
 				P50ms: ms(m.P50), P90ms: ms(m.P90), P99ms: ms(m.P99),
 			},
 		}
 	}
-	out := demoJSON{
+	return demoJSON{
+		Transport: transport,
 		Profile:   r.Profile,
 		DurationS: round2(r.Duration.Seconds()),
 		DrainS:    round2(r.Drained.Seconds()),
 		Directions: map[string]demoDirection{
-			"a2b": dir(r.A2B, r.Messages.A2B),
-			"b2a": dir(r.B2A, r.Messages.B2A),
+			"a2b": dir(sim.A2B, r.A2B, r.Messages.A2B),
+			"b2a": dir(sim.B2A, r.B2A, r.Messages.B2A),
 		},
 	}
-	enc := json.NewEncoder(w)
-	return enc.Encode(out)
 }
 
 type demoMessagesSrc = struct {

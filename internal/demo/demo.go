@@ -79,31 +79,45 @@ type Result struct {
 	// For the report (report.go).
 	RateBPS int64    // the link's rate (0: unlimited)
 	Samples []Sample // one a second, workload and drain
+	// Offered is the number of stanzas each simulated server offered
+	// (index sim.A2B, sim.B2A), OfferedHash their digest (sim.PlanHash):
+	// the same for every run and transport of one seed and duration.
+	Offered      [2]int
+	OfferedBytes [2]uint64 // their raw XML bytes
+	OfferedHash  [2]string
+	// Frames is the number of link frames each gateway sent (index
+	// sim.A2B: gateway A), for the fixed cost per frame.
+	Frames [2]uint64
+	// HandshakeBytes is the bytes of transport handshakes each gateway
+	// sent, where the transport counts them (datagram), else 0.
+	HandshakeBytes [2]uint64
 	// Latencies are the chat messages' send-to-delivery times per
 	// direction (index sim.A2B, sim.B2A).
 	Latencies [2][]time.Duration
 }
 
-// side is one simulated server wired to the S2S sockets.
+// side is one simulated server wired to the S2S sockets. It offers its
+// direction of the plan on schedule and records what arrives; it does not
+// react to arrivals, whose answers are already in the plan.
 type side struct {
-	sim  *sim.Server
-	mu   sync.Mutex // guards sim
-	ln   net.Listener
-	srv  *s2s.Server
-	pool *s2s.Pool
+	domain string
+	tr     *sim.Tracker
+	ln     net.Listener
+	srv    *s2s.Server
+	pool   *s2s.Pool
 }
 
-func newSide(s *sim.Server) (*side, error) {
+func newSide(domain string, tr *sim.Tracker) (*side, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("demo: listen for %s: %w", s.Domain(), err)
+		return nil, fmt.Errorf("demo: listen for %s: %w", domain, err)
 	}
-	return &side{sim: s, ln: ln}, nil
+	return &side{domain: domain, tr: tr, ln: ln}, nil
 }
 
 // wire connects the simulated server to its gateway's S2S address.
 func (sd *side) wire(gw string, log *slog.Logger) {
-	domain := sd.sim.Domain()
+	domain := sd.domain
 	resolve := func(d string) (string, error) {
 		if d == domain {
 			return sd.ln.Addr().String(), nil
@@ -128,40 +142,32 @@ func (sd *side) wire(gw string, log *slog.Logger) {
 	})
 }
 
-func (sd *side) deliver(st s2s.Stanza) {
-	sd.mu.Lock()
-	out := sd.sim.Handle(time.Now(), st.Raw)
-	sd.mu.Unlock()
-	sd.send(out)
-}
+func (sd *side) deliver(st s2s.Stanza) { sd.tr.Arrived(st.Raw, time.Now()) }
 
-func (sd *side) send(out [][]byte) {
-	for _, raw := range out {
-		st, err := s2s.ParseStanza(raw)
+// offer hands the planned stanzas of this side to S2S, each at its time
+// since start, in order, until the plan is done or ctx ends. It returns
+// the digest of what it offered.
+func (sd *side) offer(ctx context.Context, start time.Time, plan []sim.Planned) (h sim.PlanHasher) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for _, p := range plan {
+		if d := time.Until(start.Add(p.At)); d > 0 {
+			t.Reset(d)
+			select {
+			case <-ctx.Done():
+				return h
+			case <-t.C:
+			}
+		}
+		st, err := s2s.ParseStanza(p.Raw)
 		if err != nil {
 			continue // the simulator's output is checked by its own tests
 		}
+		h.Add(p.Raw)
+		sd.tr.Offered(p.Raw, time.Now())
 		sd.pool.Send(st)
 	}
-}
-
-// workload steps the simulated server until ctx ends.
-func (sd *side) workload(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		sd.mu.Lock()
-		out := sd.sim.Step(time.Now())
-		next := sd.sim.Next()
-		sd.mu.Unlock()
-		sd.send(out)
-		t.Reset(max(time.Until(next), time.Millisecond))
-	}
+	return h
 }
 
 // Run runs the demo and returns what it measured.
@@ -178,13 +184,18 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		sc = sim.DefaultScenario()
 		sc.Seed = o.Seed
 	}
-	simA, simB := sim.NewPair(sc)
-	a, err := newSide(simA)
+	plan := sim.Plan(sc, o.Duration)
+	var plans [2][]sim.Planned
+	for _, p := range plan {
+		plans[p.Dir] = append(plans[p.Dir], p)
+	}
+	tr := sim.NewTracker(sc.DomainA)
+	a, err := newSide(sc.DomainA, tr)
 	if err != nil {
 		return Result{}, err
 	}
 	defer a.ln.Close()
-	b, err := newSide(simB)
+	b, err := newSide(sc.DomainB, tr)
 	if err != nil {
 		return Result{}, err
 	}
@@ -255,9 +266,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	wlCtx, stopWorkload := context.WithTimeout(runCtx, o.Duration)
 	defer stopWorkload()
 	var wlg sync.WaitGroup
-	for _, sd := range []*side{a, b} {
+	var offered [2]sim.PlanHasher
+	for dir, sd := range []*side{a, b} {
 		wlg.Add(1)
-		go func() { defer wlg.Done(); sd.workload(wlCtx) }()
+		go func() { defer wlg.Done(); offered[dir] = sd.offer(runCtx, start, plans[dir]) }()
 	}
 	var samples []Sample
 	progress := func(draining bool) (queued int) {
@@ -301,7 +313,7 @@ wait:
 		case <-tick.C:
 		}
 		q := progress(true)
-		s := simA.Tracker().Summary()
+		s := tr.Summary()
 		if q == 0 && s.A2B.Lost == 0 && s.B2A.Lost == 0 {
 			quiet++
 		} else {
@@ -318,13 +330,22 @@ wait:
 		Drained:  time.Since(workEnd),
 		A:        ga.Snapshot(),
 		B:        gb.Snapshot(),
-		Messages: simA.Tracker().Summary(),
+		Messages: tr.Summary(),
 		Emu:      l.Stats(),
 		RateBPS:  o.Profile.RateBPS,
 		Samples:  samples,
 	}
-	res.Latencies[sim.A2B], res.Latencies[sim.B2A] = simA.Tracker().Latencies()
+	res.Latencies[sim.A2B], res.Latencies[sim.B2A] = tr.Latencies()
+	for dir := range offered {
+		res.Offered[dir] = offered[dir].Len()
+		res.OfferedBytes[dir] = offered[dir].Bytes()
+		res.OfferedHash[dir] = offered[dir].Sum()
+	}
 	res.A2B, res.B2A = res.A.Out, res.B.Out
+	for dir, g := range []*gateway.Gateway{ga, gb} {
+		ls := g.LinkStats()
+		res.Frames[dir], res.HandshakeBytes[dir] = ls.Out.Frames, ls.Datagram.HandshakeBytes
+	}
 	if res.A2B.StanzasTotal == 0 || res.B2A.StanzasTotal == 0 {
 		return res, errors.New("demo: no stanzas crossed the link in one direction")
 	}

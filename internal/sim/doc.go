@@ -49,6 +49,16 @@
 // forbidden, bad-request). Anything unparseable or misaddressed is
 // dropped and counted.
 //
+// # Plans
+//
+// Plan fixes a run's traffic in advance: it runs the pair back to back
+// (PlanDelay between them) and records every stanza each side sends, with
+// its time. The demo replays a plan instead of driving the servers live,
+// so what is offered depends only on the seed and the duration (a longer
+// plan starts with a shorter one), not on when the link under test
+// delivers; answers are those the plan's own arrivals caused. A Tracker
+// from NewTracker counts a replay with Offered and Arrived.
+//
 // Stanzas are serialized as they appear in a jabber:server stream: no
 // xmlns on the top element, single-quoted attributes.
 //

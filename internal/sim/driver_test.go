@@ -8,7 +8,7 @@ import (
 )
 
 // TestDriverLoop drives each server from its own goroutine with a real
-// timer on Next, the way the demo does, over a delaying pipe, in
+// timer on Next, the way a live driver would, over a delaying pipe, in
 // synctest's virtual time. It checks the Next/Step contract under a
 // clock and that the shared Tracker is safe across goroutines.
 func TestDriverLoop(t *testing.T) {

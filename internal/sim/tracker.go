@@ -27,7 +27,8 @@ type Tracker struct {
 	nextSeq  map[pairKey]uint64    // next send sequence per (from, to) bare pair
 	lastSeq  map[pairKey]uint64    // highest delivered sequence + 1 per pair
 	dirs     [2]dirCounters
-	unknownD int // deliveries of ids never sent (foreign traffic)
+	unknownD int             // deliveries of ids never sent (foreign traffic)
+	iqIDs    map[string]bool // iq requests Offered and not yet answered (replayed plans)
 }
 
 type pairKey struct{ from, to string }
