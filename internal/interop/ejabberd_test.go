@@ -108,29 +108,7 @@ func deploySecure(t *testing.T, ctx context.Context, profile string) *secureDepl
 	// verifies on a connection back to ejabberd — with STARTTLS, or
 	// ejabberd refuses it.
 	pc.B.S2S.CAFile = gbCert.CA
-	l := emu.NewLink(p, 1)
-	t.Cleanup(func() { l.Close() })
-	log := logger(t)
-	gb, err := gateway.New(pc.B, gateway.Options{Logger: log.With("side", "b"), PrivateKey: pc.KeyB, LinkListener: l.Listen(), S2SListener: lnB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ga, err := gateway.New(pc.A, gateway.Options{Logger: log.With("side", "a"), PrivateKey: pc.KeyA, LinkDial: l.Dial, S2SListener: lnA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gctx, cancel := context.WithCancel(ctx)
-	var gwg sync.WaitGroup
-	for _, g := range []*gateway.Gateway{ga, gb} {
-		gwg.Add(1)
-		go func() {
-			defer gwg.Done()
-			if err := g.Run(gctx); err != nil {
-				t.Errorf("gateway: %v", err)
-			}
-		}()
-	}
-	t.Cleanup(func() { cancel(); gwg.Wait() })
+	ga, gb, _ := runPair(ctx, t, pc, p, lnA, lnB)
 	return &secureDeployment{ej: ej, pr: pr, ga: ga, gb: gb}
 }
 

@@ -25,6 +25,36 @@ type deployment struct {
 	link   *emu.Link
 }
 
+// runPair starts the two gateways of pc over an emulated link with profile
+// p, gateway A dialling, on the S2S listeners given, until the test ends.
+func runPair(ctx context.Context, t *testing.T, pc gateway.PairConfig, p emu.Profile, lnA, lnB net.Listener) (ga, gb *gateway.Gateway, l *emu.Link) {
+	t.Helper()
+	l = emu.NewLink(p, 1)
+	t.Cleanup(func() { l.Close() })
+	log := logger(t)
+	gb, err := gateway.New(pc.B, gateway.Options{Logger: log.With("side", "b"), PrivateKey: pc.KeyB, LinkListener: l.Listen(), S2SListener: lnB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga, err = gateway.New(pc.A, gateway.Options{Logger: log.With("side", "a"), PrivateKey: pc.KeyA, LinkDial: l.Dial, S2SListener: lnA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, g := range []*gateway.Gateway{ga, gb} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.Run(ctx); err != nil {
+				t.Errorf("gateway: %v", err)
+			}
+		}()
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return ga, gb, l
+}
+
 func logger(t *testing.T) *slog.Logger {
 	if testing.Verbose() && os.Getenv("ISTHMUS_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -65,29 +95,7 @@ func deploy(t *testing.T, ctx context.Context, profile string, users map[string]
 		t.Fatal(err)
 	}
 	pc.A.Link.RateBPS, pc.B.Link.RateBPS = p.RateBPS, p.RateBPS
-	l := emu.NewLink(p, 1)
-	t.Cleanup(func() { l.Close() })
-	log := logger(t)
-	gb, err := gateway.New(pc.B, gateway.Options{Logger: log.With("side", "b"), PrivateKey: pc.KeyB, LinkListener: l.Listen(), S2SListener: lnB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ga, err := gateway.New(pc.A, gateway.Options{Logger: log.With("side", "a"), PrivateKey: pc.KeyA, LinkDial: l.Dial, S2SListener: lnA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, g := range []*gateway.Gateway{ga, gb} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := g.Run(ctx); err != nil {
-				t.Errorf("gateway: %v", err)
-			}
-		}()
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	ga, gb, l := runPair(ctx, t, pc, p, lnA, lnB)
 	return &deployment{a: a, b: b, ga: ga, gb: gb, link: l}
 }
 
