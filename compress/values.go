@@ -148,25 +148,7 @@ func splitJID(v []byte) (local, domain, bare, res []byte, hasRes, ok bool) {
 }
 
 // escapeAttr escapes all five XML special characters, as Prosody does.
-func escapeAttr(dst, s []byte) []byte {
-	for _, c := range s {
-		switch c {
-		case '&':
-			dst = append(dst, "&amp;"...)
-		case '<':
-			dst = append(dst, "&lt;"...)
-		case '>':
-			dst = append(dst, "&gt;"...)
-		case '\'':
-			dst = append(dst, "&apos;"...)
-		case '"':
-			dst = append(dst, "&quot;"...)
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
+func escapeAttr(dst, s []byte) []byte { return escapeText(dst, s, true) }
 
 // escapeText escapes & < > and, when full, the quotes.
 func escapeText(dst, s []byte, full bool) []byte {
