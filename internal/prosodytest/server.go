@@ -350,6 +350,18 @@ func (s *Server) waitReady() error {
 		}
 		c.Close()
 	}
+	// Wait (briefly) until Prosody has torn the s2s probe down: Prosody
+	// 0.12.3 shutting down while an incoming s2s connection is still being
+	// set up fails in mod_s2s ("attempt to call a nil value (method
+	// 'close')") and then ignores SIGTERM, so a Stop right after Start
+	// would have to kill it.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		log, _ := os.ReadFile(s.LogPath)
+		if strings.Contains(string(log), "Destroying incoming session") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return nil
 }
 
