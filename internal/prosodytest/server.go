@@ -282,7 +282,7 @@ func start(t testing.TB, opt Options, dir, plugins string) (*Server, error) {
 		}
 	})
 
-	if err := s.waitReady(); err != nil {
+	if err := s.waitReady(opt.LogLevel == "" || opt.LogLevel == "debug"); err != nil {
 		_ = s.Stop()
 		if errors.Is(err, errAddrInUse) {
 			return nil, fmt.Errorf("prosodytest: %s: %w", s.Domain, err)
@@ -313,7 +313,9 @@ func (s *Server) register(users map[string]string) error {
 // finished starting, and both ports accept, the process exits, or the start time-out passes. Prosody keeps
 // running when a port is taken, and a taken port accepts (someone else's
 // listener), so the log is the authority on whether the ports are ours.
-func (s *Server) waitReady() error {
+// waitReady waits until Prosody listens and accepts on both ports; with
+// debugLog (the log shows s2s sessions) also until its s2s probe is gone.
+func (s *Server) waitReady(debugLog bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	want := []string{
@@ -354,8 +356,8 @@ func (s *Server) waitReady() error {
 	// 0.12.3 shutting down while an incoming s2s connection is still being
 	// set up fails in mod_s2s ("attempt to call a nil value (method
 	// 'close')") and then ignores SIGTERM, so a Stop right after Start
-	// would have to kill it.
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+	// would have to kill it. Only a debug log shows the teardown.
+	for deadline := time.Now().Add(2 * time.Second); debugLog && time.Now().Before(deadline); {
 		log, _ := os.ReadFile(s.LogPath)
 		if strings.Contains(string(log), "Destroying incoming session") {
 			break
