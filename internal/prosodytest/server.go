@@ -313,8 +313,8 @@ func (s *Server) register(users map[string]string) error {
 // finished starting, and both ports accept, the process exits, or the start time-out passes. Prosody keeps
 // running when a port is taken, and a taken port accepts (someone else's
 // listener), so the log is the authority on whether the ports are ours.
-// waitReady waits until Prosody listens and accepts on both ports; with
-// debugLog (the log shows s2s sessions) also until its s2s probe is gone.
+// With debugLog (the log shows s2s sessions) it also waits until the s2s
+// probe is gone.
 func (s *Server) waitReady(debugLog bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
