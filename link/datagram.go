@@ -514,18 +514,9 @@ func (s *dgSess) Read(p []byte) (int, error) {
 	// HELLO, often already here when the session starts, must not be
 	// handled before ours has gone (it may change our epoch, which our
 	// HELLO would then name, and the EPOCH frame after it again).
-	for len(s.rbuf) == 0 || !s.wrote {
-		if s.ended || isDone(s.done) {
-			t.mu.Unlock()
-			return 0, os.ErrDeadlineExceeded
-		}
-		w := s.rwake
+	if err := s.waitLocked(func() bool { return len(s.rbuf) > 0 && s.wrote }, func() chan struct{} { return s.rwake }); err != nil {
 		t.mu.Unlock()
-		select {
-		case <-w:
-		case <-s.done:
-		}
-		t.mu.Lock()
+		return 0, err
 	}
 	n := copy(p, s.rbuf)
 	s.rbuf = s.rbuf[n:]
@@ -536,24 +527,34 @@ func (s *dgSess) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// waitLocked waits until ready holds, with t.mu held on entry and on
+// return; wake returns the channel closed when what ready looks at changes.
+// It fails once the session has ended.
+func (s *dgSess) waitLocked(ready func() bool, wake func() chan struct{}) error {
+	for !ready() {
+		if s.ended || isDone(s.done) {
+			return os.ErrDeadlineExceeded
+		}
+		w := wake()
+		s.t.mu.Unlock()
+		select {
+		case <-w:
+		case <-s.done:
+		}
+		s.t.mu.Lock()
+	}
+	return nil
+}
+
 // Write queues p for the peer once everything written before has been sent
 // at least once (so the Link's batches grow while the link is busy, as over
 // TCP). It never times out: the session has no connection to lose.
 func (s *dgSess) Write(p []byte) (int, error) {
 	t := s.t
 	t.mu.Lock()
-	for s.arq.Unsent() > 0 {
-		if s.ended || isDone(s.done) {
-			t.mu.Unlock()
-			return 0, os.ErrDeadlineExceeded
-		}
-		w := t.sent
+	if err := s.waitLocked(func() bool { return s.arq.Unsent() == 0 }, func() chan struct{} { return t.sent }); err != nil {
 		t.mu.Unlock()
-		select {
-		case <-w:
-		case <-s.done:
-		}
-		t.mu.Lock()
+		return 0, err
 	}
 	if s.ended || isDone(s.done) {
 		t.mu.Unlock()
