@@ -146,23 +146,7 @@ func TestEjabberdProsodySecure(t *testing.T) {
 	must(bob.SendPresence(ctx, "chat", "at the prosody end"))
 
 	// Subscriptions both ways.
-	must(carol.Subscribe(ctx, "bob@pr.test"))
-	_, err := bob.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "subscribe" && from("carol@ej.test")(p.From) })
-	must(err)
-	must(bob.Approve(ctx, "carol@ej.test"))
-	must(bob.Subscribe(ctx, "carol@ej.test"))
-	got := waitAll(ctx, t, carol,
-		func(p prosodytest.Presence) bool { return p.Type == "" && from("bob@pr.test")(p.From) },
-		func(p prosodytest.Presence) bool { return p.Type == "subscribe" && from("bob@pr.test")(p.From) })
-	if p := got[0]; p.Show != "chat" || p.Status != "at the prosody end" {
-		t.Errorf("carol sees bob as show=%q status=%q", p.Show, p.Status)
-	}
-	must(carol.Approve(ctx, "bob@pr.test"))
-	p, err := bob.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "" && from("carol@ej.test")(p.From) })
-	must(err)
-	if p.Status != "at the ejabberd end" {
-		t.Errorf("bob sees carol's status %q", p.Status)
-	}
+	subscribeBoth(ctx, t, carol, "carol@ej.test", "at the ejabberd end", bob, "bob@pr.test", "chat", "at the prosody end")
 	t.Logf("subscriptions both ways done at %v", time.Since(start).Round(time.Millisecond))
 
 	// Messages both ways, each exactly once and in order.
@@ -202,7 +186,7 @@ func TestEjabberdProsodySecure(t *testing.T) {
 	// A MUC room on ejabberd with an occupant from each side.
 	room := "deck@conference.ej.test"
 	must(carol.SendRaw(ctx, `<presence to='`+room+`/carol'><x xmlns='http://jabber.org/protocol/muc'/></presence>`))
-	_, err = carol.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.From == room+"/carol" && p.Type == "" })
+	_, err := carol.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.From == room+"/carol" && p.Type == "" })
 	must(err)
 	resp, err := carol.IQ(ctx, `<iq type='set' id='room-config' to='`+room+`'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`)
 	must(err)

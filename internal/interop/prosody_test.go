@@ -55,6 +55,39 @@ func runPair(ctx context.Context, t *testing.T, pc gateway.PairConfig, p emu.Pro
 	return ga, gb, l
 }
 
+// subscribeBoth has x (JID xj, status xStatus) subscribe to y (JID yj,
+// show yShow, status yStatus) and the reverse, across the link, and checks
+// each sees the other's presence as sent.
+func subscribeBoth(ctx context.Context, t *testing.T, x *prosodytest.Client, xj, xStatus string, y *prosodytest.Client, yj, yShow, yStatus string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(x.Subscribe(ctx, yj))
+	_, err := y.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "subscribe" && from(xj)(p.From) })
+	must(err)
+	must(y.Approve(ctx, xj))
+	must(y.Subscribe(ctx, xj))
+	// y's full JID's presence and y's bare JID's subscription request
+	// come from different entities: RFC 6120 orders stanzas per pair of
+	// entities only, so they may arrive either way round.
+	got := waitAll(ctx, t, x,
+		func(p prosodytest.Presence) bool { return p.Type == "" && from(yj)(p.From) },
+		func(p prosodytest.Presence) bool { return p.Type == "subscribe" && from(yj)(p.From) })
+	if p := got[0]; p.Show != yShow || p.Status != yStatus {
+		t.Errorf("%s sees %s as show=%q status=%q", xj, yj, p.Show, p.Status)
+	}
+	must(x.Approve(ctx, yj))
+	p, err := y.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "" && from(xj)(p.From) })
+	must(err)
+	if p.Status != xStatus {
+		t.Errorf("%s sees %s's status %q", yj, xj, p.Status)
+	}
+}
+
 func logger(t *testing.T) *slog.Logger {
 	if testing.Verbose() && os.Getenv("ISTHMUS_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -136,26 +169,7 @@ func TestProsodyThroughGateways(t *testing.T) {
 	must(bob.SendPresence(ctx, "chat", "ashore"))
 
 	// Subscriptions both ways, across the link.
-	must(alice.Subscribe(ctx, "bob@b.test"))
-	_, err := bob.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "subscribe" && from("alice@a.test")(p.From) })
-	must(err)
-	must(bob.Approve(ctx, "alice@a.test"))
-	must(bob.Subscribe(ctx, "alice@a.test"))
-	// bob's full JID's presence and bob's bare JID's subscription request
-	// come from different entities: RFC 6120 orders stanzas per pair of
-	// entities only, so they may arrive either way round.
-	got := waitAll(ctx, t, alice,
-		func(p prosodytest.Presence) bool { return p.Type == "" && from("bob@b.test")(p.From) },
-		func(p prosodytest.Presence) bool { return p.Type == "subscribe" && from("bob@b.test")(p.From) })
-	if p := got[0]; p.Show != "chat" || p.Status != "ashore" {
-		t.Errorf("alice sees bob as show=%q status=%q", p.Show, p.Status)
-	}
-	must(alice.Approve(ctx, "bob@b.test"))
-	p, err := bob.WaitPresence(ctx, func(p prosodytest.Presence) bool { return p.Type == "" && from("alice@a.test")(p.From) })
-	must(err)
-	if p.Status != "on the ship" {
-		t.Errorf("bob sees alice's status %q", p.Status)
-	}
+	subscribeBoth(ctx, t, alice, "alice@a.test", "on the ship", bob, "bob@b.test", "chat", "ashore")
 
 	// Messages: some spaced out (latency of a lone message), then a burst.
 	const spaced, burst = 10, 40
