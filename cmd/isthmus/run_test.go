@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/isthmus-xmpp/isthmus/internal/freeport"
 )
 
 // TestRunHelper is `isthmus run` inside a child process of TestRunSignals.
@@ -32,12 +35,7 @@ func TestRunHelper(t *testing.T) {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freeport.TCP(t)))
 }
 
 // `isthmus run` reloads on SIGHUP and stops cleanly on SIGTERM.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isthmus-xmpp/isthmus/internal/freeport"
 	"github.com/isthmus-xmpp/isthmus/link/linkkey"
 
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
@@ -98,19 +99,9 @@ func isthmusBinary(t *testing.T) string {
 
 func freePort(t *testing.T, udp bool) int {
 	if udp {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
+		return freeport.UDP(t)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return freeport.TCP(t)
 }
 
 // sim is a simulated local XMPP server: it hosts one domain and reaches the

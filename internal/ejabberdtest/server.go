@@ -18,6 +18,7 @@
 package ejabberdtest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -36,6 +37,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isthmus-xmpp/isthmus/internal/freeport"
 	"github.com/isthmus-xmpp/isthmus/internal/testpki"
 )
 
@@ -124,28 +126,30 @@ func (s *Server) MUCDomain() string { return "conference." + s.Domain }
 // JID returns user@Domain.
 func (s *Server) JID(user string) string { return user + "@" + s.Domain }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Start writes the configuration, starts ejabberd in the foreground, waits
 // until it is started and registers the users. t.Cleanup stops it (and
 // prints its log when the test failed).
 func Start(t testing.TB, opt Options) *Server {
 	t.Helper()
 	Require(t)
-	s, err := start(t, opt)
+	var s *Server
+	var err error
+	// The ports were free a moment ago; another process may have taken
+	// one since. Only that is worth another try.
+	for attempt := 0; attempt < 3; attempt++ {
+		if s, err = start(t, opt); err == nil || !errors.Is(err, errAddrInUse) {
+			break
+		}
+		t.Logf("%v; retrying with other ports", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("ejabberdtest: %s up: c2s %s, s2s %s, log %s", s.Domain, s.C2SAddr, s.S2SAddr, s.LogPath)
 	return s
 }
+
+var errAddrInUse = errors.New("a listening port is in use")
 
 func start(t testing.TB, opt Options) (*Server, error) {
 	if opt.Domain == "" || opt.DNSPort == 0 || opt.TLS.Cert == "" {
@@ -162,11 +166,10 @@ func start(t testing.TB, opt Options) (*Server, error) {
 			os.RemoveAll(dir)
 		}
 	})
-	var ports [3]int
-	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
-			return nil, fmt.Errorf("ejabberdtest: %w", err)
-		}
+	// c2s, s2s and the Erlang distribution port.
+	ports, err := freeport.Ports("tcp", 3)
+	if err != nil {
+		return nil, fmt.Errorf("ejabberdtest: %w", err)
 	}
 	s := &Server{
 		Domain:  opt.Domain,
@@ -288,6 +291,11 @@ func (s *Server) waitReady() error {
 		}
 		select {
 		case <-s.done:
+			out, _ := os.ReadFile(filepath.Join(s.Dir, "stdout.log"))
+			out = append(out, log...)
+			if bytes.Contains(out, []byte("eaddrinuse")) || bytes.Contains(out, []byte("Overlapping listeners")) {
+				return fmt.Errorf("ejabberd exited before it started: %v: %w", s.exitErr(), errAddrInUse)
+			}
 			return fmt.Errorf("ejabberd exited before it started: %v", s.exitErr())
 		case <-ctx.Done():
 			return fmt.Errorf("ejabberd not started after %v", startTimeout)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/isthmus-xmpp/isthmus/internal/freeport"
 )
 
 // startTimeout bounds how long Start waits for Prosody to accept on both
@@ -126,22 +128,10 @@ type Server struct {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// It is never one another call in this process returned ([freeport]).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	p, err := freePort()
-	if err != nil {
-		t.Fatalf("prosodytest: %v", err)
-	}
-	return p
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("prosodytest: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return freeport.TCP(t)
 }
 
 // PluginDir returns the folder holding isthmus's Prosody plugins
@@ -211,14 +201,16 @@ func start(t testing.TB, opt Options, dir, plugins string) (*Server, error) {
 	prosody, _ := Available()
 	c2s, s2s := opt.C2SPort, opt.S2SPort
 	var err error
-	if c2s == 0 {
-		if c2s, err = freePort(); err != nil {
-			return nil, err
+	if c2s == 0 || s2s == 0 {
+		ps, err := freeport.Ports("tcp", 2)
+		if err != nil {
+			return nil, fmt.Errorf("prosodytest: %w", err)
 		}
-	}
-	if s2s == 0 {
-		if s2s, err = freePort(); err != nil {
-			return nil, err
+		if c2s == 0 {
+			c2s = ps[0]
+		}
+		if s2s == 0 {
+			s2s = ps[1]
 		}
 	}
 	s := &Server{
