@@ -396,6 +396,12 @@ func TestHostileFloodAccounting(t *testing.T) {
 	if got["flood"].bounced == 0 || got["flood"].delivered == 0 {
 		t.Errorf("flood: %+v: want some delivered (queued while down) and some bounced (queue full)", got["flood"])
 	}
+	// One sender's flood meets its share (link.sender_max_bytes, a quarter
+	// of the spool) long before the spool is full: the bounces are the
+	// share's, and the spool always had room for everyone else.
+	if sa := ga.Snapshot(); sa.Bounces[dropSenderFull.String()] == 0 || sa.Bounces[dropLinkFull.String()] != 0 {
+		t.Errorf("bounces %v: want %s only, not %s", sa.Bounces, dropSenderFull, dropLinkFull)
+	}
 
 	// The gateways' counters tell the same story.
 	sa, sb := ga.Snapshot(), gb.Snapshot()
