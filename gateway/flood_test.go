@@ -274,9 +274,12 @@ func TestHostileFloodAccounting(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			a.send("dave@a.test/x", "erin@b.test", "other", i, "background")
+			// Background traffic of several users, as on a real link:
+			// each stays within its share of the spool however long the
+			// flood keeps the link down (a minute under -race).
+			a.send(fmt.Sprintf("dave%d@a.test/x", i%16), "erin@b.test", "other", i, "background")
 			other.Add(1)
-			b.send("bob2@b.test/y", "carol@a.test", "back", i, "background")
+			b.send(fmt.Sprintf("bob%d@b.test/y", i%16), "carol@a.test", "back", i, "background")
 			back.Add(1)
 		}
 	}()
