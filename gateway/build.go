@@ -235,6 +235,7 @@ func (g *Gateway) linkConfig(tlsConf *tls.Config, opts Options) link.Config {
 			MaxBatchBytes:  cfg.Link.MaxBatchBytes,
 			Keepalive:      cfg.Link.Keepalive.Duration,
 			MaxQueueBytes:  int(cfg.Link.SpoolMaxBytes),
+			MaxSenderBytes: int(cfg.Link.SenderMaxBytes),
 			MaxAge:         cfg.Link.MaxAge.Duration,
 			// What a frame from the peer may decode to: a full batch, or
 			// one stanza as big as the local servers take.

@@ -19,6 +19,7 @@ type dropReason uint8
 const (
 	// Stanzas from local servers, bounced to the local sender:
 	dropLinkFull    dropReason = iota // the link queue holds link.spool_max_bytes of stanzas
+	dropSenderFull                    // the sender holds link.sender_max_bytes of the link queue
 	dropSpoolError                    // the spool could not store it
 	dropLinkExpired                   // not acknowledged by the peer within link.max_age
 	dropRejected                      // refused at ingress by the S2S edge (with its own condition)
@@ -46,6 +47,7 @@ const (
 // carry, indexed by dropReason.
 var dropReasonInfo = []struct{ name, cond string }{
 	dropLinkFull:          {"link-queue-full", s2s.CondResourceConstraint},
+	dropSenderFull:        {"sender-share-full", s2s.CondResourceConstraint},
 	dropSpoolError:        {"spool-error", s2s.CondResourceConstraint},
 	dropLinkExpired:       {"link-expired", s2s.CondRemoteServerTimeout},
 	dropRejected:          {"rejected", s2s.CondBadRequest},

@@ -178,7 +178,7 @@ func (g *Gateway) toLinkItem(st s2s.Stanza, it link.Item) {
 // sendLink queues it on the link and counts st as sent.
 func (g *Gateway) sendLink(st s2s.Stanza, it link.Item) error {
 	if err := g.link.Send(it); err != nil {
-		if !errors.Is(err, link.ErrQueueFull) {
+		if !errors.Is(err, link.ErrQueueFull) && !errors.Is(err, link.ErrSenderFull) {
 			g.log.Warn("gateway: link refused a stanza", "from", st.From, "to", st.To, "err", err)
 		}
 		return err
@@ -192,6 +192,8 @@ func linkReason(err error) dropReason {
 	switch {
 	case errors.Is(err, link.ErrQueueFull):
 		return dropLinkFull
+	case errors.Is(err, link.ErrSenderFull):
+		return dropSenderFull
 	case errors.Is(err, compress.ErrUnencodable):
 		return dropUnencodable
 	}

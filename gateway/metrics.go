@@ -104,7 +104,7 @@ var (
 	mAbsorbed   = desc("presence_fanout_absorbed_total", "Presence stanzas carried inside one fan-out to several recipients instead of crossing alone.")
 	mProbes     = desc("presence_probes_total", "Presence probes from local servers, by how they were handled (answered_locally, forwarded).", "result")
 	mCaps       = desc("caps_disco_answered_locally_total", "Entity-capabilities disco#info queries answered from the cache.")
-	mQDrops     = desc("link_queue_dropped_total", "Stanzas the link queue removed without sending, by reason (coalesced: a newer presence replaced it; presence_full, expired, expired_presence, refused; unencodable: too big for the peer's decoder, refused when queued or taken out of a batch).", "reason")
+	mQDrops     = desc("link_queue_dropped_total", "Stanzas the link queue removed without sending, by reason (coalesced: a newer presence replaced it; presence_full; sender_full: the sender holds link.sender_max_bytes; expired, expired_presence, refused; unencodable: too big for the peer's decoder, refused when queued or taken out of a batch).", "reason")
 	mProtoErr   = desc("link_protocol_errors_total", "Frames from the peer refused as protocol errors; each dropped its link connection.")
 	mCapsNot    = desc("caps_disco_results_not_cached_total", "Entity-capabilities disco#info results not cached, by reason (bad_hash: the hash did not match the ver; refused: failed the XEP-0115 checks; unverifiable: no known hash algorithm, or too many queries pending).", "reason")
 	mMirrorFull = desc("presence_mirror_full_total", "Presence the mirror passed through or did not keep because a table was full, by limit (max_entries: presence sent alone; max_bytes: fan-outs sent as plain presence, mirror stanzas not kept).", "limit")

@@ -186,7 +186,11 @@
 //
 // When the held bytes would exceed MaxQueueBytes, queued presence is dropped
 // oldest first; if that is not enough, Send returns ErrQueueFull and the
-// gateway bounces the stanza. Queued items past their Expires (MaxAge,
+// gateway bounces the stanza. One sender (the bare JID before the '|' of
+// Item.Pair) may hold at most MaxSenderBytes (a quarter of MaxQueueBytes by
+// default); beyond it Send returns ErrSenderFull, whatever room is left, so
+// one user's flood while the link is down leaves the rest to the others.
+// Queued items past their Expires (MaxAge,
 // default 24h) are removed: iqs and messages are handed to Config.Expired
 // (the gateway bounces them with remote-server-timeout), presence only
 // counted. Items already framed are in flight and are not expired.

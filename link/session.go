@@ -4,6 +4,7 @@ import (
 	"errors"
 	"iter"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/compress"
@@ -22,6 +23,12 @@ type SessionConfig struct {
 	Keepalive      time.Duration // send ACKREQ after this long without receiving (default 15m; negative: never)
 	DeadAfter      time.Duration // drop the connection after this long without receiving (default 2×Keepalive+1m)
 	MaxQueueBytes  int           // queued + unacknowledged stanza bytes: the spool bound (default 64 MiB)
+	// MaxSenderBytes bounds the bytes of one sender (the bare JID before
+	// the '|' of Item.Pair) among them (default MaxQueueBytes/4; at most
+	// MaxQueueBytes), so that one user's flood while the link is down
+	// cannot take the whole spool from everyone else. Items without a
+	// Pair (the presence mirror's own) are not limited.
+	MaxSenderBytes int
 	MaxAge         time.Duration // an iq or message not acknowledged after this long is handed back (default 24h)
 	// MaxDecoded is the most bytes of XML one received DATA frame may
 	// decode to (default max(MaxBatchBytes, 262144), at most
@@ -70,6 +77,10 @@ func (c *SessionConfig) populate() {
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 64 << 20
 	}
+	if c.MaxSenderBytes <= 0 {
+		c.MaxSenderBytes = c.MaxQueueBytes / 4
+	}
+	c.MaxSenderBytes = min(c.MaxSenderBytes, c.MaxQueueBytes)
 	if c.MaxAge <= 0 {
 		c.MaxAge = 24 * time.Hour
 	}
@@ -82,6 +93,10 @@ func (c *SessionConfig) populate() {
 // ErrQueueFull is returned by Enqueue when the session holds MaxQueueBytes
 // and no queued presence can make room.
 var ErrQueueFull = errors.New("link: send queue full")
+
+// ErrSenderFull is returned by Enqueue when the stanza's sender holds
+// MaxSenderBytes of the queue already.
+var ErrSenderFull = errors.New("link: the sender's share of the send queue is full")
 
 // Counters are a session's running totals for one direction.
 type Counters struct {
@@ -96,6 +111,7 @@ type Counters struct {
 type Drops struct {
 	Coalesced    uint64 // presence replaced by a newer one for the same key
 	PresenceFull uint64 // presence dropped, oldest first, to make room
+	SenderFull   uint64 // refused: the sender holds MaxSenderBytes
 	Expired      uint64 // iqs and messages handed back after MaxAge
 	ExpiredPres  uint64 // presence dropped after MaxAge
 	Refused      uint64 // items refused by Enqueue (queue full)
@@ -115,7 +131,8 @@ func (d Drops) All() iter.Seq2[string, uint64] {
 			name string
 			n    uint64
 		}{
-			{"coalesced", d.Coalesced}, {"presence_full", d.PresenceFull}, {"expired", d.Expired},
+			{"coalesced", d.Coalesced}, {"presence_full", d.PresenceFull}, {"sender_full", d.SenderFull},
+			{"expired", d.Expired},
 			{"expired_presence", d.ExpiredPres}, {"refused", d.Refused}, {"unencodable", d.Unencodable},
 		} {
 			if !yield(c.name, c.n) {
@@ -163,13 +180,14 @@ type Session struct {
 	firstHi    time.Time         // when hi last became non-empty
 	nextExpiry time.Time         // earliest Expires in the queues (zero: none)
 	unacked    []sentFrame
-	held       int           // bytes queued and unacked
-	acked      uint32        // DATA frames of epoch the peer acknowledged
-	resend     int           // unacked[resend:] were not yet sent on this connection
-	sentData   uint32        // DATA frames sent in this epoch
-	announce   bool          // the epoch changed after our HELLO: send EPOCH first
-	encLost    bool          // restored from the spool: the peer's decoder context of epoch is gone with our encoder
-	srtt       time.Duration // see RTT
+	held       int            // bytes queued and unacked
+	bySender   map[string]int // held, by sender (Item.Pair's first part), where not 0
+	acked      uint32         // DATA frames of epoch the peer acknowledged
+	resend     int            // unacked[resend:] were not yet sent on this connection
+	sentData   uint32         // DATA frames sent in this epoch
+	announce   bool           // the epoch changed after our HELLO: send EPOCH first
+	encLost    bool           // restored from the spool: the peer's decoder context of epoch is gone with our encoder
+	srtt       time.Duration  // see RTT
 
 	// receive side
 	dec       *compress.Decoder
@@ -215,7 +233,7 @@ func NewSession(cfg SessionConfig, newID func() uint32) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec, coalesce: map[string]*entry{}, loPairs: map[string]int{},
+	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec, coalesce: map[string]*entry{}, loPairs: map[string]int{}, bySender: map[string]int{},
 		peerMax: compress.MaxBatchBytes}
 	s.epoch = s.nextEpoch()
 	return s, nil
@@ -240,7 +258,7 @@ func (s *Session) Restore(r Restored, now time.Time) {
 			for _, id := range ids {
 				if it, ok := byID[id]; ok {
 					f.entries = append(f.entries, entry{id: id, Item: it})
-					s.held += len(it.Data)
+					s.hold(&it, 1)
 					delete(byID, id)
 				}
 			}
@@ -289,6 +307,25 @@ func (s *Session) WaitingByPriority() (high, low int) { return len(s.hi), len(s.
 
 // HeldBytes returns the stanza bytes queued and unacknowledged.
 func (s *Session) HeldBytes() int { return s.held }
+
+// hold adds sign×len(it.Data) to the bytes held, overall and by its sender.
+func (s *Session) hold(it *Item, sign int) {
+	n := sign * len(it.Data)
+	s.held += n
+	if k := senderOf(it.Pair); k != "" {
+		if v := s.bySender[k] + n; v != 0 {
+			s.bySender[k] = v
+		} else {
+			delete(s.bySender, k)
+		}
+	}
+}
+
+// senderOf is the sender part of an Item.Pair ("bare from|bare to").
+func senderOf(pair string) string {
+	k, _, _ := strings.Cut(pair, "|")
+	return k
+}
 
 // Oldest returns when the oldest stanza still queued or unacknowledged was
 // queued (zero when none, or unknown).

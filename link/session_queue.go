@@ -43,13 +43,18 @@ func (s *Session) Enqueue(now time.Time, id uint64, it Item) error {
 			} else if s.held+d <= s.cfg.MaxQueueBytes || d <= 0 {
 				s.op(Op{Kind: OpDrop, IDs: []uint64{old.id}})
 				s.Drops.Coalesced++
+				s.hold(&old.Item, -1) // the same Pair: the same sender
 				old.id, old.Item = id, it
+				s.hold(&old.Item, 1)
 				s.queueBytes += d
-				s.held += d
 				s.noteExpiry(it.Expires)
 				return nil
 			}
 		}
+	}
+	if k := senderOf(it.Pair); k != "" && s.bySender[k]+len(it.Data) > s.cfg.MaxSenderBytes {
+		s.Drops.SenderFull++
+		return ErrSenderFull
 	}
 	var dropped []uint64
 	for s.held+len(it.Data) > s.cfg.MaxQueueBytes && len(s.lo) > 0 {
@@ -119,7 +124,7 @@ func (s *Session) push(now time.Time, e *entry) {
 		s.hi = append(s.hi, e)
 	}
 	s.queueBytes += len(e.Data)
-	s.held += len(e.Data)
+	s.hold(&e.Item, 1)
 	s.noteExpiry(e.Expires)
 }
 
@@ -168,7 +173,7 @@ func (s *Session) removeLo(e *entry) {
 // unqueue accounts for e leaving a queue (the caller removes it).
 func (s *Session) unqueue(e *entry) {
 	s.queueBytes -= len(e.Data)
-	s.held -= len(e.Data)
+	s.hold(&e.Item, -1)
 	if e.inLo {
 		e.inLo = false
 		s.countLo(e.Pair, -1)

@@ -136,7 +136,7 @@ func (s *Session) onHello(now time.Time, h Hello) {
 	for _, f := range s.unacked {
 		for i := range f.entries {
 			e := f.entries[i]
-			s.held -= len(e.Data)
+			s.hold(&e.Item, -1)
 			again = append(again, &e)
 		}
 	}
@@ -150,7 +150,7 @@ func (s *Session) onHello(now time.Time, h Hello) {
 	if len(again) > 0 {
 		for _, e := range again {
 			s.queueBytes += len(e.Data)
-			s.held += len(e.Data)
+			s.hold(&e.Item, 1)
 			s.noteExpiry(e.Expires)
 		}
 		s.hi = append(again, s.hi...)

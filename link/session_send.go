@@ -113,7 +113,7 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 		return out, false
 	}
 	for i := range ents {
-		s.held += len(ents[i].Data) // unqueue took it off; it stays held until acked
+		s.hold(&ents[i].Item, 1) // unqueue took it off; it stays held until acked
 	}
 	stanzas := make([][]byte, len(ents))
 	for i, e := range ents {
@@ -192,7 +192,7 @@ func (s *Session) requeue(ents []entry) {
 // reject drops an entry taken for a batch that the codec refuses, counted
 // and handed back with the reason.
 func (s *Session) reject(e entry, err error) {
-	s.held -= len(e.Data)
+	s.hold(&e.Item, -1)
 	s.op(Op{Kind: OpDrop, IDs: []uint64{e.id}})
 	s.Drops.Unencodable++
 	s.rejected = append(s.rejected, Rejected{Item: e.Item, Err: err})
@@ -251,8 +251,8 @@ func (s *Session) dropAcked(a uint32) {
 		return
 	}
 	for _, f := range s.unacked[:n] {
-		for _, e := range f.entries {
-			s.held -= len(e.Data)
+		for i := range f.entries {
+			s.hold(&f.entries[i].Item, -1)
 		}
 	}
 	clear(s.unacked[:n])

@@ -61,21 +61,22 @@ type Capture struct {
 
 // Link configures the link to the peer gateway.
 type Link struct {
-	Listen         string   `toml:"listen"`          // address to accept the peer on
-	Dial           string   `toml:"dial"`            // address of the peer; at least one of listen/dial
-	Transport      string   `toml:"transport"`       // "tcp" (default), "quic" or "datagram"
-	KeyFile        string   `toml:"key_file"`        // this gateway's private key (PEM, from `isthmus keygen`), relative to the config file's dir
-	PeerKey        string   `toml:"peer_key"`        // the peer's public key "ed25519:BASE64" (required)
-	RateBPS        int64    `toml:"rate_bps"`        // link rate bit/s used for pacing; 0 = unpaced (default 0)
-	BatchWindow    Duration `toml:"batch_window"`    // default 50ms; 0..10s
-	PresenceWindow Duration `toml:"presence_window"` // default 1s; 0..60s; shorter than batch_window acts as batch_window
-	MaxBatchBytes  int      `toml:"max_batch_bytes"` // default 16384; 256..1<<20
-	Keepalive      Duration `toml:"keepalive"`       // default 15m; 0 = off
-	ReconnectMin   Duration `toml:"reconnect_min"`   // default 1s
-	ReconnectMax   Duration `toml:"reconnect_max"`   // default 60s; >= reconnect_min
-	SpoolMaxBytes  int64    `toml:"spool_max_bytes"` // bytes of stanzas held for the peer; default 64 MiB; 64 KiB..64 GiB
-	SpoolSync      string   `toml:"spool_sync"`      // fsync policy: "batch" (default), "always", "none"; "off" = no disk spool
-	MaxAge         Duration `toml:"max_age"`         // iqs/messages not delivered by then are bounced; default 24h; 1s..30 days
+	Listen         string   `toml:"listen"`           // address to accept the peer on
+	Dial           string   `toml:"dial"`             // address of the peer; at least one of listen/dial
+	Transport      string   `toml:"transport"`        // "tcp" (default), "quic" or "datagram"
+	KeyFile        string   `toml:"key_file"`         // this gateway's private key (PEM, from `isthmus keygen`), relative to the config file's dir
+	PeerKey        string   `toml:"peer_key"`         // the peer's public key "ed25519:BASE64" (required)
+	RateBPS        int64    `toml:"rate_bps"`         // link rate bit/s used for pacing; 0 = unpaced (default 0)
+	BatchWindow    Duration `toml:"batch_window"`     // default 50ms; 0..10s
+	PresenceWindow Duration `toml:"presence_window"`  // default 1s; 0..60s; shorter than batch_window acts as batch_window
+	MaxBatchBytes  int      `toml:"max_batch_bytes"`  // default 16384; 256..1<<20
+	Keepalive      Duration `toml:"keepalive"`        // default 15m; 0 = off
+	ReconnectMin   Duration `toml:"reconnect_min"`    // default 1s
+	ReconnectMax   Duration `toml:"reconnect_max"`    // default 60s; >= reconnect_min
+	SpoolMaxBytes  int64    `toml:"spool_max_bytes"`  // bytes of stanzas held for the peer; default 64 MiB; 64 KiB..64 GiB
+	SenderMaxBytes int64    `toml:"sender_max_bytes"` // of those, one sender's (bare JID) at most; default (0) spool_max_bytes/4; 1 KiB..spool_max_bytes
+	SpoolSync      string   `toml:"spool_sync"`       // fsync policy: "batch" (default), "always", "none"; "off" = no disk spool
+	MaxAge         Duration `toml:"max_age"`          // iqs/messages not delivered by then are bounced; default 24h; 1s..30 days
 }
 
 // S2S configures the XMPP server-to-server edge towards local servers.

@@ -213,6 +213,8 @@ func TestValidationErrors(t *testing.T) {
 		{"link quic", `key_file = "k"`, "key_file = \"k\"\ntransport = \"quic\"", ``},
 		{"link datagram", `key_file = "k"`, "key_file = \"k\"\ntransport = \"datagram\"", ``},
 		{"spool tiny", `key_file = "k"`, "key_file = \"k\"\nspool_max_bytes = 1000", `link.spool_max_bytes: 1000 is out of range`},
+		{"sender share over spool", `key_file = "k"`, "key_file = \"k\"\nspool_max_bytes = 65536\nsender_max_bytes = 65537", `link.sender_max_bytes: 65537 is out of range (1024..link.spool_max_bytes = 65536; 0: a quarter of it)`},
+		{"sender share ok", `key_file = "k"`, "key_file = \"k\"\nsender_max_bytes = 1048576", ``},
 		{"spool sync", `key_file = "k"`, "key_file = \"k\"\nspool_sync = \"sometimes\"", `link.spool_sync: "sometimes" is not one of batch, always, none, off`},
 		{"max age zero", `key_file = "k"`, "key_file = \"k\"\nmax_age = \"0s\"", `link.max_age: must be more than 0`},
 		{"max age ok", `key_file = "k"`, "key_file = \"k\"\nmax_age = \"1h\"\nspool_sync = \"always\"", ``},

@@ -215,6 +215,9 @@ func (l *Link) validate(s Supplied) error {
 	if l.SpoolMaxBytes < MinSpoolBytes || l.SpoolMaxBytes > MaxSpoolBytes {
 		return fieldErr("link.spool_max_bytes", "%d is out of range (%d..%d)", l.SpoolMaxBytes, MinSpoolBytes, int64(MaxSpoolBytes))
 	}
+	if l.SenderMaxBytes != 0 && (l.SenderMaxBytes < 1024 || l.SenderMaxBytes > l.SpoolMaxBytes) {
+		return fieldErr("link.sender_max_bytes", "%d is out of range (1024..link.spool_max_bytes = %d; 0: a quarter of it)", l.SenderMaxBytes, l.SpoolMaxBytes)
+	}
 	switch l.SpoolSync {
 	case "batch", "always", "none", "off":
 	default:
