@@ -28,10 +28,13 @@ groupchat, private messages, nick changes, leaving); PEP; vCards with
 photos; disco, version, time, ping. Messages to users who are logged out
 are delivered offline.
 
-C2S: aioxmpp's STARTTLS connector to the configured address; TLS where
-the server offers it (ejabberd, with the capture CA's certificate: not
-verified, aioxmpp.make_security_layer(no_verify=True)), else plain
-(the test Prosody has no certificate; SASL SCRAM).
+C2S: aioxmpp's STARTTLS connector to the configured address, TLS not
+required (tls_required=False) and, where a server offers STARTTLS, its
+certificate (from the capture CA) not verified
+(aioxmpp.make_security_layer(no_verify=True)). The test servers offer no
+STARTTLS on C2S (what slixmpp_driver.py gets with disable_starttls), so
+the clients log in over plain TCP with SASL SCRAM-SHA-1; aioxmpp never uses
+PLAIN without TLS.
 
 The choices come from random generators seeded by "seed" (the timing and
 aioxmpp's and the servers' ids are not reproducible). A summary goes to
