@@ -400,7 +400,7 @@ class User:
             self.w.stats.add(kind + "-error")
         except Exception as e:  # the client went away
             self.w.stats.errors += 1
-            logging.debug("%s %s: %r", self.bare, kind, e)
+            logging.info("%s %s: %r", self.bare, kind, e)
 
     async def run(self, deadline):
         loop = asyncio.get_running_loop()
