@@ -56,12 +56,13 @@ fuzz:
 		done; \
 	done
 
-# Regenerate the codec corpus (testdata/corpus, see its README; about 10
+# Regenerate the codec corpus (testdata/corpus, see its README; about 13
 # minutes): the synthetic captures from internal/sim; real Prosody-to-Prosody
 # S2S captures recorded by internal/capture (a training session and a
 # held-out session with other seeds, domains and user counts); then real
 # ejabberd 23.01 <-> Prosody 0.12 S2S captures (TestCaptureServers), one
-# session driven by python3-slixmpp clients and one by the mellium clients.
+# session driven by python3-slixmpp clients, one by the mellium clients and
+# one by python3-aioxmpp clients (held out from every training set).
 CAPTURE = $(GO) test -count=1 -timeout 15m -run '^TestCaptureProsody$$' -v ./internal/capture
 CAPTURE_SERVERS = $(GO) test -count=1 -timeout 15m -run '^TestCaptureServers$$' -v ./internal/capture
 corpus:
@@ -76,6 +77,8 @@ corpus:
 		ISTHMUS_CAPTURE_SEED=3 ISTHMUS_CAPTURE_USERS=7 ISTHMUS_CAPTURE_DURATION=100s $(CAPTURE_SERVERS)
 	ISTHMUS_CAPTURE_OUT=$(CURDIR)/testdata/corpus ISTHMUS_CAPTURE_CLIENTS=mellium \
 		ISTHMUS_CAPTURE_SEED=5 ISTHMUS_CAPTURE_USERS=8 ISTHMUS_CAPTURE_DURATION=60s $(CAPTURE_SERVERS)
+	ISTHMUS_CAPTURE_OUT=$(CURDIR)/testdata/corpus ISTHMUS_CAPTURE_CLIENTS=aioxmpp \
+		ISTHMUS_CAPTURE_SEED=11 ISTHMUS_CAPTURE_USERS=6 ISTHMUS_CAPTURE_DURATION=80s $(CAPTURE_SERVERS)
 
 # Rebuild the codec's embedded dictionary from the training part of the
 # corpus (sim-seed9 and prosody-heldout are held out for `isthmus bench`;

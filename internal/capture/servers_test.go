@@ -26,14 +26,24 @@ import (
 	"github.com/isthmus-xmpp/isthmus/internal/testpki"
 )
 
-// slixmppPython is Debian's interpreter, which has python3-slixmpp.
+// slixmppPython is Debian's interpreter, which has python3-slixmpp and
+// python3-aioxmpp.
 const slixmppPython = "/usr/bin/python3"
+
+// pythonDrivers are the client libraries driven by a Python script: the
+// value of ISTHMUS_CAPTURE_CLIENTS, the module the script imports, the
+// script in this directory.
+var pythonDrivers = map[string]struct{ module, script string }{
+	"slixmpp": {"slixmpp", "slixmpp_driver.py"},
+	"aioxmpp": {"aioxmpp", "aioxmpp_driver.py"},
+}
 
 // TestCaptureServers records real S2S traffic between a real ejabberd 23.01
 // and a real Prosody 0.12, each with a MUC service, driven by clients of
 // one implementation: ISTHMUS_CAPTURE_CLIENTS=slixmpp (slixmpp_driver.py,
-// python3-slixmpp) or mellium (the clients of TestCaptureProsody, with MUC,
-// PEP and vCard photos added). S2S is plain (ejabberd s2s_use_starttls:
+// python3-slixmpp), aioxmpp (aioxmpp_driver.py, python3-aioxmpp) or
+// mellium (the clients of TestCaptureProsody, with MUC, PEP and vCard
+// photos added). S2S is plain (ejabberd s2s_use_starttls:
 // false, Prosody without certificates) so that the recording proxies in
 // front of each server see the XML. Each file is what one server wrote on
 // one outgoing S2S connection (servers open one per pair of domains), named
@@ -47,12 +57,13 @@ func TestCaptureServers(t *testing.T) {
 	prosodytest.Require(t)
 	ejabberdtest.Require(t)
 	clients := env("ISTHMUS_CAPTURE_CLIENTS", "slixmpp")
-	if clients != "slixmpp" && clients != "mellium" {
-		t.Fatalf("ISTHMUS_CAPTURE_CLIENTS=%q: want slixmpp or mellium", clients)
+	driver, isPython := pythonDrivers[clients]
+	if !isPython && clients != "mellium" {
+		t.Fatalf("ISTHMUS_CAPTURE_CLIENTS=%q: want slixmpp, aioxmpp or mellium", clients)
 	}
-	if clients == "slixmpp" {
-		if out, err := exec.Command(slixmppPython, "-c", "import slixmpp").CombinedOutput(); err != nil {
-			t.Fatalf("%s cannot import slixmpp (apt-get install python3-slixmpp): %v: %s", slixmppPython, err, out)
+	if isPython {
+		if out, err := exec.Command(slixmppPython, "-c", "import "+driver.module).CombinedOutput(); err != nil {
+			t.Fatalf("%s cannot import %s (apt-get install python3-%s): %v: %s", slixmppPython, driver.module, driver.module, err, out)
 		}
 	}
 	seed, _ := strconv.ParseInt(env("ISTHMUS_CAPTURE_SEED", "1"), 10, 64)
@@ -126,8 +137,8 @@ Component %q "muc"
 
 	start := time.Now()
 	switch clients {
-	case "slixmpp":
-		runSlixmpp(t, seed, dur, [2]side{{ejDom, ej.C2SAddr, ejMUC, users[0]}, {prDom, pr.C2SAddr, prMUC, users[1]}})
+	case "slixmpp", "aioxmpp":
+		runPythonDriver(t, driver.script, seed, dur, [2]side{{ejDom, ej.C2SAddr, ejMUC, users[0]}, {prDom, pr.C2SAddr, prMUC, users[1]}})
 	case "mellium":
 		w := &world{doms: [2]string{ejDom, prDom}, full: map[string]string{}, rich: true, muc: [2]string{ejMUC, prMUC}}
 		for side := range 2 {
@@ -197,8 +208,9 @@ type side struct {
 	Users  map[string]string `json:"users"`
 }
 
-// runSlixmpp runs slixmpp_driver.py for dur against both servers.
-func runSlixmpp(t *testing.T, seed int64, dur time.Duration, sides [2]side) {
+// runPythonDriver runs script (slixmpp_driver.py, aioxmpp_driver.py) for
+// dur against both servers.
+func runPythonDriver(t *testing.T, script string, seed int64, dur time.Duration, sides [2]side) {
 	type jsonSide struct {
 		side
 		HostPort [2]any `json:"addr"`
@@ -221,17 +233,17 @@ func runSlixmpp(t *testing.T, seed int64, dur time.Duration, sides [2]side) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "slixmpp.json")
+	path := filepath.Join(t.TempDir(), "driver.json")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur+60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, slixmppPython, "-B", "slixmpp_driver.py", path) // -B: no __pycache__ in the tree
+	cmd := exec.CommandContext(ctx, slixmppPython, "-B", script, path) // -B: no __pycache__ in the tree
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("slixmpp driver: %v\n%s", err, out.String())
+		t.Fatalf("%s: %v\n%s", script, err, out.String())
 	}
 	t.Logf("%s", strings.TrimSpace(out.String()))
 }
