@@ -48,7 +48,7 @@ const (
 	// DefaultLearnBytes is the default sample bound per direction.
 	DefaultLearnBytes = 1 << 20
 	// MinLearnBytes is the least sample bound.
-	MinLearnBytes = 64 << 10
+	MinLearnBytes = 256 << 10
 	// learnChunk is how many stanzas of the sample train as one stream:
 	// TrainDict trains on the structural form as an epoch starts, and a
 	// dictionary primes an epoch's first stanzas.
@@ -59,14 +59,15 @@ const (
 	// learnMinStanzas: no dictionary from fewer stanzas.
 	learnMinStanzas = 64
 	// learnCutOdds: a stanza ends a training period (a cut) when a
-	// quarter of the sample bound was recorded since the last cut and its
-	// FNV-1a hash is 0 modulo learnCutOdds (see cut).
+	// quarter of the sample bound was recorded since the last cut, the
+	// sample holds half the bound, and the stanza's FNV-1a hash is 0
+	// modulo learnCutOdds (see cut).
 	learnCutOdds = 8
 	// LearnKeep is how many learned dictionaries a direction keeps.
 	LearnKeep = 2
 	// learnPendingMax bounds what waits for the worker, in multiples of
 	// the sample bound; beyond it stanzas are not sampled (counted).
-	learnPendingMax = 4
+	learnPendingMax = 16
 )
 
 // Learn directions.
@@ -89,7 +90,7 @@ type LearnStats struct {
 	Recorded [2]uint64 // stanzas sampled per direction (LearnOut, LearnIn)
 	Trained  [2]uint64 // dictionaries built per direction
 	// Errors counts what went wrong and was logged: a state or dictionary
-	// file missing, corrupt or unwritable, a training that failed.
+	// file missing, corrupt or unwritable.
 	Errors uint64
 	// Dropped counts stanzas not sampled because the worker fell behind
 	// (the two ends' samples differ until they leave the window).
@@ -104,9 +105,10 @@ type LearnStats struct {
 // received, in the order it delivered it), each in the codec's canonical
 // form (Decode(Encode(x))), so that the sender's sample of a direction and
 // the receiver's are byte for byte the same. At a cut (after a quarter of
-// the bound was recorded since the last one, at a stanza whose FNV-1a hash
-// is 0 mod 8: a rule both ends apply to the same stanzas, and that falls
-// in step again after the samples differed) the direction trains a
+// the bound was recorded since the last one and the sample holds at least
+// half the bound, at a stanza whose FNV-1a hash is 0 mod 8: a rule both
+// ends apply to the same stanzas, and that falls in step again after the
+// samples differed) the direction trains a
 // dictionary with TrainDict on its sample in chunks of 32 stanzas, names
 // it by HashDict, writes it to Dir and keeps the newest LearnKeep. A
 // direction's sample, cut state and dictionary names are saved to Dir at
@@ -295,7 +297,7 @@ func (l *Learner) sample(dir int, d *learnDir, s []byte) {
 	l.mu.Lock()
 	l.stats.Recorded[dir]++
 	l.mu.Unlock()
-	if cut(c, d.since, len(d.window), l.cfg.SampleBytes) {
+	if cut(c, d.since, d.bytes, len(d.window), l.cfg.SampleBytes) {
 		d.since = 0
 		l.train(dir, d)
 		return
@@ -306,8 +308,8 @@ func (l *Learner) sample(dir int, d *learnDir, s []byte) {
 }
 
 // cut reports whether the stanza c, just sampled, ends a training period.
-func cut(c []byte, since, stanzas, bound int) bool {
-	if since < bound/4 || stanzas < learnMinStanzas {
+func cut(c []byte, since, bytes, stanzas, bound int) bool {
+	if since < bound/4 || bytes < bound/2 || stanzas < learnMinStanzas {
 		return false
 	}
 	h := fnv.New32a()
@@ -358,7 +360,10 @@ func LearnStreams(sample [][]byte) [][][]byte {
 func (l *Learner) train(dir int, d *learnDir) {
 	dict, err := TrainDict(LearnStreams(d.window))
 	if err != nil {
-		l.fail(d, "training", err)
+		// zstd finds nothing to learn in some samples (few stanzas, all
+		// alike): both ends fail alike, and keep what they had.
+		l.log.Info("compress: learner: no dictionary from this sample", "dir", d.name, "sample_stanzas", len(d.window), "err", err)
+		l.saveLogged(d)
 		return
 	}
 	h := HashDict(dict)

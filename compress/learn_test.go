@@ -1,0 +1,164 @@
+package compress
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func learnCorpus(t testing.TB, name string) [][]byte {
+	t.Helper()
+	st, err := ReadCapture(filepath.Join("..", "testdata", "corpus", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func openLearner(t *testing.T, dir string) *Learner {
+	t.Helper()
+	l, err := OpenLearner(LearnConfig{Dir: dir, SampleBytes: MinLearnBytes, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func hashes(ds []Dict) []DictHash {
+	var h []DictHash
+	for _, d := range ds {
+		h = append(h, d.Hash)
+	}
+	return h
+}
+
+// The sender's learner (fed what the peer acknowledged) and the
+// receiver's (fed what it delivered, in batches of other sizes) build the
+// same dictionaries, and keep the newest LearnKeep.
+func TestLearnersAgree(t *testing.T) {
+	st := learnCorpus(t, "ejabberd-slixmpp-ej2pr-1.xml.gz")[:3000]
+	snd, rcv := openLearner(t, t.TempDir()), openLearner(t, t.TempDir())
+	defer snd.Close()
+	defer rcv.Close()
+	for i := 0; i < len(st); i += 7 {
+		snd.Sent(st[i:min(i+7, len(st))])
+	}
+	for i := 0; i < len(st); i += 3 {
+		rcv.Received(st[i:min(i+3, len(st))])
+	}
+	snd.Flush()
+	rcv.Flush()
+	send, _ := snd.Dicts()
+	_, recv := rcv.Dicts()
+	if len(send) != LearnKeep || !slices.Equal(hashes(send), hashes(recv)) {
+		t.Fatalf("sender's dictionaries %v, receiver's %v: want the same %d", hashes(send), hashes(recv), LearnKeep)
+	}
+	if s := snd.Stats(); s.Trained[LearnOut] < 3 || s.Errors != 0 || s.Recorded[LearnOut] == 0 {
+		t.Fatalf("stats %+v: want at least 3 trained, no errors", s)
+	}
+	// A dictionary primes an encoder and a decoder.
+	enc, err := NewEncoder(WithDict(send[0].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := NewDecoder(WithDict(recv[0].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st[:50] {
+		b, err := enc.Encode([][]byte{s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := dec.Decode(b); err != nil || string(out[0]) != string(s) {
+			t.Fatalf("decode: %v", err)
+		}
+	}
+}
+
+// After a gap on one end (a crash lost what it had not saved), the two
+// ends' cuts fall in step again and their dictionaries agree once the gap
+// has left the sample.
+func TestLearnersResync(t *testing.T) {
+	st := learnCorpus(t, "ejabberd-slixmpp-ej2pr-1.xml.gz")
+	st = st[:min(len(st), 5000)]
+	a, b := openLearner(t, t.TempDir()), openLearner(t, t.TempDir())
+	defer a.Close()
+	defer b.Close()
+	a.Sent(st[:100])
+	b.Received(st[:100])
+	a.Sent(st[100:130]) // b missed these
+	a.Sent(st[130:])
+	b.Received(st[130:])
+	a.Flush()
+	b.Flush()
+	send, _ := a.Dicts()
+	_, recv := b.Dicts()
+	if len(send) == 0 || send[0].Hash != recv[0].Hash {
+		t.Fatalf("newest dictionaries differ after the gap left the sample: %v vs %v", hashes(send), hashes(recv))
+	}
+}
+
+// A restarted learner has the dictionaries and sample it saved; a corrupt
+// or missing dictionary file is left out, counted and logged.
+func TestLearnerRestartAndCorruption(t *testing.T) {
+	st := learnCorpus(t, "ejabberd-slixmpp-ej2pr-1.xml.gz")[:3000]
+	dir := t.TempDir()
+	l := openLearner(t, dir)
+	l.Received(st)
+	l.Flush()
+	_, want := l.Dicts()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != LearnKeep {
+		t.Fatalf("%d dictionaries, want %d", len(want), LearnKeep)
+	}
+	l = openLearner(t, dir)
+	_, got := l.Dicts()
+	l.Close()
+	if !slices.Equal(hashes(got), hashes(want)) || l.Stats().Errors != 0 {
+		t.Fatalf("after restart: %v (errors %d), want %v", hashes(got), l.Stats().Errors, hashes(want))
+	}
+	// Corrupt the newest, remove the other.
+	in := filepath.Join(dir, "in")
+	os.WriteFile(filepath.Join(in, want[0].Hash.String()+".zdict"), []byte("garbage"), 0o600)
+	os.Remove(filepath.Join(in, want[1].Hash.String()+".zdict"))
+	l = openLearner(t, dir)
+	_, got = l.Dicts()
+	if len(got) != 0 || l.Stats().Errors != 2 {
+		t.Fatalf("with a corrupt and a missing dictionary: %v, %d errors; want none and 2", hashes(got), l.Stats().Errors)
+	}
+	l.Close()
+	// A corrupt state file: counted, the learner starts afresh.
+	os.WriteFile(filepath.Join(in, "state"), []byte("isthmus-learn 1\nxxxxxxxx"), 0o600)
+	l = openLearner(t, dir)
+	defer l.Close()
+	if l.Stats().Errors != 1 {
+		t.Fatalf("corrupt state: %d errors, want 1", l.Stats().Errors)
+	}
+}
+
+// Training on a ~1 MB sample (TrainDict on 32-stanza streams).
+func BenchmarkLearnTrain(b *testing.B) {
+	st := learnCorpus(b, "ejabberd-slixmpp-ej2pr-1.xml.gz")
+	var sample [][]byte
+	n := 0
+	for _, s := range st {
+		if n >= DefaultLearnBytes {
+			break
+		}
+		if len(s) <= learnMaxStanza {
+			sample = append(sample, s)
+			n += len(s)
+		}
+	}
+	b.SetBytes(int64(n))
+	for b.Loop() {
+		if _, err := TrainDict(LearnStreams(sample)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
