@@ -46,7 +46,7 @@ type Dict struct {
 // they are part of what makes the two ends' dictionaries equal.
 const (
 	// DefaultLearnBytes is the default sample bound per direction.
-	DefaultLearnBytes = 1 << 20
+	DefaultLearnBytes = 512 << 10
 	// MinLearnBytes is the least sample bound.
 	MinLearnBytes = 256 << 10
 	// learnChunk is how many stanzas of the sample train as one stream:

@@ -162,3 +162,96 @@ func BenchmarkLearnTrain(b *testing.B) {
 		}
 	}
 }
+
+// learnWindow is the sample a learner holds after recording st: the last
+// stanzas up to bound bytes, none longer than learnMaxStanza.
+func learnWindow(st [][]byte, bound int) [][]byte {
+	var w [][]byte
+	n := 0
+	for i := len(st) - 1; i >= 0; i-- {
+		if len(st[i]) > learnMaxStanza {
+			continue
+		}
+		if n+len(st[i]) > bound {
+			break
+		}
+		n += len(st[i])
+		w = append(w, st[i])
+	}
+	slices.Reverse(w)
+	return w
+}
+
+// coldSteady encodes each stream at batch 1 in an epoch of its own and
+// returns the mean block bytes of the first 32 stanzas of each (cold) and
+// of all their stanzas (steady); and, starting a new epoch every 128
+// stanzas of the streams in a row, the mean of the first 32 of each epoch
+// (cold128).
+func coldSteady(t *testing.T, streams [][][]byte, opts ...Option) (cold, steady, cold128 float64) {
+	t.Helper()
+	enc, err := NewEncoder(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cb, cn, sb, sn, eb, en, i int
+	for _, st := range streams {
+		enc.Reset()
+		for j, s := range st {
+			b, err := enc.Encode([][]byte{s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j < 32 {
+				cb += len(b)
+				cn++
+			}
+			sb += len(b)
+			sn++
+		}
+	}
+	for _, st := range streams {
+		for _, s := range st {
+			if i%128 == 0 {
+				enc.Reset()
+			}
+			b, _ := enc.Encode([][]byte{s})
+			if i%128 < 32 {
+				eb += len(b)
+				en++
+			}
+			i++
+		}
+	}
+	return float64(cb) / float64(cn), float64(sb) / float64(sn), float64(eb) / float64(en)
+}
+
+// The gain of a dictionary learned from a link's traffic on traffic the
+// built-in dictionary never saw (ejabberd with slixmpp clients): learned
+// from the first half of each ejabberd-slixmpp capture (one direction, as
+// a learner with the default bound holds it), measured on the second
+// halves at batch 1: the first 32 stanzas of each (cold) against all of
+// them (steady), and the first 32 of epochs starting every 128 stanzas.
+//
+//	go test -run TestLearnedGain -v ./compress/
+func TestLearnedGain(t *testing.T) {
+	var train [][]byte
+	var test [][][]byte
+	for _, f := range []string{"ejabberd-slixmpp-ej2pr-1.xml.gz", "ejabberd-slixmpp-ej2prmuc-1.xml.gz", "ejabberd-slixmpp-ejmuc2pr-1.xml.gz"} {
+		st := learnCorpus(t, f)
+		train = append(train, st[:len(st)/2]...)
+		test = append(test, st[len(st)/2:])
+	}
+	window := learnWindow(train, DefaultLearnBytes)
+	d, err := TrainDict(LearnStreams(window))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, bs, b128 := coldSteady(t, test)
+	lc, ls, l128 := coldSteady(t, test, WithDict(d))
+	t.Logf("learned from %d stanzas (%d in the sample), measured on %d streams", len(train), len(window), len(test))
+	t.Logf("built-in dictionary: cold start %.1f B/stanza, steady %.1f (cold÷steady %.2f); epochs every 128: cold %.1f", bc, bs, bc/bs, b128)
+	t.Logf("learned dictionary:  cold start %.1f B/stanza, steady %.1f (cold÷steady %.2f); epochs every 128: cold %.1f", lc, ls, lc/ls, l128)
+	if lc >= bc || l128 >= b128 {
+		t.Fatalf("learned dictionary's cold start %.1f (%.1f) B/stanza is not below the built-in one's %.1f (%.1f)", lc, l128, bc, b128)
+	}
+}
