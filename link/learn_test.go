@@ -3,8 +3,11 @@ package link
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"net"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,4 +270,105 @@ func TestLearnedDictAfterRestart(t *testing.T) {
 	if got := send(t, now, a, b, st[1500:1532], nil, nil); len(got) != 32 || !bytes.Equal(got[31], st[1531]) {
 		t.Fatalf("after restart: received %d of 32", len(got))
 	}
+}
+
+// Two Links with learners over TCP: each learns both directions, the two
+// ends agree, and after both restart (new Links, learners reopened from
+// their directories) the first epochs start with the newest learned
+// dictionaries, each way.
+func TestLinkLearnsAndRestarts(t *testing.T) {
+	st := learnCorpus(t, "ejabberd-slixmpp-ej2pr-1.xml.gz")
+	back := learnCorpus(t, "prosody-slixmpp-pr2ej-1.xml.gz")
+	const n = 1500
+	ka, kb := keys(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	open := func(dir string) *compress.Learner {
+		l, err := compress.OpenLearner(compress.LearnConfig{Dir: dir, SampleBytes: compress.MinLearnBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	var atA, atB sink
+	run := func(learnA, learnB *compress.Learner, body func(a, b *Link)) {
+		ca, cb := tlsPair(t, ka, kb)
+		lnB, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca.Dial = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", lnB.Addr().String())
+		}
+		ca.Deliver, cb.Deliver, cb.Listener = atA.deliver, atB.deliver, lnB
+		ca.Learner, cb.Learner = learnA, learnB
+		for _, c := range []*Config{&ca, &cb} {
+			c.Session.BatchWindow, c.Session.AckDelay = 5*time.Millisecond, 10*time.Millisecond
+		}
+		a, err := New(ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := New(cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); a.Run(ctx) }()
+		go func() { defer wg.Done(); b.Run(ctx) }()
+		defer func() { cancel(); wg.Wait() }()
+		body(a, b)
+	}
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	la, lb := open(dirA), open(dirB)
+	run(la, lb, func(a, b *Link) {
+		for i := range n {
+			if err := a.Send(Item{Data: st[i], Class: ClassMessage}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Send(Item{Data: back[i], Class: ClassMessage}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wait("delivery and acks", func() bool {
+			sa, sb := a.Stats(), b.Stats()
+			return atA.len() == n && atB.len() == n && sa.Unacked+sa.Waiting+sb.Unacked+sb.Waiting == 0
+		})
+	})
+	la.Close()
+	lb.Close()
+	aOut, aIn := la.Dicts()
+	bOut, bIn := lb.Dicts()
+	same := func(x, y []compress.Dict) bool {
+		return len(x) > 0 && slices.EqualFunc(x, y, func(p, q compress.Dict) bool { return p.Hash == q.Hash })
+	}
+	if !same(aOut, bIn) || !same(bOut, aIn) {
+		t.Fatalf("learned a→b %d and %d dictionaries, b→a %d and %d, or different ones", len(aOut), len(bIn), len(bOut), len(aIn))
+	}
+	la, lb = open(dirA), open(dirB)
+	defer la.Close()
+	defer lb.Close()
+	atA, atB = sink{}, sink{}
+	run(la, lb, func(a, b *Link) {
+		wait("the link", func() bool { return a.Stats().Up && b.Stats().Up })
+		for i := range 32 {
+			a.Send(Item{Data: st[n+i], Class: ClassMessage})
+			b.Send(Item{Data: back[n+i], Class: ClassMessage})
+		}
+		wait("delivery", func() bool { return atA.len() == 32 && atB.len() == 32 })
+		sa, sb := a.Stats(), b.Stats()
+		if sa.Dict != aOut[0].Hash || sb.PeerDict != aOut[0].Hash || sb.Dict != bOut[0].Hash || sa.PeerDict != bOut[0].Hash {
+			t.Fatalf("after restart: a encodes with %v (b decodes %v), b with %v (a decodes %v); want %v and %v",
+				sa.Dict, sb.PeerDict, sb.Dict, sa.PeerDict, aOut[0].Hash, bOut[0].Hash)
+		}
+	})
 }
