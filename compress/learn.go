@@ -55,7 +55,10 @@ const (
 	learnChunk = 32
 	// learnMaxStanza: longer stanzas (avatars, file transfers) are not
 	// sampled; their payload crosses as binary and teaches zstd nothing.
+	// The bound applies to the canonical form, which both ends see alike;
+	// learnMaxRaw is the cheap first cut, before the form is computed.
 	learnMaxStanza = 8192
+	learnMaxRaw    = 64 << 10
 	// learnMinStanzas: no dictionary from fewer stanzas.
 	learnMinStanzas = 64
 	// learnCutOdds: a stanza ends a training period (a cut) when a
@@ -192,7 +195,7 @@ func (l *Learner) record(dir int, stanzas [][]byte) {
 		return
 	}
 	for _, s := range stanzas {
-		if len(s) > learnMaxStanza {
+		if len(s) > learnMaxRaw {
 			continue
 		}
 		if d.pendingBytes+len(s) > learnPendingMax*l.cfg.SampleBytes {
@@ -285,6 +288,9 @@ func (l *Learner) run() {
 // trains at a cut.
 func (l *Learner) sample(dir int, d *learnDir, s []byte) {
 	c := d.canon(s)
+	if len(c) > learnMaxStanza {
+		return
+	}
 	d.window = append(d.window, c)
 	d.bytes += len(c)
 	d.since += len(c)

@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ func learnCorpus(t testing.TB, name string) [][]byte {
 
 func openLearner(t *testing.T, dir string) *Learner {
 	t.Helper()
-	l, err := OpenLearner(LearnConfig{Dir: dir, SampleBytes: MinLearnBytes, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	l, err := OpenLearner(LearnConfig{Dir: dir, SampleBytes: MinLearnBytes, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,5 +254,57 @@ func TestLearnedGain(t *testing.T) {
 	t.Logf("learned dictionary:  cold start %.1f B/stanza, steady %.1f (cold÷steady %.2f); epochs every 128: cold %.1f", lc, ls, lc/ls, l128)
 	if lc >= bc || l128 >= b128 {
 		t.Fatalf("learned dictionary's cold start %.1f (%.1f) B/stanza is not below the built-in one's %.1f (%.1f)", lc, l128, bc, b128)
+	}
+}
+
+// Stanzas the codec canonicalizes (an extra space before an attribute,
+// a character reference) reach the receiver's learner as the link's
+// decoder gives them back and the sender's as they were sent: both
+// sample the canonical form and build the same dictionaries.
+func TestLearnersAgreeCanonical(t *testing.T) {
+	st := learnCorpus(t, "ejabberd-slixmpp-ej2pr-1.xml.gz")[:3000]
+	var sent [][]byte
+	for i, s := range st {
+		if i%2 == 0 {
+			s = bytes.Replace(s, []byte(" to="), []byte("  to="), 1)
+			s = bytes.Replace(s, []byte("<body>"), []byte("<body>&#72;"), 1)
+		}
+		sent = append(sent, s)
+	}
+	enc, _ := NewEncoder()
+	dec, _ := NewDecoder()
+	var delivered [][]byte
+	changed := 0
+	for i := 0; i < len(sent); i += 5 {
+		batch := sent[i:min(i+5, len(sent))]
+		b, err := enc.Encode(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := dec.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range out {
+			if !bytes.Equal(out[j], batch[j]) {
+				changed++
+			}
+		}
+		delivered = append(delivered, out...)
+	}
+	if changed < len(sent)/3 {
+		t.Fatalf("only %d of %d stanzas canonicalized: the test tests nothing", changed, len(sent))
+	}
+	snd, rcv := openLearner(t, t.TempDir()), openLearner(t, t.TempDir())
+	defer snd.Close()
+	defer rcv.Close()
+	snd.Sent(sent)
+	rcv.Received(delivered)
+	snd.Flush()
+	rcv.Flush()
+	send, _ := snd.Dicts()
+	_, recv := rcv.Dicts()
+	if len(send) == 0 || !slices.Equal(hashes(send), hashes(recv)) {
+		t.Fatalf("sender's dictionaries %v, receiver's %v", hashes(send), hashes(recv))
 	}
 }

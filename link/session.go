@@ -212,7 +212,8 @@ type Session struct {
 	// dropped): what a misbehaving or broken peer sent.
 	ProtocolErrors uint64
 	// DictErrors counts epochs whose learned dictionary could not be used:
-	// the peer named one we do not have, or a codec refused one.
+	// DATA came in an epoch the peer primed with one we do not have, or
+	// a codec refused one.
 	DictErrors uint64
 }
 

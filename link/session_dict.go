@@ -84,10 +84,11 @@ func (s *Session) primeEncoder(d compress.Dict) {
 }
 
 // primeDecoder starts the decoder of the peer's new epoch with the
-// dictionary named h. One we do not have (or cannot load) is counted in
-// DictErrors; DATA in that epoch is then refused and our next HELLO
-// reports the decoder lost, so the peer starts another epoch, with a
-// dictionary our HELLO names.
+// dictionary named h. If we do not have it (or cannot load it), DATA in
+// that epoch is refused (counted in DictErrors then: a peer that restarted
+// may name in its HELLO an epoch it will not use, with a dictionary we
+// have dropped since) and our next HELLO reports the decoder lost, so the
+// peer starts another epoch, with a dictionary our HELLO names.
 func (s *Session) primeDecoder(h compress.DictHash) {
 	s.decNoDict = false
 	if h == s.decDict {
@@ -98,7 +99,6 @@ func (s *Session) primeDecoder(h compress.DictHash) {
 	if !h.IsZero() {
 		d, ok := s.recvDict(h)
 		if !ok {
-			s.DictErrors++
 			s.decNoDict, s.decDict = true, h
 			s.dec.Reset()
 			return
@@ -107,7 +107,6 @@ func (s *Session) primeDecoder(h compress.DictHash) {
 	}
 	dec, err := compress.NewDecoder(opts...)
 	if err != nil {
-		s.DictErrors++
 		s.decNoDict, s.decDict = true, h
 		s.dec.Reset()
 		return

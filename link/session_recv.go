@@ -90,6 +90,7 @@ func (s *Session) receive(now time.Time, f Frame) ([][]byte, error) {
 			// Our next HELLO reports the decoder lost: the peer starts
 			// another epoch, with a dictionary that HELLO names.
 			s.decLost = true
+			s.DictErrors++
 			return nil, fmt.Errorf("%w: DATA in epoch %d, primed with dictionary %s, which we do not have", ErrProtocol, s.peerEpoch, s.decDict)
 		}
 		batch, err := s.dec.Decode(block)
