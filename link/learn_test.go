@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"slices"
@@ -371,4 +372,51 @@ func TestLinkLearnsAndRestarts(t *testing.T) {
 				sa.Dict, sb.PeerDict, sb.Dict, sa.PeerDict, aOut[0].Hash, bOut[0].Hash)
 		}
 	})
+}
+
+// HELLO and EPOCH carry dictionary names and refuse malformed ones.
+func TestHelloEpochDicts(t *testing.T) {
+	d1, d2 := compress.DictHash{1, 2, 3, 4, 5, 6, 7, 8}, compress.DictHash{9, 9, 9, 9, 9, 9, 9, 9}
+	h := hello(HelloDecoderLost, 5, 6, 7, 300000)
+	h.Dict, h.Dicts = d1, []compress.DictHash{d2, d1}
+	p := h.append(nil)
+	got, err := ParseHello(p)
+	if err != nil || got.Dict != d1 || !slices.Equal(got.Dicts, h.Dicts) || got.Flags != HelloDecoderLost|HelloDict || got.Epoch != 5 {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	plain := hello(0, 5, 0, 0, 300000).append(nil)
+	if got, err := ParseHello(plain); err != nil || !got.Dict.IsZero() || len(got.Dicts) != 0 {
+		t.Fatalf("without dictionaries: %+v, %v", got, err)
+	}
+	five := hello(0, 5, 0, 0, 300000)
+	five.Dicts = make([]compress.DictHash, MaxHelloDicts+1)
+	withFlag := func(b []byte) []byte {
+		b = slices.Clone(b)
+		b[1] |= HelloDict
+		return b
+	}
+	body := plain[:len(plain)-1] // without the list's count
+	for name, bad := range map[string][]byte{
+		"cut short":      p[:len(p)-1],
+		"trailing":       append(slices.Clone(p), 0),
+		"no list":        body,
+		"too many":       five.append(nil),
+		"flag, no dict":  withFlag(plain),
+		"zero dict name": withFlag(append(append(slices.Clone(body), make([]byte, 8)...), 0)),
+	} {
+		if _, err := ParseHello(bad); !errors.Is(err, ErrProtocol) {
+			t.Errorf("%s: %v, want a protocol error", name, err)
+		}
+	}
+	for _, d := range []compress.DictHash{{}, d2} {
+		e, dict, err := parseEpoch(appendEpoch(nil, 77, d))
+		if err != nil || e != 77 || dict != d {
+			t.Fatalf("EPOCH %v: %d %v %v", d, e, dict, err)
+		}
+	}
+	for _, bad := range [][]byte{appendEpoch(nil, 77, d2)[:5], append(appendEpoch(nil, 77, compress.DictHash{}), make([]byte, 8)...), {0}} {
+		if _, _, err := parseEpoch(bad); !errors.Is(err, ErrProtocol) {
+			t.Errorf("EPOCH %x: %v, want a protocol error", bad, err)
+		}
+	}
 }
