@@ -163,29 +163,29 @@ type Session struct {
 	firstHi    time.Time         // when hi last became non-empty
 	nextExpiry time.Time         // earliest Expires in the queues (zero: none)
 	unacked    []sentFrame
-	held       int               // bytes queued and unacked
-	acked      uint32            // DATA frames of epoch the peer acknowledged
-	resend     int               // unacked[resend:] were not yet sent on this connection
-	sentData   uint32            // DATA frames sent in this epoch
-	announce   bool              // the epoch changed after our HELLO: send EPOCH first
-	encLost    bool              // restored from the spool: the peer's decoder context of epoch is gone with our encoder
-	srtt       time.Duration     // see RTT
-	encDict    compress.DictHash // the dictionary epoch is primed with (zero: built-in)
+	held       int           // bytes queued and unacked
+	acked      uint32        // DATA frames of epoch the peer acknowledged
+	resend     int           // unacked[resend:] were not yet sent on this connection
+	sentData   uint32        // DATA frames sent in this epoch
+	announce   bool          // the epoch changed after our HELLO: send EPOCH first
+	encLost    bool          // restored from the spool: the peer's decoder context of epoch is gone with our encoder
+	srtt       time.Duration // see RTT
 
 	// learned dictionaries (session_dict.go)
+	encDict              compress.DictHash   // the dictionary epoch is primed with (zero: built-in)
 	sendDicts, recvDicts []compress.Dict     // newest first (SetDicts)
 	advertised           []compress.Dict     // recvDicts as our last HELLO named them
 	peerHave             []compress.DictHash // what the peer's last HELLO named
 	learn                bool                // keep acked stanzas for TakeAcked
 	ackedData            [][]byte            // acked since the last TakeAcked
+	decDict              compress.DictHash   // the dictionary peerEpoch is primed with
+	decNoDict            bool                // ...which we do not have: DATA in it is refused
 
 	// receive side
 	dec       *compress.Decoder
 	peerEpoch uint32
-	h         uint32            // DATA frames of peerEpoch received
-	decLost   bool              // restored h with a fresh decoder: the peer must start a new epoch
-	decDict   compress.DictHash // the dictionary peerEpoch is primed with
-	decNoDict bool              // ...which we do not have: DATA in it is refused
+	h         uint32 // DATA frames of peerEpoch received
+	decLost   bool   // restored h with a fresh decoder: the peer must start a new epoch
 	ackOwed   bool
 	ackDue    time.Time
 	ackNow    bool
