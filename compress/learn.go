@@ -115,7 +115,7 @@ type LearnStats struct {
 // dictionary with TrainDict on its sample in chunks of 32 stanzas, names
 // it by HashDict, writes it to Dir and keeps the newest LearnKeep. A
 // direction's sample, cut state and dictionary names are saved to Dir at
-// each cut, every sixteenth of the bound and on Close (temporary file and
+// each cut, every eighth of the bound and on Close (temporary file and
 // rename), so a restarted gateway has the dictionaries it had.
 //
 // Recording only queues: canonicalizing, training and writing run on the
@@ -308,7 +308,7 @@ func (l *Learner) sample(dir int, d *learnDir, s []byte) {
 		l.train(dir, d)
 		return
 	}
-	if d.unsaved >= l.cfg.SampleBytes/16 {
+	if d.unsaved >= l.cfg.SampleBytes/8 {
 		l.saveLogged(d)
 	}
 }

@@ -179,7 +179,7 @@
 // session loop, and so does canonicalizing what is recorded. Each direction keeps its newest two
 // dictionaries, and saves its sample, cut state and dictionaries in the
 // state directory (temporary file and rename; at each cut, every
-// sixteenth of the bound and at shutdown), so a restarted gateway has what
+// eighth of the bound and at shutdown), so a restarted gateway has what
 // it had. A dictionary file that is missing or whose content does not
 // match its name is left out, logged and counted (compress.LearnStats).
 //
