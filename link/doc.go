@@ -176,11 +176,11 @@
 // which is deterministic: the same sample gives the same dictionary on
 // both ends. Training runs on the learner's goroutine (58 ms for the
 // default 512 KiB sample: BenchmarkLearnTrain in compress), never in the
-// session loop, and so does canonicalizing what is recorded. Each direction keeps its newest two
-// dictionaries, and saves its sample, cut state and dictionaries in the
-// state directory (temporary file and rename; at each cut, every
-// eighth of the bound and at shutdown), so a restarted gateway has what
-// it had. A dictionary file that is missing or whose content does not
+// session loop, and so does canonicalizing what is recorded. Each
+// direction keeps its newest two dictionaries, and saves its sample, cut
+// state and dictionaries in the state directory (temporary file and
+// rename; at each cut, every eighth of the bound and at shutdown), so a
+// restarted gateway has what it had. A dictionary file that is missing or whose content does not
 // match its name is left out, logged and counted (compress.LearnStats).
 //
 // On the wire: a HELLO lists the dictionaries its sender can decode with
@@ -203,11 +203,21 @@
 // (kept in memory until the next one, even if the learner has dropped
 // them meanwhile) and those it has now; an epoch named in a HELLO and
 // not begun (nothing decoded yet) takes the HELLO's dictionary. If the
-// named dictionary is unknown (only a broken peer names one it was not
-// offered), the receiver counts it (Session.DictErrors, logged), refuses
-// the epoch's first DATA frame as a protocol error and reports the
+// named dictionary is unknown, the receiver refuses the epoch's first
+// DATA frame as a protocol error, counted in Session.DictErrors and
+// logged (only a broken peer sends DATA with a dictionary it was not
+// offered; a HELLO may name one the receiver has dropped meanwhile for an
+// epoch the sender will replace, which costs nothing), and reports the
 // decoder lost in its next HELLO: the sender starts another epoch, with
 // a dictionary that HELLO lists, and resends.
+//
+// What it gains, on traffic the built-in dictionary never saw (the
+// ejabberd-slixmpp captures in testdata/corpus, learned from the first
+// half of each, measured on the second halves at batch 1; TestLearnedGain
+// in compress): the first 32 stanzas of an epoch cost 31.9 B/stanza
+// instead of 63.5 with the built-in dictionary, and the steady state 32.4
+// instead of 38.2 (prosody-slixmpp: 79.8 instead of 151.4, and 34.6
+// instead of 43.0).
 //
 // # Spool and restarts
 //
