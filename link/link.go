@@ -80,8 +80,9 @@ type Config struct {
 // Learner learns what crosses the link (implemented by compress.Learner):
 // Sent gets the stanzas the peer acknowledged, Received those delivered,
 // each in link order; Dicts returns the learned dictionaries, newest first,
-// for the encoder (send) and the decoder (recv). Sent and Received are
-// called with the link's lock held and must only queue.
+// for the encoder (send) and the decoder (recv). Sent is called with the
+// link's lock held, Received from the read loop before Deliver: both must
+// only queue.
 type Learner interface {
 	Sent(stanzas [][]byte)
 	Received(stanzas [][]byte)
