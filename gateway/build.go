@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 
+	"github.com/isthmus-xmpp/isthmus/compress"
 	"github.com/isthmus-xmpp/isthmus/gateway/config"
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
 	"github.com/isthmus-xmpp/isthmus/link"
@@ -212,6 +214,18 @@ func (g *Gateway) newLink(tlsConf *tls.Config, opts Options, open *closers) erro
 		return err
 	}
 	open.add(g.spool)
+	if g.cfg.Link.LearnDictBytes > 0 {
+		ln, err := compress.OpenLearner(compress.LearnConfig{
+			Dir:         filepath.Join(g.cfg.StateDir, "learn"),
+			SampleBytes: g.cfg.Link.LearnDictBytes,
+			Logger:      g.log,
+		})
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		open.add(ln)
+		g.learn, lc.Learner = ln, ln
+	}
 	g.link, err = link.New(lc)
 	return err
 }

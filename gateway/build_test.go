@@ -46,6 +46,9 @@ func TestNewClosesOnFailure(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(cfg.StateDir, "spool", "spool.log")); err != nil {
 				t.Fatalf("New failed before it opened the spool: %v", err)
 			}
+			if _, err := os.Stat(filepath.Join(cfg.StateDir, "learn", "in")); err != nil {
+				t.Fatalf("New failed before it opened the learner: %v", err)
+			}
 			after := openFDs(t)
 			for fd, target := range after {
 				if before[fd] != target {
@@ -67,6 +70,7 @@ func spooledConfig(t *testing.T, transport string) (*config.Config, Options) {
 	cfg := pc.A
 	cfg.StateDir = t.TempDir()
 	cfg.Link.SpoolSync = "batch"
+	cfg.Link.LearnDictBytes = config.Default().Link.LearnDictBytes // its goroutine and files too
 	cfg.Link.Transport = transport
 	cfg.Link.Listen = "127.0.0.1:0"
 	return cfg, Options{PrivateKey: pc.KeyA, Logger: slog.New(slog.DiscardHandler)}

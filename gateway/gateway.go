@@ -44,8 +44,9 @@ type Gateway struct {
 	local  map[string]string
 
 	link   *link.Link
-	spool  io.Closer // the link's spool (nil: none)
-	udp    io.Closer // the link's QUIC socket (nil: TCP); quic-go leaves a socket it did not open to its owner
+	spool  io.Closer         // the link's spool (nil: none)
+	learn  *compress.Learner // the link's dictionary learner (nil: link.learn_dict_bytes = 0)
+	udp    io.Closer         // the link's QUIC socket (nil: TCP); quic-go leaves a socket it did not open to its owner
 	server *s2s.Server
 	pool   *s2s.Pool
 	s2sLn  net.Listener
@@ -120,6 +121,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	if g.spool != nil {
 		if cerr := g.spool.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if g.learn != nil {
+		if cerr := g.learn.Close(); err == nil { // saves the samples: the link has stopped
 			err = cerr
 		}
 	}

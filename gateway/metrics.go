@@ -108,6 +108,8 @@ var (
 	mProtoErr   = desc("link_protocol_errors_total", "Frames from the peer refused as protocol errors; each dropped its link connection.")
 	mCapsNot    = desc("caps_disco_results_not_cached_total", "Entity-capabilities disco#info results not cached, by reason (bad_hash: the hash did not match the ver; refused: failed the XEP-0115 checks; unverifiable: no known hash algorithm, or too many queries pending).", "reason")
 	mMirrorFull = desc("presence_mirror_full_total", "Presence the mirror passed through or did not keep because a table was full, by limit (max_entries: presence sent alone; max_bytes: fan-outs sent as plain presence, mirror stanzas not kept).", "limit")
+	mDictErr    = desc("link_dictionary_errors_total", "Learned dictionaries that could not be used: a file in state_dir/learn missing, corrupt or unwritable, or an epoch the peer primed with one this side does not have (it then asks for a new epoch).")
+	mDictUsed   = desc("link_epoch_learned_dictionary", "1 when the current epoch of a direction (out: what this side sends, in: what it receives) is primed with a dictionary learned from the link's traffic, 0 with the built-in one.", "direction")
 	mUnmirrored = desc("presence_unmirrored_total", "Recipients removed from the remote table because the peer sent them plain presence (its table was at max_bytes).")
 )
 
@@ -117,7 +119,7 @@ type collector struct{ g *Gateway }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mInfo, mStanzas, mRaw, mLinkBytes, mWire, mRatio, mLinkUp, mConnects, mResumes, mEpochs,
 		mHSFail, mRetrans, mRTT, mQueue, mQueueBytes, mOldest, mSpool, mAccepted, mDelivered, mDrops, mBounces, mPoolQueue, mReplyWaits, mEvents, mStreams, mPairs, mMirror, mDup, mAbsorbed, mProbes, mCaps, mQDrops,
-		mProtoErr, mCapsNot, mMirrorFull, mUnmirrored} {
+		mProtoErr, mCapsNot, mMirrorFull, mUnmirrored, mDictErr, mDictUsed} {
 		ch <- d
 	}
 }
@@ -175,6 +177,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(mQDrops, float64(n), reason)
 	}
 	counter(mProtoErr, float64(ls.ProtocolErrors))
+	dictErrs := ls.DictErrors
+	if g.learn != nil {
+		dictErrs += g.learn.Stats().Errors
+	}
+	counter(mDictErr, float64(dictErrs))
+	gauge(mDictUsed, b2f(!ls.Dict.IsZero()), "out")
+	gauge(mDictUsed, b2f(!ls.PeerDict.IsZero()), "in")
 
 	for _, m := range []struct {
 		d *prometheus.Desc

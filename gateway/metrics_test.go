@@ -37,6 +37,9 @@ func TestMetricsCountersScraped(t *testing.T) {
 		`isthmus_presence_mirror_full_total{limit="max_entries"}`,
 		`isthmus_presence_mirror_full_total{limit="max_bytes"}`,
 		`isthmus_presence_unmirrored_total`,
+		`isthmus_link_dictionary_errors_total`,
+		`isthmus_link_epoch_learned_dictionary{direction="out"}`,
+		`isthmus_link_epoch_learned_dictionary{direction="in"}`,
 	)
 	for _, series := range want {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` 0$`).MatchString(body) {

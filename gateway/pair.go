@@ -41,6 +41,7 @@ func NewPairConfig(localA, localB map[string]string, secret string) (PairConfig,
 		c.SummaryInterval = config.D(0)
 		c.Link.SpoolSync = "off"  // in memory: pairs in one process share no state_dir
 		c.Presence.StateFile = "" // likewise: the presence mirror is not persisted
+		c.Link.LearnDictBytes = 0 // and the link learns no dictionary
 		return &c
 	}
 	return PairConfig{

@@ -176,7 +176,7 @@ func TestEpochFlood(t *testing.T) {
 			// The impostor: right key, its own epochs.
 			now = now.Add(10 * time.Second)
 			var flood []byte
-			flood = AppendFrame(flood, FrameHello, Hello{Version, 0, 7000, a.Epoch(), 0, compress.Version, compress.MaxBatchBytes}.append(nil))
+			flood = AppendFrame(flood, FrameHello, Hello{Version, 0, 7000, a.Epoch(), 0, compress.Version, compress.MaxBatchBytes, compress.DictHash{}, nil}.append(nil))
 			for i := range 2000 {
 				flood = AppendFrame(flood, FrameEpoch, binary.AppendUvarint(nil, uint64(7001+i)))
 			}
@@ -186,7 +186,7 @@ func TestEpochFlood(t *testing.T) {
 				a.Poll(now) // a's HELLO
 				br := bufio.NewReader(bytes.NewReader(flood))
 				if conn > 0 { // a new HELLO first, then the rest
-					hello := AppendFrame(nil, FrameHello, Hello{Version, 0, 7000, a.Epoch(), 0, compress.Version, compress.MaxBatchBytes}.append(nil))
+					hello := AppendFrame(nil, FrameHello, Hello{Version, 0, 7000, a.Epoch(), 0, compress.Version, compress.MaxBatchBytes, compress.DictHash{}, nil}.append(nil))
 					br = bufio.NewReader(io.MultiReader(bytes.NewReader(hello), br))
 				}
 				for {
@@ -254,7 +254,7 @@ func TestEpochFlood(t *testing.T) {
 // named (sent by peers before the fix of Poll) is accepted and changes
 // nothing.
 func TestEpochPlacement(t *testing.T) {
-	hello := Frame{FrameHello, Hello{Version, 0, 5, 0, 0, compress.Version, compress.MaxBatchBytes}.append(nil)}
+	hello := Frame{FrameHello, Hello{Version, 0, 5, 0, 0, compress.Version, compress.MaxBatchBytes, compress.DictHash{}, nil}.append(nil)}
 	epoch := func(e uint64) Frame { return Frame{FrameEpoch, binary.AppendUvarint(nil, e)} }
 	cases := []struct {
 		name   string

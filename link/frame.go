@@ -20,7 +20,10 @@ const (
 )
 
 // Version is the link protocol version carried in HELLO.
-const Version = 4
+const Version = 5
+
+// MaxHelloDicts is the most dictionary names a HELLO may list.
+const MaxHelloDicts = 4
 
 // MinDecoded is the least MaxDecoded a HELLO may announce.
 const MinDecoded = 1024
@@ -32,6 +35,9 @@ const (
 	// the receiver acknowledges frames up to H and starts a new epoch for
 	// the rest.
 	HelloDecoderLost byte = 1 << 0
+	// HelloDict: Dict follows (Epoch is primed with a learned dictionary,
+	// not the built-in one).
+	HelloDict byte = 1 << 1
 )
 
 // MaxFrameSize bounds a frame's payload.
@@ -122,17 +128,37 @@ type Hello struct {
 	// XML the sender's decoder takes from one DATA frame (its
 	// SessionConfig.MaxDecoded), which the receiver's encoder keeps to.
 	Codec, MaxDecoded uint32
+	// Dict names the dictionary Epoch is primed with (zero: the built-in
+	// one; sent only with flag HelloDict). Dicts names the learned
+	// dictionaries the sender can decode with, newest first (at most
+	// MaxHelloDicts): the receiver primes its next epoch with the newest
+	// of its own that is among them.
+	Dict  compress.DictHash
+	Dicts []compress.DictHash
 }
 
 // hello returns the HELLO this side sends.
 func hello(flags byte, epoch, peerEpoch, h uint32, maxDecoded int) Hello {
-	return Hello{Version, flags, epoch, peerEpoch, h, compress.Version, uint32(maxDecoded)}
+	return Hello{Version: Version, Flags: flags, Epoch: epoch, PeerEpoch: peerEpoch, H: h, Codec: compress.Version,
+		MaxDecoded: uint32(maxDecoded)}
 }
 
+// append encodes the HELLO (flag HelloDict set from Dict).
 func (h Hello) append(b []byte) []byte {
-	b = append(b, h.Version, h.Flags)
+	flags := h.Flags &^ HelloDict
+	if !h.Dict.IsZero() {
+		flags |= HelloDict
+	}
+	b = append(b, h.Version, flags)
 	for _, v := range [...]uint32{h.Epoch, h.PeerEpoch, h.H, h.Codec, h.MaxDecoded} {
 		b = binary.AppendUvarint(b, uint64(v))
+	}
+	if !h.Dict.IsZero() {
+		b = append(b, h.Dict[:]...)
+	}
+	b = append(b, byte(len(h.Dicts)))
+	for _, d := range h.Dicts {
+		b = append(b, d[:]...)
 	}
 	return b
 }
@@ -159,6 +185,22 @@ func ParseHello(p []byte) (Hello, error) {
 		}
 		vals[i], rest = uint32(v), rest[n:]
 	}
+	if h.Flags&HelloDict != 0 {
+		if len(rest) < len(h.Dict) {
+			return Hello{}, fmt.Errorf("%w: HELLO dictionary name cut short", ErrProtocol)
+		}
+		h.Dict, rest = compress.DictHash(rest), rest[len(h.Dict):]
+		if h.Dict.IsZero() {
+			return Hello{}, fmt.Errorf("%w: HELLO names the zero dictionary", ErrProtocol)
+		}
+	}
+	if len(rest) < 1 || int(rest[0]) > MaxHelloDicts || len(rest) < 1+8*int(rest[0]) {
+		return Hello{}, fmt.Errorf("%w: bad HELLO dictionary list", ErrProtocol)
+	}
+	for i := range int(rest[0]) {
+		h.Dicts = append(h.Dicts, compress.DictHash(rest[1+8*i:]))
+	}
+	rest = rest[1+8*len(h.Dicts):]
 	if len(rest) != 0 {
 		return Hello{}, fmt.Errorf("%w: %d trailing bytes in HELLO", ErrProtocol, len(rest))
 	}
@@ -189,6 +231,33 @@ func parseAck(p []byte, what string) (h uint32, tag uint32, rest []byte, err err
 		return 0, 0, nil, fmt.Errorf("%w: bad %s counter", ErrProtocol, what)
 	}
 	return uint32(v >> 2), uint32(v & 3), p[n:], nil
+}
+
+// appendEpoch encodes an EPOCH payload: the new epoch, and the learned
+// dictionary it is primed with (none: the built-in one).
+func appendEpoch(b []byte, epoch uint32, dict compress.DictHash) []byte {
+	b = binary.AppendUvarint(b, uint64(epoch))
+	if !dict.IsZero() {
+		b = append(b, dict[:]...)
+	}
+	return b
+}
+
+// parseEpoch decodes an EPOCH payload.
+func parseEpoch(p []byte) (epoch uint32, dict compress.DictHash, err error) {
+	e, rest, err := parseCounter(p, "EPOCH")
+	switch {
+	case err != nil || e == 0:
+		return 0, dict, fmt.Errorf("%w: bad EPOCH", ErrProtocol)
+	case len(rest) == len(dict):
+		dict = compress.DictHash(rest)
+		if dict.IsZero() {
+			return 0, dict, fmt.Errorf("%w: EPOCH names the zero dictionary", ErrProtocol)
+		}
+	case len(rest) != 0:
+		return 0, dict, fmt.Errorf("%w: bad EPOCH: %d bytes after the epoch", ErrProtocol, len(rest))
+	}
+	return e, dict, nil
 }
 
 // parseCounter decodes a leading uvarint counter.

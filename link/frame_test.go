@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/isthmus-xmpp/isthmus/compress"
 )
 
 // FuzzReadFrame: a frame ReadFrame accepts is the one AppendFrame writes,
@@ -13,6 +15,10 @@ import (
 // session takes it without panicking.
 func FuzzReadFrame(f *testing.F) {
 	f.Add(AppendFrame(nil, FrameHello, hello(0, 7, 0, 0, 1<<20).append(nil)))
+	withDicts := hello(0, 7, 0, 0, 1<<20)
+	withDicts.Dict, withDicts.Dicts = compress.DictHash{1}, []compress.DictHash{{1}, {2}}
+	f.Add(AppendFrame(nil, FrameHello, withDicts.append(nil)))
+	f.Add(AppendFrame(nil, FrameEpoch, appendEpoch(nil, 9, compress.DictHash{3})))
 	f.Add(AppendFrame(nil, FrameAck, []byte{5}))
 	f.Add(AppendFrame(AppendFrame(nil, FrameData, []byte{0, 1, 2}), FrameAckReq, nil))
 	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f})

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/isthmus-xmpp/isthmus/compress"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -65,10 +66,27 @@ type Config struct {
 	HandshakeTimeout time.Duration // TCP+TLS or QUIC handshake (default 60s: slow links)
 	Session          SessionConfig
 
+	// Learner, when set, learns this link's traffic and supplies the
+	// dictionaries an epoch may start with (compress.Learner; see
+	// "Learned dictionaries" in the package doc).
+	Learner Learner
+
 	// Deliver receives the stanzas of each DATA frame, in order, from the
 	// connection's read loop. It must not block for long.
 	Deliver func(stanzas [][]byte)
 	Logger  *slog.Logger
+}
+
+// Learner learns what crosses the link (implemented by compress.Learner):
+// Sent gets the stanzas the peer acknowledged, Received those delivered,
+// each in link order; Dicts returns the learned dictionaries, newest first,
+// for the encoder (send) and the decoder (recv). Sent is called with the
+// link's lock held, Received from the read loop before Deliver: both must
+// only queue.
+type Learner interface {
+	Sent(stanzas [][]byte)
+	Received(stanzas [][]byte)
+	Dicts() (send, recv []compress.Dict)
 }
 
 // TCP/IP overhead model; see the package doc.
@@ -132,6 +150,12 @@ type Stats struct {
 	// ProtocolErrors counts frames from the peer refused as protocol
 	// errors (each dropped its connection); see Session.ProtocolErrors.
 	ProtocolErrors uint64
+	// Dict and PeerDict name the dictionaries the current epochs are
+	// primed with, ours and the peer's (zero: the built-in one);
+	// DictErrors counts epochs whose learned dictionary could not be used
+	// (see Session.DictErrors).
+	Dict, PeerDict compress.DictHash
+	DictErrors     uint64
 }
 
 // Link runs the session with the peer over successive connections.
@@ -202,6 +226,10 @@ func New(cfg Config) (*Link, error) {
 	}
 	if cfg.Expired != nil {
 		sess.CollectExpired()
+	}
+	if cfg.Learner != nil {
+		sess.CollectAcked()
+		sess.SetDicts(cfg.Learner.Dicts())
 	}
 	if cfg.Journal != nil {
 		r := cfg.Journal.Restored()
@@ -301,6 +329,9 @@ func (l *Link) housekeeping(ctx context.Context) error {
 
 // applyOps writes the session's operations to the journal; l.mu is held.
 func (l *Link) applyOps() {
+	if l.cfg.Learner != nil {
+		l.cfg.Learner.Sent(l.sess.TakeAcked())
+	}
 	ops := l.sess.TakeOps()
 	if l.cfg.Journal == nil || len(ops) == 0 {
 		return
@@ -355,7 +386,8 @@ func (l *Link) Stats() Stats {
 		_, spooled = j.Len() // under l.mu, as the journal requires
 	}
 	hi, lo := l.sess.WaitingByPriority()
-	return Stats{Datagram: dg,
+	dict, peerDict := l.sess.Dicts()
+	return Stats{Dict: dict, PeerDict: peerDict, DictErrors: l.sess.DictErrors, Datagram: dg,
 		WaitingHigh: hi, WaitingLow: lo, TLSResumes: l.tlsResumes,
 		Up: l.sess.Ready(), Connects: l.connects, Resumes: l.sess.Resumes,
 		EpochChanges: l.sess.EpochChanges, Epoch: l.sess.Epoch(),
@@ -516,6 +548,11 @@ func (l *Link) run(ctx context.Context, tc stream, wireOut func() uint64) error 
 		if prevEnd == nil {
 			l.activeEnd, l.activeWG = end, done
 			l.upAt = time.Now()
+			if l.cfg.Learner != nil {
+				// What the learner built meanwhile: named in our HELLO,
+				// and used by the epochs this connection starts.
+				l.sess.SetDicts(l.cfg.Learner.Dicts())
+			}
 			l.sess.Connected(l.upAt)
 			l.connects++
 			l.mu.Unlock()
@@ -561,13 +598,19 @@ func (l *Link) readLoop(ctx context.Context, tc stream) error {
 		if f.Type == FrameHello {
 			before = [2]uint64{l.sess.Resumes, l.sess.EpochChanges}
 		}
+		dictErrs := l.sess.DictErrors
 		batch, err := l.sess.Receive(time.Now(), f)
 		l.applyOps() // the received count is on disk before the stanzas leave
+		if l.sess.DictErrors > dictErrs {
+			_, dec := l.sess.Dicts()
+			l.log.Warn("link: the peer's epoch is primed with a dictionary we cannot use: asking for a new epoch", "dict", dec.String(), "frame", f.Type)
+		}
 		if f.Type == FrameHello && err == nil {
 			l.helloWait = time.Since(l.upAt)
 			h, _ := ParseHello(f.Payload)
 			w, u := l.sess.Queued()
-			l.log.Info("link: peer hello", "peer_epoch", h.Epoch, "our_epoch_seen", h.PeerEpoch, "h", h.H, "decoder_lost", h.Flags&HelloDecoderLost != 0,
+			enc, dec := l.sess.Dicts()
+			l.log.Info("link: peer hello", "dict", enc.String(), "peer_dict", dec.String(), "peer_dicts", len(h.Dicts), "peer_epoch", h.Epoch, "our_epoch_seen", h.PeerEpoch, "h", h.H, "decoder_lost", h.Flags&HelloDecoderLost != 0,
 				"resumed", l.sess.Resumes > before[0], "new_epoch", l.sess.EpochChanges > before[1], "epoch", l.sess.Epoch(), "waiting", w, "unacked", u)
 		}
 		l.mu.Unlock()
@@ -575,6 +618,9 @@ func (l *Link) readLoop(ctx context.Context, tc stream) error {
 			return err
 		}
 		if len(batch) > 0 {
+			if l.cfg.Learner != nil {
+				l.cfg.Learner.Received(batch)
+			}
 			l.cfg.Deliver(batch)
 		}
 		l.poke()

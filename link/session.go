@@ -189,6 +189,16 @@ type Session struct {
 	encLost    bool           // restored from the spool: the peer's decoder context of epoch is gone with our encoder
 	srtt       time.Duration  // see RTT
 
+	// learned dictionaries (session_dict.go)
+	encDict              compress.DictHash   // the dictionary epoch is primed with (zero: built-in)
+	sendDicts, recvDicts []compress.Dict     // newest first (SetDicts)
+	advertised           []compress.Dict     // recvDicts as our last HELLO named them
+	peerHave             []compress.DictHash // what the peer's last HELLO named
+	learn                bool                // keep acked stanzas for TakeAcked
+	ackedData            [][]byte            // acked since the last TakeAcked
+	decDict              compress.DictHash   // the dictionary peerEpoch is primed with
+	decNoDict            bool                // ...which we do not have: DATA in it is refused
+
 	// receive side
 	dec       *compress.Decoder
 	peerEpoch uint32
@@ -219,6 +229,10 @@ type Session struct {
 	// ProtocolErrors counts frames Receive refused (the connection is
 	// dropped): what a misbehaving or broken peer sent.
 	ProtocolErrors uint64
+	// DictErrors counts epochs whose learned dictionary could not be used:
+	// DATA came in an epoch the peer primed with one we do not have, or
+	// a codec refused one.
+	DictErrors uint64
 }
 
 // NewSession returns a session with no connection. newID supplies epoch

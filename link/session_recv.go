@@ -3,6 +3,8 @@ package link
 import (
 	"fmt"
 	"time"
+
+	"github.com/isthmus-xmpp/isthmus/compress"
 )
 
 // Receive handles one frame from the peer and returns the stanzas it
@@ -52,9 +54,9 @@ func (s *Session) receive(now time.Time, f Frame) ([][]byte, error) {
 		// announces it in the next frame it writes: at most one EPOCH per
 		// connection, right after its HELLO and after ours went out. Any
 		// other is refused before it touches the decoder or the spool.
-		e, rest, err := parseCounter(f.Payload, "EPOCH")
-		if err != nil || len(rest) != 0 || e == 0 {
-			return nil, fmt.Errorf("%w: bad EPOCH", ErrProtocol)
+		e, dict, err := parseEpoch(f.Payload)
+		if err != nil {
+			return nil, err
 		}
 		if !afterHello || s.hello {
 			return nil, fmt.Errorf("%w: EPOCH %d not right after the HELLOs", ErrProtocol, e)
@@ -62,12 +64,16 @@ func (s *Session) receive(now time.Time, f Frame) ([][]byte, error) {
 		if e == s.peerEpoch {
 			if s.h == 0 {
 				// The HELLO just read named this epoch already: a peer
-				// before the fix of Poll announces it again. Nothing to do.
+				// before the fix of Poll announces it again. Nothing to
+				// do but take the dictionary it names.
+				if dict != s.decDict {
+					s.primeDecoder(dict)
+				}
 				return nil, nil
 			}
 			return nil, fmt.Errorf("%w: bad EPOCH: %d is the epoch in progress", ErrProtocol, e)
 		}
-		s.newPeerEpoch(e)
+		s.newPeerEpoch(e, dict)
 		return nil, nil
 	case FrameData:
 		a, tag, block, err := parseAck(f.Payload, "DATA ack")
@@ -79,6 +85,13 @@ func (s *Session) receive(now time.Time, f Frame) ([][]byte, error) {
 		}
 		if s.decLost {
 			return nil, fmt.Errorf("%w: DATA in epoch %d after we reported its decoder lost", ErrProtocol, s.peerEpoch)
+		}
+		if s.decNoDict {
+			// Our next HELLO reports the decoder lost: the peer starts
+			// another epoch, with a dictionary that HELLO names.
+			s.decLost = true
+			s.DictErrors++
+			return nil, fmt.Errorf("%w: DATA in epoch %d, primed with dictionary %s, which we do not have", ErrProtocol, s.peerEpoch, s.decDict)
 		}
 		batch, err := s.dec.Decode(block)
 		if err != nil {
@@ -99,8 +112,10 @@ func (s *Session) receive(now time.Time, f Frame) ([][]byte, error) {
 	}
 }
 
-func (s *Session) newPeerEpoch(e uint32) {
-	s.dec.Reset()
+// newPeerEpoch starts decoding the peer's epoch e, primed with the
+// dictionary named dict.
+func (s *Session) newPeerEpoch(e uint32, dict compress.DictHash) {
+	s.primeDecoder(dict)
 	s.peerEpoch, s.h, s.decLost = e, 0, false
 	s.op(Op{Kind: OpRecv, Epoch: e})
 }
@@ -111,9 +126,13 @@ func (s *Session) onHello(now time.Time, h Hello) {
 	// decoder, so what it has not acked is encoded again below).
 	s.peerMax = int(h.MaxDecoded)
 	s.enc.SetMaxDecoded(s.peerMax)
-	// Receive side: a new epoch of the peer means a fresh decoder.
+	// Receive side: a new epoch of the peer means a fresh decoder (and
+	// one not begun yet may change its dictionary: the peer restarted).
+	s.peerHave = h.Dicts
 	if h.Epoch != s.peerEpoch {
-		s.newPeerEpoch(h.Epoch)
+		s.newPeerEpoch(h.Epoch, h.Dict)
+	} else if s.h == 0 && !s.decLost && h.Dict != s.decDict {
+		s.primeDecoder(h.Dict)
 	}
 	// Send side.
 	if h.PeerEpoch == s.epoch && s.ackable(h.H) {
@@ -123,11 +142,15 @@ func (s *Session) onHello(now time.Time, h Hello) {
 			if len(s.unacked) > 0 {
 				s.Resumes++
 			}
+			if s.sentData == 0 {
+				s.reprime()
+			}
 			return
 		}
 	}
 	if s.sentData == 0 {
-		return // nothing sent in this epoch yet: the peer starts it with us
+		s.reprime() // nothing sent in this epoch yet: the peer starts it with us
+		return
 	}
 	// The peer lost our stream (or we lost our encoder): new epoch,
 	// re-encode what it never acked, ahead of the queue and in the order it
@@ -146,7 +169,7 @@ func (s *Session) onHello(now time.Time, h Hello) {
 	s.sentData = 0
 	s.announce = true
 	s.encLost = false
-	s.enc.Reset()
+	s.primeEncoder(s.chooseDict())
 	if len(again) > 0 {
 		for _, e := range again {
 			s.queueBytes += len(e.Data)

@@ -28,14 +28,16 @@ func (s *Session) Poll(now time.Time) []byte {
 		if s.decLost {
 			flags |= HelloDecoderLost
 		}
-		out = s.frame(out, FrameHello, hello(flags, s.epoch, s.peerEpoch, s.h, s.cfg.MaxDecoded).append(nil))
+		h := hello(flags, s.epoch, s.peerEpoch, s.h, s.cfg.MaxDecoded)
+		h.Dict, h.Dicts = s.encDict, s.helloDicts()
+		out = s.frame(out, FrameHello, h.append(nil))
 	}
 	if !s.gotHello {
 		return out
 	}
 	if s.announce {
 		s.announce = false
-		out = s.frame(out, FrameEpoch, binary.AppendUvarint(nil, uint64(s.epoch)))
+		out = s.frame(out, FrameEpoch, appendEpoch(nil, s.epoch, s.encDict))
 	}
 	// Resumption: unacked frames the peer has not seen, byte for byte.
 	if s.resend < len(s.unacked) {
@@ -252,7 +254,11 @@ func (s *Session) dropAcked(a uint32) {
 	}
 	for _, f := range s.unacked[:n] {
 		for i := range f.entries {
-			s.hold(&f.entries[i].Item, -1)
+			e := &f.entries[i]
+			s.hold(&e.Item, -1)
+			if s.learn {
+				s.ackedData = append(s.ackedData, e.Data)
+			}
 		}
 	}
 	clear(s.unacked[:n])

@@ -77,6 +77,11 @@ type Link struct {
 	SenderMaxBytes int64    `toml:"sender_max_bytes"` // of those, one sender's (bare JID) at most; default (0) spool_max_bytes/4; 1 KiB..spool_max_bytes
 	SpoolSync      string   `toml:"spool_sync"`       // fsync policy: "batch" (default), "always", "none"; "off" = no disk spool
 	MaxAge         Duration `toml:"max_age"`          // iqs/messages not delivered by then are bounced; default 24h; 1s..30 days
+	// LearnDictBytes bounds the sample of recent traffic, per direction,
+	// from which both gateways learn the dictionary a new epoch starts
+	// with (in state_dir/learn); default 512 KiB; 256 KiB..64 MiB; 0 = off.
+	// Both sides must set the same value.
+	LearnDictBytes int `toml:"learn_dict_bytes"`
 }
 
 // S2S configures the XMPP server-to-server edge towards local servers.
@@ -133,6 +138,7 @@ func Default() Config {
 			SpoolMaxBytes:  64 << 20,
 			SpoolSync:      "batch",
 			MaxAge:         D(24 * time.Hour),
+			LearnDictBytes: 512 << 10,
 		},
 		S2S: S2S{
 			Listen:         "0.0.0.0:5269",

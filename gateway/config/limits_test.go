@@ -88,3 +88,30 @@ func TestParsePrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnDictBytes checks link.learn_dict_bytes: its default, off, and
+// its bounds.
+func TestLearnDictBytes(t *testing.T) {
+	base := `
+name = "g"
+remote_domains = ["b.example"]
+[local_domains]
+"a.example" = "127.0.0.1:5269"
+[s2s]
+dialback_secret = "0123456789abcdef"
+[link]
+listen = ":0"
+key_file = "k"
+peer_key = "ed25519:9KrolTWJPkEhN88TeSAJnoHsJhD5E6wjhqKM8Y3TdQY="
+`
+	c, err := Parse([]byte(base), "t.toml")
+	if err != nil || c.Link.LearnDictBytes != 512<<10 {
+		t.Fatalf("default: %v, %v", c, err)
+	}
+	for v, ok := range map[string]bool{"0": true, "262144": true, "67108864": true, "262143": false, "67108865": false, "-1": false} {
+		_, err := Parse([]byte(base+"learn_dict_bytes = "+v+"\n"), "t.toml")
+		if ok != (err == nil) || !ok && !strings.Contains(err.Error(), "link.learn_dict_bytes") {
+			t.Errorf("learn_dict_bytes = %s: %v", v, err)
+		}
+	}
+}

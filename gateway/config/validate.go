@@ -32,6 +32,8 @@ const (
 	MaxPresenceWindow = time.Minute
 	MinSpoolBytes     = 64 << 10
 	MaxSpoolBytes     = 64 << 30
+	MinLearnDictBytes = 256 << 10 // compress.MinLearnBytes
+	MaxLearnDictBytes = 64 << 20
 	maxLongDuration   = 24 * time.Hour
 )
 
@@ -222,6 +224,9 @@ func (l *Link) validate(s Supplied) error {
 	case "batch", "always", "none", "off":
 	default:
 		return fieldErr("link.spool_sync", "%q is not one of batch, always, none, off", l.SpoolSync)
+	}
+	if l.LearnDictBytes != 0 && (l.LearnDictBytes < MinLearnDictBytes || l.LearnDictBytes > MaxLearnDictBytes) {
+		return fieldErr("link.learn_dict_bytes", "%d is out of range (0 = off, or %d..%d)", l.LearnDictBytes, MinLearnDictBytes, MaxLearnDictBytes)
 	}
 	return checkDuration("link.max_age", l.MaxAge, -1, time.Second, 30*maxLongDuration)
 }
