@@ -177,22 +177,10 @@ func TestProsodyThroughGateways(t *testing.T) {
 	latBA := exchange(ctx, t, bob, alice, "alice@a.test", "ba", spaced, burst)
 	t.Logf("latencies a→b %v\nb→a %v", latAB, latBA)
 
-	time.Sleep(500 * time.Millisecond)
-	for _, c := range []*prosodytest.Client{alice, bob} {
-		select {
-		case m := <-c.Messages():
-			t.Errorf("%s got an extra message (duplicate?): %+v", c.JID(), m)
-		default:
-		}
-	}
+	noExtraMessages(t, alice, bob)
 	sa, sb := d.ga.Snapshot(), d.gb.Snapshot()
-	report := func(name string, dir gateway.Direction, lat []time.Duration) {
-		t.Logf("%s: %d stanzas (%d message, %d presence, %d iq), raw %d B, link %d B, wire %d B, raw/wire %.2fx; lone message latency p50 %v max %v",
-			name, dir.StanzasTotal, dir.Stanzas["message"], dir.Stanzas["presence"], dir.Stanzas["iq"],
-			dir.RawBytes, dir.LinkBytes, dir.WireBytes, dir.Ratio(), pct(lat, 50), pct(lat, 100))
-	}
-	report("a→b", sa.Out, latAB)
-	report("b→a", sb.Out, latBA)
+	report(t, "a→b", sa.Out, latAB)
+	report(t, "b→a", sb.Out, latBA)
 	if sa.Out.Stanzas["message"] < spaced+burst || sb.Out.Stanzas["message"] < spaced+burst {
 		t.Errorf("gateways counted too few messages: a→b %d, b→a %d", sa.Out.Stanzas["message"], sb.Out.Stanzas["message"])
 	}
@@ -261,6 +249,30 @@ func exchange(ctx context.Context, t *testing.T, from, to *prosodytest.Client, t
 		recv(fmt.Sprintf("%s-%03d", prefix, spaced+i))
 	}
 	return lat
+}
+
+// noExtraMessages gives late stanzas half a second, then fails the test
+// for each message a client holds that the test did not read (a
+// duplicate).
+func noExtraMessages(t *testing.T, clients ...*prosodytest.Client) {
+	t.Helper()
+	time.Sleep(500 * time.Millisecond)
+	for _, c := range clients {
+		select {
+		case m := <-c.Messages():
+			t.Errorf("%s got an extra message (duplicate?): %+v", c.JID(), m)
+		default:
+		}
+	}
+}
+
+// report logs what a gateway counted in one direction and the latencies
+// of the lone messages exchange sent that way.
+func report(t *testing.T, name string, dir gateway.Direction, lat []time.Duration) {
+	t.Helper()
+	t.Logf("%s: %d stanzas (%d message, %d presence, %d iq), raw %d B, link %d B, wire %d B, raw/wire %.2fx; lone message latency p50 %v max %v",
+		name, dir.StanzasTotal, dir.Stanzas["message"], dir.Stanzas["presence"], dir.Stanzas["iq"],
+		dir.RawBytes, dir.LinkBytes, dir.WireBytes, dir.Ratio(), pct(lat, 50), pct(lat, 100))
 }
 
 func pct(d []time.Duration, p int) time.Duration {
