@@ -53,14 +53,7 @@ func deploySecure(t *testing.T, ctx context.Context, profile string) *secureDepl
 	gaCert := issue("gateway-a", "pr.test")                       // A stands in for pr.test toward ejabberd
 	gbCert := issue("gateway-b", "ej.test", "conference.ej.test") // B stands in for ej.test toward Prosody
 
-	lnA, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lnB, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lnA, lnB := s2sListeners(t)
 	dns, err := ejabberdtest.StartDNS()
 	if err != nil {
 		t.Fatal(err)

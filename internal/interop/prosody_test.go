@@ -55,6 +55,23 @@ func runPair(ctx context.Context, t *testing.T, pc gateway.PairConfig, p emu.Pro
 	return ga, gb, l
 }
 
+// s2sListeners opens the S2S listeners of gateways A and B on free
+// loopback ports, so that the servers can be pointed at them before the
+// gateways start (runPair hands them over).
+func s2sListeners(t *testing.T) (lnA, lnB net.Listener) {
+	t.Helper()
+	lnA, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lnB, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		lnA.Close()
+		t.Fatal(err)
+	}
+	return lnA, lnB
+}
+
 // subscribeBoth has x (JID xj, status xStatus) subscribe to y (JID yj,
 // show yShow, status yStatus) and the reverse, across the link, and checks
 // each sees the other's presence as sent.
@@ -101,14 +118,7 @@ func deploy(t *testing.T, ctx context.Context, profile string, users map[string]
 	if !ok {
 		t.Fatalf("no profile %s", profile)
 	}
-	lnA, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lnB, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lnA, lnB := s2sListeners(t)
 	a := prosodytest.Start(t, prosodytest.Options{
 		Domain:         "a.test",
 		Users:          users["a.test"],
