@@ -161,7 +161,7 @@ func Start(t testing.TB, opt Options) *Server {
 	base := t.TempDir()
 	tries := 3
 	if opt.C2SPort != 0 && opt.S2SPort != 0 {
-		tries = 1 // other ports are for us to choose only
+		tries = 1 // the caller fixed both ports: there are no others to try
 	}
 	s, err := serverproc.Retry(t, tries, func(attempt int) (*Server, error) {
 		return start(t, opt, filepath.Join(base, fmt.Sprintf("run%d", attempt)), plugins)
