@@ -18,8 +18,6 @@
 package ejabberdtest
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -38,6 +36,7 @@ import (
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/internal/freeport"
+	"github.com/isthmus-xmpp/isthmus/internal/serverproc"
 	"github.com/isthmus-xmpp/isthmus/internal/testpki"
 )
 
@@ -68,13 +67,9 @@ func Require(t testing.TB) {
 			msg = "ejabberdctl runs only as root or as the ejabberd user"
 		}
 	}
-	if msg == "" {
-		return
+	if msg != "" {
+		serverproc.Unavailable(t, "ejabberdtest", msg)
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("ejabberdtest: " + msg + " [CI is set, so this is a failure]")
-	}
-	t.Skip(msg)
 }
 
 // Options configure one ejabberd.
@@ -112,12 +107,7 @@ type Server struct {
 
 	env  []string
 	cred *syscall.Credential
-	cmd  *exec.Cmd
-	done chan struct{}
-
-	mu      sync.Mutex
-	waitErr error
-	stopped bool
+	proc *serverproc.Proc
 }
 
 // MUCDomain is the MUC service's domain (with Options.MUC).
@@ -132,24 +122,13 @@ func (s *Server) JID(user string) string { return user + "@" + s.Domain }
 func Start(t testing.TB, opt Options) *Server {
 	t.Helper()
 	Require(t)
-	var s *Server
-	var err error
-	// The ports were free a moment ago; another process may have taken
-	// one since. Only that is worth another try.
-	for attempt := 0; attempt < 3; attempt++ {
-		if s, err = start(t, opt); err == nil || !errors.Is(err, errAddrInUse) {
-			break
-		}
-		t.Logf("%v; retrying with other ports", err)
-	}
+	s, err := serverproc.Retry(t, 3, func(int) (*Server, error) { return start(t, opt) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("ejabberdtest: %s up: c2s %s, s2s %s, log %s", s.Domain, s.C2SAddr, s.S2SAddr, s.LogPath)
 	return s
 }
-
-var errAddrInUse = errors.New("a listening port is in use")
 
 func start(t testing.TB, opt Options) (*Server, error) {
 	if opt.Domain == "" || opt.DNSPort == 0 || opt.TLS.Cert == "" {
@@ -177,7 +156,6 @@ func start(t testing.TB, opt Options) (*Server, error) {
 		S2SAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
 		Dir:     dir,
 		LogPath: filepath.Join(dir, "log", "ejabberd.log"),
-		done:    make(chan struct{}),
 	}
 	for _, sub := range []string{"log", "spool", "certs"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
@@ -221,32 +199,20 @@ func start(t testing.TB, opt Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	// ejabberdctl runs erl as its child: Group lets Stop reach it. After
+	// SIGTERM the script's shell dies of the signal, so its exit status
+	// says nothing (no CleanExit).
+	s.proc, err = serverproc.Start(s.command("foreground"), serverproc.Options{
+		Name:        "ejabberd",
+		Output:      filepath.Join(dir, "stdout.log"),
+		Logs:        []string{s.LogPath, filepath.Join(dir, "log", "error.log")},
+		Group:       true,
+		StopTimeout: stopTimeout,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ejabberdtest: %w", err)
 	}
-	s.cmd = s.command("foreground")
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	if err := s.cmd.Start(); err != nil {
-		out.Close()
-		return nil, fmt.Errorf("ejabberdtest: start: %w", err)
-	}
-	go func() {
-		err := s.cmd.Wait()
-		out.Close()
-		s.mu.Lock()
-		s.waitErr = err
-		s.mu.Unlock()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("ejabberdtest: %s: %v", s.Domain, err)
-		}
-		if t.Failed() {
-			t.Logf("ejabberdtest: log of %s (%s):\n%s", s.Domain, s.LogPath, s.Log())
-		}
-	})
+	s.proc.StopAtCleanup(t, "ejabberdtest: "+s.Domain)
 	if err := s.waitReady(); err != nil {
 		_ = s.Stop()
 		return nil, fmt.Errorf("ejabberdtest: %s: %w\nlog:\n%s", s.Domain, err, s.Log())
@@ -263,9 +229,9 @@ func (s *Server) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(ctl, all...)
 	cmd.Dir = s.Dir
 	cmd.Env = s.env
-	// Its own process group, so that Stop reaches erl behind the script;
-	// SIGTERM if the test binary dies without its cleanups.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: s.cred}
+	// SIGTERM if the test binary dies without its cleanups (serverproc
+	// sets this, and a process group, for the server itself).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Credential: s.cred}
 	return cmd
 }
 
@@ -281,36 +247,18 @@ func chownAll(dir string, uid, gid int) error {
 	})
 }
 
+// waitReady waits until ejabberd's log says it started and both ports
+// accept. An ejabberd that exits on a taken port says so on stdout or in
+// its log: that failure is marked [serverproc.ErrAddrInUse].
 func (s *Server) waitReady() error {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	for {
-		log, _ := os.ReadFile(s.LogPath)
-		if strings.Contains(string(log), startedLine) {
-			break
-		}
-		select {
-		case <-s.done:
-			out, _ := os.ReadFile(filepath.Join(s.Dir, "stdout.log"))
-			out = append(out, log...)
-			if bytes.Contains(out, []byte("eaddrinuse")) || bytes.Contains(out, []byte("Overlapping listeners")) {
-				return fmt.Errorf("ejabberd exited before it started: %v: %w", s.exitErr(), errAddrInUse)
-			}
-			return fmt.Errorf("ejabberd exited before it started: %v", s.exitErr())
-		case <-ctx.Done():
-			return fmt.Errorf("ejabberd not started after %v", startTimeout)
-		case <-time.After(50 * time.Millisecond):
+	started := func(log string) (bool, error) { return strings.Contains(log, startedLine), nil }
+	err := s.proc.WaitReady(startTimeout, 50*time.Millisecond, started, s.C2SAddr, s.S2SAddr)
+	if errors.Is(err, serverproc.ErrExited) {
+		if log := s.Log(); strings.Contains(log, "eaddrinuse") || strings.Contains(log, "Overlapping listeners") {
+			return fmt.Errorf("%w: %w", err, serverproc.ErrAddrInUse)
 		}
 	}
-	for _, addr := range []string{s.C2SAddr, s.S2SAddr} {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return fmt.Errorf("ejabberd started but %s does not accept: %w", addr, err)
-		}
-		c.Close()
-	}
-	return nil
+	return err
 }
 
 // register adds users with ejabberdctl (in parallel: each call starts an
@@ -328,7 +276,6 @@ func (s *Server) register(users map[string]string) error {
 		go func() {
 			defer wg.Done()
 			cmd := s.command("register", u, s.Domain, users[u])
-			cmd.SysProcAttr.Setpgid = false
 			if out, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("ejabberdtest: register %s@%s: %w: %s", u, s.Domain, err, out)
 			}
@@ -338,54 +285,10 @@ func (s *Server) register(users map[string]string) error {
 	return errors.Join(errs...)
 }
 
-func (s *Server) exitErr() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.waitErr
-}
-
 // Stop terminates ejabberd (SIGTERM to its process group, SIGKILL after a
 // grace period) and waits for it. It may be called more than once.
-func (s *Server) Stop() error {
-	s.mu.Lock()
-	already := s.stopped
-	s.stopped = true
-	s.mu.Unlock()
-	if already {
-		<-s.done
-		return nil
-	}
-	pgid := s.cmd.Process.Pid
-	select {
-	case <-s.done:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL) // whatever is left of the group
-		return fmt.Errorf("ejabberd had exited before stop: %v", s.exitErr())
-	default:
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-s.done:
-		return nil
-	case <-time.After(stopTimeout):
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	<-s.done
-	return fmt.Errorf("ejabberd ignored SIGTERM for %v, killed", stopTimeout)
-}
+func (s *Server) Stop() error { return s.proc.Stop() }
 
-// Log returns ejabberd's log and what it wrote to stdout/stderr.
-func (s *Server) Log() string {
-	var b strings.Builder
-	if data, err := os.ReadFile(s.LogPath); err == nil {
-		b.Write(data)
-	} else {
-		fmt.Fprintf(&b, "(no log: %v)\n", err)
-	}
-	for _, name := range []string{"log/error.log", "stdout.log"} {
-		if data, err := os.ReadFile(filepath.Join(s.Dir, name)); err == nil && len(data) > 0 {
-			fmt.Fprintf(&b, "--- %s ---\n", name)
-			b.Write(data)
-		}
-	}
-	return b.String()
-}
+// Log returns ejabberd's log, its error log and what it wrote to
+// stdout/stderr.
+func (s *Server) Log() string { return s.proc.Log() }

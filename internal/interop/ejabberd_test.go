@@ -53,14 +53,7 @@ func deploySecure(t *testing.T, ctx context.Context, profile string) *secureDepl
 	gaCert := issue("gateway-a", "pr.test")                       // A stands in for pr.test toward ejabberd
 	gbCert := issue("gateway-b", "ej.test", "conference.ej.test") // B stands in for ej.test toward Prosody
 
-	lnA, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lnB, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lnA, lnB := s2sListeners(t)
 	dns, err := ejabberdtest.StartDNS()
 	if err != nil {
 		t.Fatal(err)
@@ -248,14 +241,7 @@ func TestEjabberdProsodySecure(t *testing.T) {
 	offline(dialEj("dave", "dave-pw"), "off-1")
 	offline(dial(ctx, t, d.pr, "erin", "erin-pw"), "off-2")
 
-	time.Sleep(500 * time.Millisecond)
-	for _, c := range []*prosodytest.Client{carol, bob} {
-		select {
-		case m := <-c.Messages():
-			t.Errorf("%s got an extra message (duplicate?): %+v", c.JID(), m)
-		default:
-		}
-	}
+	noExtraMessages(t, carol, bob)
 	// How each hop authenticated, as the servers logged it: the gateways
 	// toward both servers with SASL EXTERNAL (their certificates for the
 	// remote domains); ejabberd toward A with dialback, verified on a TLS
@@ -292,13 +278,8 @@ func TestEjabberdProsodySecure(t *testing.T) {
 	}
 
 	sa, sb := d.ga.Snapshot(), d.gb.Snapshot()
-	report := func(name string, dir gateway.Direction, lat []time.Duration) {
-		t.Logf("ejabberd+prosody %s: %d stanzas (%d message, %d presence, %d iq), raw %d B, wire %d B, raw/wire %.2fx; lone message latency p50 %v max %v",
-			name, dir.StanzasTotal, dir.Stanzas["message"], dir.Stanzas["presence"], dir.Stanzas["iq"],
-			dir.RawBytes, dir.WireBytes, dir.Ratio(), pct(lat, 50), pct(lat, 100))
-	}
-	report("ej→pr", sa.Out, latEP)
-	report("pr→ej", sb.Out, latPE)
+	report(t, "ejabberd+prosody ej→pr", sa.Out, latEP)
+	report(t, "ejabberd+prosody pr→ej", sb.Out, latPE)
 	t.Logf("ejabberd+prosody secure S2S: iq %d/%d answered, MUC 2 occupants 2 groupchat messages, offline 2/2, presence at login %v, total %v",
 		iqOK, len(iqs), loginPresence.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }

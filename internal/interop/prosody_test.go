@@ -55,6 +55,23 @@ func runPair(ctx context.Context, t *testing.T, pc gateway.PairConfig, p emu.Pro
 	return ga, gb, l
 }
 
+// s2sListeners opens the S2S listeners of gateways A and B on free
+// loopback ports, so that the servers can be pointed at them before the
+// gateways start (runPair hands them over).
+func s2sListeners(t *testing.T) (lnA, lnB net.Listener) {
+	t.Helper()
+	lnA, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lnB, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		lnA.Close()
+		t.Fatal(err)
+	}
+	return lnA, lnB
+}
+
 // subscribeBoth has x (JID xj, status xStatus) subscribe to y (JID yj,
 // show yShow, status yStatus) and the reverse, across the link, and checks
 // each sees the other's presence as sent.
@@ -101,14 +118,7 @@ func deploy(t *testing.T, ctx context.Context, profile string, users map[string]
 	if !ok {
 		t.Fatalf("no profile %s", profile)
 	}
-	lnA, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lnB, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lnA, lnB := s2sListeners(t)
 	a := prosodytest.Start(t, prosodytest.Options{
 		Domain:         "a.test",
 		Users:          users["a.test"],
@@ -177,22 +187,10 @@ func TestProsodyThroughGateways(t *testing.T) {
 	latBA := exchange(ctx, t, bob, alice, "alice@a.test", "ba", spaced, burst)
 	t.Logf("latencies a→b %v\nb→a %v", latAB, latBA)
 
-	time.Sleep(500 * time.Millisecond)
-	for _, c := range []*prosodytest.Client{alice, bob} {
-		select {
-		case m := <-c.Messages():
-			t.Errorf("%s got an extra message (duplicate?): %+v", c.JID(), m)
-		default:
-		}
-	}
+	noExtraMessages(t, alice, bob)
 	sa, sb := d.ga.Snapshot(), d.gb.Snapshot()
-	report := func(name string, dir gateway.Direction, lat []time.Duration) {
-		t.Logf("%s: %d stanzas (%d message, %d presence, %d iq), raw %d B, link %d B, wire %d B, raw/wire %.2fx; lone message latency p50 %v max %v",
-			name, dir.StanzasTotal, dir.Stanzas["message"], dir.Stanzas["presence"], dir.Stanzas["iq"],
-			dir.RawBytes, dir.LinkBytes, dir.WireBytes, dir.Ratio(), pct(lat, 50), pct(lat, 100))
-	}
-	report("a→b", sa.Out, latAB)
-	report("b→a", sb.Out, latBA)
+	report(t, "a→b", sa.Out, latAB)
+	report(t, "b→a", sb.Out, latBA)
 	if sa.Out.Stanzas["message"] < spaced+burst || sb.Out.Stanzas["message"] < spaced+burst {
 		t.Errorf("gateways counted too few messages: a→b %d, b→a %d", sa.Out.Stanzas["message"], sb.Out.Stanzas["message"])
 	}
@@ -261,6 +259,30 @@ func exchange(ctx context.Context, t *testing.T, from, to *prosodytest.Client, t
 		recv(fmt.Sprintf("%s-%03d", prefix, spaced+i))
 	}
 	return lat
+}
+
+// noExtraMessages gives late stanzas half a second, then fails the test
+// for each message a client holds that the test did not read (a
+// duplicate).
+func noExtraMessages(t *testing.T, clients ...*prosodytest.Client) {
+	t.Helper()
+	time.Sleep(500 * time.Millisecond)
+	for _, c := range clients {
+		select {
+		case m := <-c.Messages():
+			t.Errorf("%s got an extra message (duplicate?): %+v", c.JID(), m)
+		default:
+		}
+	}
+}
+
+// report logs what a gateway counted in one direction and the latencies
+// of the lone messages exchange sent that way.
+func report(t *testing.T, name string, dir gateway.Direction, lat []time.Duration) {
+	t.Helper()
+	t.Logf("%s: %d stanzas (%d message, %d presence, %d iq), raw %d B, link %d B, wire %d B, raw/wire %.2fx; lone message latency p50 %v max %v",
+		name, dir.StanzasTotal, dir.Stanzas["message"], dir.Stanzas["presence"], dir.Stanzas["iq"],
+		dir.RawBytes, dir.LinkBytes, dir.WireBytes, dir.Ratio(), pct(lat, 50), pct(lat, 100))
 }
 
 func pct(d []time.Duration, p int) time.Duration {

@@ -99,10 +99,10 @@ func TestStopAndCrash(t *testing.T) {
 	}
 
 	s2 := Start(t, Options{Domain: "b.test"})
-	if err := s2.cmd.Process.Kill(); err != nil {
+	if err := s2.proc.Process().Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-s2.done
+	<-s2.proc.Done()
 	if err := s2.Stop(); err == nil {
 		t.Error("Stop of a killed server returned nil")
 	}

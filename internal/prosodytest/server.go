@@ -1,7 +1,6 @@
 package prosodytest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,12 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/internal/freeport"
+	"github.com/isthmus-xmpp/isthmus/internal/serverproc"
 )
 
 // startTimeout bounds how long Start waits for Prosody to accept on both
@@ -44,14 +42,9 @@ func Available() (path string, ok bool) {
 // environment variable CI is set (CI must run the real-server tests).
 func Require(t testing.TB) {
 	t.Helper()
-	if _, ok := Available(); ok {
-		return
+	if _, ok := Available(); !ok {
+		serverproc.Unavailable(t, "prosodytest", "prosody not installed: apt-get install prosody (or run .ci/run)")
 	}
-	const msg = "prosody not installed: apt-get install prosody (or run .ci/run)"
-	if os.Getenv("CI") != "" {
-		t.Fatal("prosodytest: " + msg + " [CI is set, so this is a failure]")
-	}
-	t.Skip(msg)
 }
 
 // RosterItem is one contact in a user's roster.
@@ -119,12 +112,7 @@ type Server struct {
 	ConfigPath string
 	LogPath    string
 
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-
-	mu      sync.Mutex // guards the following fields
-	waitErr error      // the process's exit status, once done is closed
-	stopped bool       // Stop was called
+	proc *serverproc.Proc
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -171,26 +159,19 @@ func Start(t testing.TB, opt Options) *Server {
 		t.Fatal(err)
 	}
 	base := t.TempDir()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		dir := filepath.Join(base, fmt.Sprintf("run%d", attempt))
-		s, err := start(t, opt, dir, plugins)
-		if err == nil {
-			t.Logf("prosodytest: %s up: c2s %s, s2s %s, log %s", s.Domain, s.C2SAddr, s.S2SAddr, s.LogPath)
-			return s
-		}
-		lastErr = err
-		// Only a port race is worth another try, and only with ports we chose.
-		if !errors.Is(err, errAddrInUse) || (opt.C2SPort != 0 && opt.S2SPort != 0) {
-			break
-		}
-		t.Logf("prosodytest: %v; retrying with other ports", err)
+	tries := 3
+	if opt.C2SPort != 0 && opt.S2SPort != 0 {
+		tries = 1 // the caller fixed both ports: there are no others to try
 	}
-	t.Fatal(lastErr)
-	return nil
+	s, err := serverproc.Retry(t, tries, func(attempt int) (*Server, error) {
+		return start(t, opt, filepath.Join(base, fmt.Sprintf("run%d", attempt)), plugins)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("prosodytest: %s up: c2s %s, s2s %s, log %s", s.Domain, s.C2SAddr, s.S2SAddr, s.LogPath)
+	return s
 }
-
-var errAddrInUse = errors.New("address in use")
 
 // startedMarker is logged by mod_s2s_connect_override on "server-started",
 // once every module (mod_posix's SIGTERM handler too) is loaded.
@@ -220,7 +201,6 @@ func start(t testing.TB, opt Options, dir, plugins string) (*Server, error) {
 		Dir:        dir,
 		ConfigPath: filepath.Join(dir, "prosody.cfg.lua"),
 		LogPath:    filepath.Join(dir, "prosody.log"),
-		done:       make(chan struct{}),
 	}
 	cfg, err := Config(opt, dir, plugins, c2s, s2s)
 	if err != nil {
@@ -243,40 +223,24 @@ func start(t testing.TB, opt Options, dir, plugins string) (*Server, error) {
 		}
 	}
 
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	cmd := exec.Command(prosody, "--config", s.ConfigPath, "-F")
+	cmd.Dir = dir
+	// Prosody handles SIGTERM (mod_posix) and exits with status 0.
+	s.proc, err = serverproc.Start(cmd, serverproc.Options{
+		Name:        "prosody",
+		Output:      filepath.Join(dir, "stdout.log"),
+		Logs:        []string{s.LogPath},
+		StopTimeout: stopTimeout,
+		CleanExit:   true,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("prosodytest: %w", err)
 	}
-	s.cmd = exec.Command(prosody, "--config", s.ConfigPath, "-F")
-	s.cmd.Dir = dir
-	s.cmd.Stdout = out
-	s.cmd.Stderr = out
-	s.cmd.SysProcAttr = sysProcAttr()
-	if err := s.cmd.Start(); err != nil {
-		out.Close()
-		return nil, fmt.Errorf("prosodytest: start prosody: %w", err)
-	}
-	go func() {
-		// The process is owned by the Server; Stop and Cleanup wait for this.
-		err := s.cmd.Wait()
-		out.Close()
-		s.mu.Lock()
-		s.waitErr = err
-		s.mu.Unlock()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("prosodytest: %s: %v", s.Domain, err)
-		}
-		if t.Failed() {
-			t.Logf("prosodytest: log of %s (%s):\n%s", s.Domain, s.LogPath, s.Log())
-		}
-	})
+	s.proc.StopAtCleanup(t, "prosodytest: "+s.Domain)
 
 	if err := s.waitReady(opt.LogLevel == "" || opt.LogLevel == "debug"); err != nil {
 		_ = s.Stop()
-		if errors.Is(err, errAddrInUse) {
+		if errors.Is(err, serverproc.ErrAddrInUse) {
 			return nil, fmt.Errorf("prosodytest: %s: %w", s.Domain, err)
 		}
 		return nil, fmt.Errorf("prosodytest: %s: %w\nlog:\n%s", s.Domain, err, s.Log())
@@ -302,47 +266,34 @@ func (s *Server) register(users map[string]string) error {
 }
 
 // waitReady waits until Prosody's log says it bound both ports and has
-// finished starting, and both ports accept, the process exits, or the start time-out passes. Prosody keeps
-// running when a port is taken, and a taken port accepts (someone else's
-// listener), so the log is the authority on whether the ports are ours.
-// With debugLog (the log shows s2s sessions) it also waits until the s2s
-// probe is gone.
+// finished starting, and both ports accept, the process exits, or the
+// start time-out passes. Prosody keeps running when a port is taken, and
+// a taken port accepts (someone else's listener), so the log is the
+// authority on whether the ports are ours. With debugLog (the log shows
+// s2s sessions) it also waits until the s2s probe is gone.
 func (s *Server) waitReady(debugLog bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
 	want := []string{
 		fmt.Sprintf("Activated service 'c2s' on [127.0.0.1]:%s", port(s.C2SAddr)),
 		fmt.Sprintf("Activated service 's2s' on [127.0.0.1]:%s", port(s.S2SAddr)),
 		startedMarker,
 	}
-	for {
-		log, _ := os.ReadFile(s.LogPath)
-		if i := strings.Index(string(log), "Failed to open server port"); i >= 0 {
-			line, _, _ := strings.Cut(string(log[i:]), "\n")
+	listening := func(log string) (bool, error) {
+		if i := strings.Index(log, "Failed to open server port"); i >= 0 {
+			line, _, _ := strings.Cut(log[i:], "\n")
 			if strings.Contains(line, "in use") {
-				return fmt.Errorf("%s: %w", line, errAddrInUse)
+				return false, fmt.Errorf("%s: %w", line, serverproc.ErrAddrInUse)
 			}
-			return errors.New(line)
+			return false, errors.New(line)
 		}
-		if strings.Contains(string(log), want[0]) && strings.Contains(string(log), want[1]) &&
-			strings.Contains(string(log), want[2]) {
-			break
+		for _, w := range want {
+			if !strings.Contains(log, w) {
+				return false, nil
+			}
 		}
-		select {
-		case <-s.done:
-			return fmt.Errorf("prosody exited before listening: %v", s.exitErr())
-		case <-ctx.Done():
-			return fmt.Errorf("prosody not listening on %s and %s after %v", s.C2SAddr, s.S2SAddr, startTimeout)
-		case <-time.After(20 * time.Millisecond):
-		}
+		return true, nil
 	}
-	for _, addr := range []string{s.C2SAddr, s.S2SAddr} {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return fmt.Errorf("prosody logged its ports but %s does not accept: %w", addr, err)
-		}
-		c.Close()
+	if err := s.proc.WaitReady(startTimeout, 20*time.Millisecond, listening, s.C2SAddr, s.S2SAddr); err != nil {
+		return err
 	}
 	// Wait (briefly) until Prosody has torn the s2s probe down: Prosody
 	// 0.12.3 shutting down while an incoming s2s connection is still being
@@ -364,56 +315,12 @@ func port(hostport string) string {
 	return p
 }
 
-func (s *Server) exitErr() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.waitErr
-}
-
 // Stop terminates Prosody (SIGTERM, then SIGKILL after a grace period) and
 // waits for it. It may be called more than once.
-func (s *Server) Stop() error {
-	s.mu.Lock()
-	already := s.stopped
-	s.stopped = true
-	s.mu.Unlock()
-	if already {
-		<-s.done
-		return nil
-	}
-	select {
-	case <-s.done:
-		return fmt.Errorf("prosody had exited before stop: %v", s.exitErr())
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-		if err := s.exitErr(); err != nil {
-			return fmt.Errorf("prosody did not shut down cleanly: %w", err)
-		}
-		return nil
-	case <-time.After(stopTimeout):
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	return fmt.Errorf("prosody ignored SIGTERM for %v, killed", stopTimeout)
-}
+func (s *Server) Stop() error { return s.proc.Stop() }
 
 // Log returns Prosody's log file and whatever it wrote to stdout/stderr.
-func (s *Server) Log() string {
-	var b strings.Builder
-	if data, err := os.ReadFile(s.LogPath); err == nil {
-		b.Write(data)
-	} else {
-		fmt.Fprintf(&b, "(no log: %v)\n", err)
-	}
-	if data, err := os.ReadFile(filepath.Join(s.Dir, "stdout.log")); err == nil && len(data) > 0 {
-		b.WriteString("--- stdout/stderr ---\n")
-		b.Write(data)
-	}
-	return b.String()
-}
+func (s *Server) Log() string { return s.proc.Log() }
 
 // JID returns user@Domain.
 func (s *Server) JID(user string) string { return user + "@" + s.Domain }
