@@ -48,6 +48,7 @@ type DatagramStats struct {
 	AddressChanges  uint64 // the peer's address changed (authenticated)
 	Undecryptable   uint64 // transport datagrams no current key opens (the peer restarted, or forged)
 	PendingReplaced uint64 // answered handshakes never confirmed (replays, or lost)
+	StaleInits      uint64 // MsgInits refused: their stamp is not above the last accepted (replays)
 }
 
 type hsOut struct {
@@ -66,12 +67,15 @@ type datagramTransport struct {
 	ctx   context.Context
 
 	mu        sync.Mutex
-	peer      net.Addr // where transport datagrams go (the latest authentic source)
+	state     *dgram.State // handshake stamps (Config.DatagramState)
+	known     bool         // state.Accepted is the largest stamp ever accepted (persisted, or confirmed since start)
+	peer      net.Addr     // where transport datagrams go (the latest authentic source)
 	cur       *dgSess
-	pending   *dgSess // answered a MsgInit; becomes cur on its first authentic datagram
+	pending   *dgSess // answered a MsgInit it could not vouch for; becomes cur on its first authentic datagram
 	pendMsg   []byte  // that MsgInit, and our answer, for a repeated MsgInit
 	pendResp  []byte
-	curMsg    []byte // the MsgInit cur answered (a late repeat is ignored)
+	curMsg    []byte // the MsgInit cur answered, and our answer (sent again until cur hears the peer)
+	curResp   []byte
 	init      *dgram.Initiation
 	initTo    net.Addr
 	initDue   time.Time
@@ -100,6 +104,7 @@ type dgSess struct {
 	ended    bool
 	written  uint64 // estimated wire bytes of the stream's writes (for the write loop's pacing)
 	wrote    bool   // the Link wrote (its HELLO): reads may begin
+	stamp    uint64 // the MsgInit's stamp (responder)
 }
 
 func (l *Link) newDatagram() (*datagramTransport, error) {
@@ -118,7 +123,11 @@ func (l *Link) newDatagram() (*datagramTransport, error) {
 		return nil, fmt.Errorf("link: datagram transport: %w", err)
 	}
 	mtu := datagramMTU(l.cfg)
-	return &datagramTransport{l: l, c: l.cfg.PacketConn, keys: keys, mtu: mtu,
+	st, err := dgram.LoadState(l.cfg.DatagramState, keys.Peer)
+	if err != nil {
+		return nil, fmt.Errorf("link: datagram transport: %w", err)
+	}
+	return &datagramTransport{l: l, c: l.cfg.PacketConn, keys: keys, mtu: mtu, state: st, known: st.Path != "",
 		chcfg: dgram.ChannelConfig{RekeyInterval: l.cfg.RekeyInterval},
 		kick:  make(chan struct{}, 1), sent: make(chan struct{})}, nil
 }
@@ -192,19 +201,34 @@ func (t *datagramTransport) poke() {
 // again: a round trip guessed from the link rate, doubled per try up to
 // ReconnectMax.
 func (t *datagramTransport) initInterval() time.Duration {
-	d := 2*time.Second + 2*txTime(uint64(dgram.HandshakeSize+UDPHeaderBytes), t.l.rate.Load())
+	d := 2*time.Second + txTime(uint64(dgram.InitSize+dgram.RespSize+2*UDPHeaderBytes), t.l.rate.Load())
 	return min(d<<min(t.initTries, 10), max(t.l.cfg.ReconnectMax, d))
 }
 
 // startInit begins a handshake towards to; t.mu is held.
 func (t *datagramTransport) startInit(now time.Time, to net.Addr) {
-	in, err := dgram.Initiate(t.keys)
+	if t.newInit() {
+		t.initTo, t.initDue, t.initTries = to, now, 0
+		t.poke()
+	}
+}
+
+// newInit makes a MsgInit with a new stamp, recorded in the state first;
+// t.mu is held.
+func (t *datagramTransport) newInit() bool {
+	stamp := dgram.Stamp(time.Now(), t.state.Sent)
+	t.state.Sent = stamp
+	if err := t.state.Save(); err != nil {
+		// The stamp still serves while the clock does not go back.
+		t.l.log.Error("link: datagram state", "err", err)
+	}
+	in, err := dgram.Initiate(t.keys, stamp)
 	if err != nil {
 		t.l.log.Error("link: datagram handshake", "err", err)
-		return
+		return false
 	}
-	t.init, t.initTo, t.initDue, t.initTries = in, to, now, 0
-	t.poke()
+	t.init = in
+	return true
 }
 
 func (t *datagramTransport) handle(now time.Time, d []byte, addr net.Addr) {
@@ -236,29 +260,56 @@ func (t *datagramTransport) onInit(now time.Time, d []byte, addr net.Addr) {
 		t.poke()
 		return
 	case t.cur != nil && bytes.Equal(d, t.curMsg):
-		return // a late copy of the handshake in use
+		if _, heard := t.cur.ch.Largest(); !heard && t.curResp != nil {
+			t.out = append(t.out, hsOut{t.curResp, addr}) // our answer was lost
+			t.poke()
+		}
+		return // else a late copy of the handshake in use
 	}
-	ch, resp, err := dgram.Respond(now, t.keys, d, t.chcfg)
-	if err != nil {
+	ch, resp, stamp, err := dgram.Respond(now, t.keys, d, t.state.Accepted, t.chcfg)
+	switch {
+	case errors.Is(err, dgram.ErrStale):
+		t.stats.StaleInits++
+		t.l.log.Warn("link: datagram handshake refused: stale stamp (a replayed MsgInit)", "from", addr.String(),
+			"stamp", stamp, "accepted", t.state.Accepted)
+		return
+	case err != nil:
 		t.l.mu.Lock()
 		t.l.hsFails++
 		t.l.mu.Unlock()
 		t.stats.Forged++
 		return
 	}
-	t.init = nil
+	// The stamp is above every one accepted before: the MsgInit is fresh
+	// if that record is complete (kept in the state file, or confirmed
+	// since this process started); it is durable before we answer.
+	fresh := t.known
+	if fresh {
+		prev := t.state.Accepted
+		t.state.Accepted = stamp
+		if err := t.state.Save(); err != nil {
+			t.l.log.Error("link: datagram state", "err", err)
+			t.state.Accepted, fresh = prev, false
+		}
+	}
 	s := t.newSess(ch)
+	s.stamp = stamp
 	t.out = append(t.out, hsOut{resp, addr})
 	t.poke()
 	if t.pending != nil {
 		t.stats.PendingReplaced++
 		t.pending.end()
+		t.pending, t.pendMsg, t.pendResp = nil, nil, nil
 	}
-	if t.cur == nil {
-		t.curMsg = d
+	if fresh {
+		t.init = nil
+		t.curMsg, t.curResp = bytes.Clone(d), resp
 		t.activate(now, s, addr)
 		return
 	}
+	// Not vouched for: it may be a replay. Our own handshake, if any,
+	// goes on; the session becomes current when the initiator's first
+	// transport datagram opens under it.
 	t.pending, t.pendMsg, t.pendResp = s, bytes.Clone(d), resp
 }
 
@@ -275,7 +326,7 @@ func (t *datagramTransport) onResp(now time.Time, d []byte, addr net.Addr) {
 		return
 	}
 	t.init = nil
-	t.curMsg = nil
+	t.curMsg, t.curResp = nil, nil
 	t.activate(now, t.newSess(ch), addr)
 }
 
@@ -293,8 +344,18 @@ func (t *datagramTransport) onTransport(now time.Time, d []byte, addr net.Addr) 
 			continue
 		}
 		if s == t.pending {
-			t.curMsg = t.pendMsg
+			// Confirmed: the initiator holds the session's keys, so its
+			// MsgInit was fresh; its stamp is now the largest accepted.
+			t.curMsg, t.curResp = t.pendMsg, nil
 			t.pending, t.pendMsg, t.pendResp = nil, nil, nil
+			t.init = nil
+			if s.stamp > t.state.Accepted {
+				t.state.Accepted = s.stamp
+				if err := t.state.Save(); err != nil {
+					t.l.log.Error("link: datagram state", "err", err)
+				}
+			}
+			t.known = true
 			t.activate(now, s, addr)
 		}
 		s.lastAuth = now
@@ -343,7 +404,8 @@ func (t *datagramTransport) onTransport(now time.Time, d []byte, addr net.Addr) 
 
 func (t *datagramTransport) newSess(ch *dgram.Channel) *dgSess {
 	return &dgSess{t: t, ch: ch, rwake: make(chan struct{}), done: make(chan struct{}),
-		arq: dgram.NewARQ(dgram.ARQConfig{MTU: t.mtu, RateBPS: t.l.rate.Load(), HeaderBytes: UDPHeaderBytes})}
+		arq: dgram.NewARQ(dgram.ARQConfig{MTU: t.mtu, RateBPS: t.l.rate.Load(), HeaderBytes: UDPHeaderBytes,
+			MaxProbe: t.l.cfg.DatagramMaxProbe})}
 }
 
 // activate makes s the session the Link runs on; t.mu is held.
@@ -469,6 +531,12 @@ func (t *datagramTransport) nextDatagram(now time.Time) (pkt []byte, to net.Addr
 	}
 	if t.init != nil && t.initTo != nil {
 		if !now.Before(t.initDue) {
+			if t.initTries > 0 && t.initTries%3 == 0 {
+				// Unanswered three times: perhaps the responder accepted
+				// this stamp and restarted before answering, and would now
+				// refuse it as stale. The next tries carry a new one.
+				t.newInit()
+			}
 			t.initTries++
 			t.initDue = now.Add(t.initInterval())
 			return t.init.Msg, t.initTo, true, time.Time{}
