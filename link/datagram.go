@@ -395,7 +395,8 @@ func (t *datagramTransport) onTransport(now time.Time, d []byte, addr net.Addr) 
 	}
 	t.stats.Undecryptable++
 	silent := t.cur == nil || now.Sub(t.cur.lastAuth) > max(10*time.Second, 4*t.cur.arq.SRTT())
-	if silent && t.init == nil && t.pending == nil && !now.Before(t.initOK) {
+	// A pending session does not hold it back: it may be a replay's.
+	if silent && t.init == nil && !now.Before(t.initOK) {
 		t.junkWait = min(max(2*t.junkWait, t.l.cfg.ReconnectMin), t.l.cfg.ReconnectMax)
 		t.initOK = now.Add(t.junkWait)
 		t.startInit(now, addr)

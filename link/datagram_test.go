@@ -1,6 +1,7 @@
 package link
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -8,11 +9,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/isthmus-xmpp/isthmus/link/dgram"
 	"github.com/isthmus-xmpp/isthmus/link/emu"
 )
 
@@ -215,76 +218,141 @@ type keepOpen struct{ net.PacketConn }
 
 func (keepOpen) Close() error { return nil }
 
-// TestDatagramRestart restarts the accepting side (no spool): one Noise
-// handshake of at most 200 bytes both ways brings the link back, started by
-// the restarted side when the peer's datagrams no longer open.
+// recorder is a carrier that keeps copies of the handshake datagrams it
+// sends (an eavesdropper's recording, for replay).
+type recorder struct {
+	net.PacketConn
+	mu    sync.Mutex
+	inits [][]byte
+}
+
+func (r *recorder) WriteTo(p []byte, a net.Addr) (int, error) {
+	if dgram.IsHandshake(p, dgram.MsgInit) {
+		r.mu.Lock()
+		r.inits = append(r.inits, bytes.Clone(p))
+		r.mu.Unlock()
+	}
+	return r.PacketConn.WriteTo(p, a)
+}
+
+// TestDatagramRestart restarts the accepting side (no spool) and, before
+// anything else reaches it, replays the dialling side's first MsgInit to it
+// as an eavesdropper could. With the stamps kept in state files the
+// restarted side refuses the replay (StaleInits) and one Noise handshake of
+// at most 200 bytes both ways, started by the restarted side when the
+// peer's datagrams no longer open, brings the link back in one round trip:
+// the peer vouches for the new stamp and answers with its HELLO right
+// behind MsgResp, so the restarted side has it as soon as its handshake
+// ends. With stamps in memory only, the restarted side keeps the replayed
+// MsgInit's session pending (never current: no one confirms it), and the
+// peer waits for the restarted side's first datagram before it replaces
+// its session: one round trip more.
 func TestDatagramRestart(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		prof, _ := emu.ParseProfile("vhf-9600")
-		el := emu.NewLink(prof, 1)
-		defer el.Close()
-		ka, kb := keys(t)
-		ca, cb := tlsPair(t, ka, kb)
-		pa, pb := el.PacketPipe()
-		atA, atB := &sink{}, &sink{}
-		ca.Deliver, cb.Deliver = atA.deliver, atB.deliver
-		ca.RateBPS, cb.RateBPS = prof.RateBPS, prof.RateBPS
-		ca.Transport, ca.PacketConn, ca.PeerAddr, ca.PeerKey = TransportDatagram, pa, pb.LocalAddr(), kb.Public().(ed25519.PublicKey)
-		cb.Transport, cb.PacketConn, cb.PeerKey = TransportDatagram, keepOpen{pb}, ka.Public().(ed25519.PublicKey)
-		if testing.Verbose() {
-			ca.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("side", "a")
-			cb.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("side", "b")
-		}
-		a, err := New(ca)
+	for _, persist := range []bool{true, false} {
+		name := map[bool]string{true: "state-file", false: "memory"}[persist]
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testRestart(t, persist) })
+		})
+	}
+}
+
+func testRestart(t *testing.T, persist bool) {
+	prof, _ := emu.ParseProfile("vhf-9600")
+	el := emu.NewLink(prof, 1)
+	defer el.Close()
+	ka, kb := keys(t)
+	ca, cb := tlsPair(t, ka, kb)
+	pa, pb := el.PacketPipe()
+	rec := &recorder{PacketConn: pa}
+	atA, atB := &sink{}, &sink{}
+	ca.Deliver, cb.Deliver = atA.deliver, atB.deliver
+	ca.RateBPS, cb.RateBPS = prof.RateBPS, prof.RateBPS
+	ca.Transport, ca.PacketConn, ca.PeerAddr, ca.PeerKey = TransportDatagram, rec, pb.LocalAddr(), kb.Public().(ed25519.PublicKey)
+	cb.Transport, cb.PacketConn, cb.PeerKey = TransportDatagram, keepOpen{pb}, ka.Public().(ed25519.PublicKey)
+	if persist {
+		dir := t.TempDir()
+		ca.DatagramState, cb.DatagramState = filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	}
+	if testing.Verbose() {
+		ca.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("side", "a")
+		cb.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("side", "b")
+	}
+	a, err := New(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	start := func(c Config) (*Link, func()) {
+		l, err := New(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		defer cancel()
-		start := func(c Config) (*Link, func()) {
-			l, err := New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lctx, lcancel := context.WithCancel(ctx)
-			done := make(chan struct{})
-			wg.Add(1)
-			go func() { defer wg.Done(); defer close(done); l.Run(lctx) }()
-			return l, func() { lcancel(); <-done }
-		}
+		lctx, lcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
 		wg.Add(1)
-		go func() { defer wg.Done(); a.Run(ctx) }()
-		b, stopB := start(cb)
-		for !(a.Stats().Up && b.Stats().Up) {
-			time.Sleep(10 * time.Millisecond)
+		go func() { defer wg.Done(); defer close(done); l.Run(lctx) }()
+		return l, func() { lcancel(); <-done }
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); a.Run(ctx) }()
+	t0 := time.Now()
+	b, stopB := start(cb)
+	for !(a.Stats().Up && b.Stats().Up) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	rtt, ser := 2*prof.Delay, txTime(2*(dgram.InitSize+dgram.RespSize+2*UDPHeaderBytes), prof.RateBPS)
+	t.Logf("first connection: a up after %v (RTT %v), %d handshake bytes", time.Since(t0), rtt,
+		a.Stats().Datagram.HandshakeBytes+b.Stats().Datagram.HandshakeBytes)
+	if hs := a.Stats().Datagram.HandshakeBytes + b.Stats().Datagram.HandshakeBytes; hs > 200 {
+		t.Errorf("first handshake: %d bytes both ways", hs)
+	}
+	a.Send(Item{Data: []byte("a0"), Pair: "x"})
+	time.Sleep(5 * time.Second)
+	stopB()
+	hsA := a.Stats().Datagram.HandshakeBytes
+	b2, stopB2 := start(cb)
+	defer stopB2()
+	rec.mu.Lock()
+	replay := rec.inits[0]
+	rec.mu.Unlock()
+	if _, err := pa.WriteTo(replay, pb.LocalAddr()); err != nil { // the replay goes first
+		t.Fatal(err)
+	}
+	time.Sleep(rtt)
+	t1 := time.Now()
+	a.Send(Item{Data: []byte("a1"), Pair: "x"})
+	b2.Send(Item{Data: []byte("b0"), Pair: "y"})
+	for i := 0; i < 600 && (len(atB.snapshot()) < 2 || atA.len() < 1); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := time.Since(t1)
+	if got := atB.snapshot(); len(got) != 2 || got[1] != "a1" {
+		t.Fatalf("after b restarted, b has %q", got)
+	}
+	checkInOrder(t, "b→a", atA.snapshot(), 1, "b")
+	sa, sb := a.Stats(), b2.Stats()
+	hs := sa.Datagram.HandshakeBytes - hsA + sb.Datagram.HandshakeBytes
+	t.Logf("restart (%s): b's handshake ended %v before the peer's HELLO; both stanzas delivered %v after they were sent (RTT %v), %d handshake bytes both ways",
+		map[bool]string{true: "state file", false: "memory"}[persist], sb.HelloWait, took, rtt, hs)
+	t.Logf("a %+v\nb %+v", sa.Datagram, sb.Datagram)
+	if hs > 200 || sb.Datagram.Handshakes != 1 {
+		t.Errorf("restart: %d handshake bytes both ways, %d handshakes at b", hs, sb.Datagram.Handshakes)
+	}
+	if persist {
+		if sb.Datagram.StaleInits != 1 {
+			t.Errorf("restarted b refused %d replayed MsgInits, want 1", sb.Datagram.StaleInits)
 		}
-		hs := a.Stats().Datagram.HandshakeBytes + b.Stats().Datagram.HandshakeBytes
-		if hs > 200 {
-			t.Errorf("first handshake: %d bytes both ways", hs)
+		// The peer's HELLO came right behind MsgResp: no round trip
+		// after the handshake.
+		if sb.HelloWait > ser {
+			t.Errorf("restarted b waited %v for the peer's HELLO after its handshake, want ≤ %v", sb.HelloWait, ser)
 		}
-		a.Send(Item{Data: []byte("a0"), Pair: "x"})
-		time.Sleep(5 * time.Second)
-		stopB()
-		hsA := a.Stats().Datagram.HandshakeBytes
-		b2, stopB2 := start(cb)
-		defer stopB2()
-		a.Send(Item{Data: []byte("a1"), Pair: "x"})
-		b2.Send(Item{Data: []byte("b0"), Pair: "y"})
-		for i := 0; i < 600 && (len(atB.snapshot()) < 2 || atA.len() < 1); i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-		if got := atB.snapshot(); len(got) != 2 || got[1] != "a1" {
-			t.Fatalf("after b restarted, b has %q", got)
-		}
-		checkInOrder(t, "b→a", atA.snapshot(), 1, "b")
-		sa, sb := a.Stats(), b2.Stats()
-		if hs := sa.Datagram.HandshakeBytes - hsA + sb.Datagram.HandshakeBytes; hs > 200 || sb.Datagram.Handshakes != 1 {
-			t.Errorf("restart: %d handshake bytes both ways, %d handshakes at b", hs, sb.Datagram.Handshakes)
-		}
-		t.Logf("a %+v\nb %+v", sa.Datagram, sb.Datagram)
-	})
+	}
+	// In memory, b answered the replay (a MsgResp no one can use) but did
+	// not run its session: the one handshake counted above is b's own.
 }
 
 // TestDatagramIdleAndOutage measures, in virtual time, an idle hour's wire
