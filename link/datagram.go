@@ -33,6 +33,18 @@ type Carrier interface {
 	Close() error
 }
 
+// LinkStater is a Carrier that knows whether its link is up: a serial
+// modem's carrier detect, a STANAG 5066 SIS link-up, the emulator's
+// outages (link/emu). LinkState returns the state and a channel closed at
+// its next change. When the link returns, the datagram transport probes at
+// once with the oldest unacknowledged data instead of waiting for its next
+// probe (Config.DatagramMaxProbe apart): the first queued stanza arrives
+// its serialization time and one delay after the link's return. Carriers
+// without it (UDP) rely on the probes alone.
+type LinkStater interface {
+	LinkState() (up bool, changed <-chan struct{})
+}
+
 // DatagramStats count the datagram transport's work (all sessions).
 type DatagramStats struct {
 	Handshakes      uint64 // Noise handshakes completed (either role)
@@ -46,6 +58,7 @@ type DatagramStats struct {
 	AckOnly         uint64 // datagrams carrying only an ack
 	Probes          uint64 // probes without data (outages)
 	AddressChanges  uint64 // the peer's address changed (authenticated)
+	LinkUps         uint64 // the carrier reported its link back (LinkStater)
 	Undecryptable   uint64 // transport datagrams no current key opens (the peer restarted, or forged)
 	PendingReplaced uint64 // answered handshakes never confirmed (replays, or lost)
 	StaleInits      uint64 // MsgInits refused: their stamp is not above the last accepted (replays)
@@ -166,6 +179,9 @@ func (l *Link) runDatagram(ctx context.Context) error {
 		t.mu.Unlock()
 	}()
 	go t.sendLoop(ctx)
+	if ls, ok := t.c.(LinkStater); ok {
+		go t.watchLink(ctx, ls)
+	}
 	buf := make([]byte, 64<<10)
 	for {
 		n, addr, err := t.c.ReadFrom(buf)
@@ -187,6 +203,30 @@ func (l *Link) runDatagram(ctx context.Context) error {
 		l.wireIn.Datagrams++
 		l.mu.Unlock()
 		t.handle(time.Now(), buf[:n], addr)
+	}
+}
+
+// watchLink tells the current session's ARQ when the carrier reports its
+// link back after an outage.
+func (t *datagramTransport) watchLink(ctx context.Context, ls LinkStater) {
+	wasUp := true
+	for {
+		up, changed := ls.LinkState()
+		if up && !wasUp {
+			t.mu.Lock()
+			t.stats.LinkUps++
+			if t.cur != nil {
+				t.cur.arq.LinkUp()
+			}
+			t.mu.Unlock()
+			t.poke()
+		}
+		wasUp = up
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
 	}
 }
 

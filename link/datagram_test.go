@@ -357,7 +357,9 @@ func testRestart(t *testing.T, persist bool) {
 
 // TestDatagramIdleAndOutage measures, in virtual time, an idle hour's wire
 // bytes (default keepalive) and how soon a stanza queued during a 10-minute
-// outage arrives once the link returns, with no handshake.
+// outage arrives once the link returns, with no handshake. The emulator's
+// carrier reports the link's return (LinkStater), so the stanza goes at
+// once: within one delay and its serialization time.
 func TestDatagramIdleAndOutage(t *testing.T) {
 	for _, prof := range []string{"vhf-9600", "iridium-2400"} {
 		t.Run(prof, func(t *testing.T) {
@@ -373,29 +375,102 @@ func TestDatagramIdleAndOutage(t *testing.T) {
 				if idle > 1024 {
 					t.Errorf("idle hour: %d wire bytes, want ≤ 1024", idle)
 				}
-				hs0 := p.a.Stats().Datagram.HandshakeBytes + p.b.Stats().Datagram.HandshakeBytes
-				p.el.Down(10 * time.Minute)
-				time.Sleep(5 * time.Minute)
-				p.a.Send(Item{Data: []byte("a1"), Pair: "x"})
-				time.Sleep(5 * time.Minute)
-				back := time.Now()
-				for p.atB.len() < 2 && time.Since(back) < 5*time.Minute {
-					time.Sleep(10 * time.Millisecond)
-				}
-				took := time.Since(back)
-				hs := p.a.Stats().Datagram.HandshakeBytes + p.b.Stats().Datagram.HandshakeBytes - hs0
-				t.Logf("%s: idle hour %d B; after a 10-minute outage the queued stanza arrived %v after the link returned, %d handshake bytes",
-					prof, idle, took.Round(time.Millisecond), hs)
+				took, hs, perMin := outage(p, 5*time.Minute)
+				t.Logf("%s: idle hour %d B; after a 10-minute outage the queued stanza arrived %v after the link returned, %d handshake bytes, %.0f B per outage minute sent meanwhile",
+					prof, idle, took.Round(time.Millisecond), hs, perMin)
 				if hs != 0 || p.atB.len() != 2 {
 					t.Errorf("after the outage: %d handshake bytes, %d stanzas", hs, p.atB.len())
 				}
-				// The last probe of the backoff (at most 10 s apart) plus a
-				// round trip and the retransmission.
-				if took > 10*time.Second+4*p.rtt+2*time.Second {
-					t.Errorf("queued stanza took %v after the link returned", took)
+				if st := p.a.Stats().Datagram; st.LinkUps != 1 {
+					t.Errorf("a saw the link return %d times, want 1", st.LinkUps)
+				}
+				// One way, and the datagram's serialization (under 100 bytes).
+				if limit := p.rtt/2 + txTime(100, p.el.Profile().RateBPS); took > limit {
+					t.Errorf("queued stanza took %v after the link returned, want ≤ %v", took, limit)
 				}
 			})
 		})
+	}
+}
+
+// outage takes p's link down for 10 minutes with a stanza queued at a
+// after queueAt, and returns how long after the link's return it arrived,
+// the handshake bytes spent, and the wire bytes per minute both sides sent
+// into the outage while the stanza waited (before it, with nothing
+// unacknowledged, neither side probes).
+func outage(p *emuPair, queueAt time.Duration) (took time.Duration, hs uint64, perMin float64) {
+	hs0 := p.a.Stats().Datagram.HandshakeBytes + p.b.Stats().Datagram.HandshakeBytes
+	n := p.atB.len()
+	p.el.Down(10 * time.Minute)
+	time.Sleep(queueAt)
+	w0 := p.wire()
+	p.a.Send(Item{Data: []byte("a1"), Pair: "x"})
+	time.Sleep(10*time.Minute - queueAt)
+	perMin = float64(p.wire()-w0) / (10*time.Minute - queueAt).Minutes()
+	back := time.Now()
+	for p.atB.len() < n+1 && time.Since(back) < 5*time.Minute {
+		time.Sleep(10 * time.Millisecond)
+	}
+	took = time.Since(back)
+	hs = p.a.Stats().Datagram.HandshakeBytes + p.b.Stats().Datagram.HandshakeBytes - hs0
+	return took, hs, perMin
+}
+
+// plainCarrier hides the emulator's LinkState: a UDP socket, which does
+// not know when the link returns.
+type plainCarrier struct{ net.PacketConn }
+
+// TestDatagramProbeCap measures, over a carrier that does not report the
+// link's state (UDP), what the probe cap (Config.DatagramMaxProbe) trades:
+// wire bytes both sides send into an outage while a stanza waits, against
+// how late that stanza arrives after the link returns (mean and worst of
+// five 10-minute outages, the stanza queued at different phases of the
+// probes). go test -run DatagramProbeCap -v ./link/ prints the table.
+func TestDatagramProbeCap(t *testing.T) {
+	// Without loss: a lost probe would add a probe interval.
+	for _, prof := range []string{"vhf-9600,loss=0", "iridium-2400,loss=0"} {
+		for _, cap := range []time.Duration{2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second} {
+			synctest.Test(t, func(t *testing.T) {
+				p := newEmuPair(t, TransportDatagram, prof, 0, func(c *Config) {
+					c.PacketConn = plainCarrier{c.PacketConn}
+					c.DatagramMaxProbe = cap
+				})
+				defer p.close()
+				p.waitUp(t, time.Minute)
+				p.a.Send(Item{Data: []byte("a0"), Pair: "x"})
+				time.Sleep(time.Minute)
+				const runs = 5
+				var sum, worst time.Duration
+				var bytes float64
+				for i := range runs {
+					took, hs, perMin := outage(p, 5*time.Minute+time.Duration(i)*cap/runs)
+					sum, worst, bytes = sum+took, max(worst, took), bytes+perMin/runs
+					if hs != 0 {
+						t.Errorf("%d handshake bytes after an outage", hs)
+					}
+					time.Sleep(time.Minute)
+				}
+				t.Logf("%s, probe cap %v: %.0f B per outage minute (both sides, while data waits), first stanza after the link returned: mean %v, worst %v",
+					prof, cap, bytes, (sum / runs).Round(10*time.Millisecond), worst.Round(10*time.Millisecond))
+				// A probe (~50 B) per cap from a, and b's acks; the first
+				// probe after the return is at most a probe interval away
+				// (the cap, or a round trip and four deviations if longer;
+				// the RTT samples include the peer's ack delay), then a
+				// round trip for its ack and one more way for the data.
+				prof := p.el.Profile()
+				rtt := p.rtt + 2*txTime(100, prof.RateBPS)
+				rto := 3*rtt + 2*dgram.DefaultAckDelay(DatagramMTU, prof.RateBPS, UDPHeaderBytes)
+				if limit := 2 * 60 / max(cap, rto).Seconds() * 50; bytes > limit {
+					t.Errorf("%.0f B per outage minute, want ≤ %.0f", bytes, limit)
+				}
+				if limit := max(cap, rto) + 2*rtt; worst > limit {
+					t.Errorf("first stanza up to %v after the link returned, want ≤ %v", worst, limit)
+				}
+				if st := p.a.Stats().Datagram; st.LinkUps != 0 {
+					t.Errorf("a plain carrier reported %d link returns", st.LinkUps)
+				}
+			})
+		}
 	}
 }
 

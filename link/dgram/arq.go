@@ -26,7 +26,8 @@ type ARQConfig struct {
 	InitialRTT time.Duration
 	// MaxProbe caps the interval of the probes sent while nothing is
 	// acknowledged (an outage), so that the first probe after the link
-	// returns goes within MaxProbe (default 10s; never below the RTO).
+	// returns goes within MaxProbe (default 10s; never below a round trip
+	// and four deviations).
 	MaxProbe time.Duration
 }
 
@@ -147,6 +148,7 @@ type ARQ struct {
 	haveRTT      bool
 	backoff      int
 	probe        bool // a probe may go now (backoff > 0)
+	probeData    bool // ...and carry a fragment whatever the backoff (LinkUp)
 
 	// receive side
 	haveRecv  bool
@@ -210,15 +212,19 @@ func (a *ARQ) Backoff() int { return a.backoff }
 func (a *ARQ) LargestAcked() (uint64, bool) { return a.largestAcked, a.anyAcked }
 
 // rto is the retransmission timeout of a datagram of size bytes: the
-// smoothed RTT and four deviations (RFC 6298), plus the peer's ack delay
-// and the datagram's own serialization time, doubled per timeout without
-// an ack; probes are capped at MaxProbe.
+// smoothed RTT and four deviations (RFC 6298) and the datagram's own
+// serialization time, plus the peer's ack delay (probes, sent once a
+// timeout has passed, ask for an ack at once instead), doubled per timeout
+// without an ack and capped at MaxProbe (never below the undoubled value).
 func (a *ARQ) rto(size int) time.Duration {
 	srtt, rttvar := a.cfg.InitialRTT, a.cfg.InitialRTT/2
 	if a.haveRTT {
 		srtt, rttvar = a.srtt, a.rttvar
 	}
-	base := srtt + max(4*rttvar, rttGranulity) + a.cfg.AckDelay + a.cfg.txTime(size)
+	base := srtt + max(4*rttvar, rttGranulity) + a.cfg.txTime(size)
+	if a.backoff == 0 {
+		return base + a.cfg.AckDelay
+	}
 	d := base << min(a.backoff, 16)
 	return min(d, max(base, a.cfg.MaxProbe))
 }
@@ -256,12 +262,19 @@ func (a *ARQ) Next() time.Time {
 // sendable returns the fragment Poll would send now (nil: none).
 func (a *ARQ) sendable() *frag {
 	if a.backoff > 0 {
-		if !a.probe || a.backoff > pingAfter {
+		if !a.probe || (a.backoff > pingAfter && !a.probeData) {
 			return nil
 		}
 		for _, f := range a.frags {
 			if f.lost && !f.acked {
 				return f
+			}
+		}
+		if a.probeData {
+			for _, f := range a.frags {
+				if !f.sent {
+					return f
+				}
 			}
 		}
 		return nil
@@ -328,7 +341,7 @@ func (a *ARQ) Poll(now time.Time) (Out, bool) {
 		o.Flags |= FlagData
 		if a.backoff > 0 {
 			o.Flags |= FlagAckNow
-			a.probe = false
+			a.probe, a.probeData = false, false
 		}
 		hi := max(a.maxSeqSent, f.seq)
 		if !a.anySent {
@@ -353,7 +366,7 @@ func (a *ARQ) Poll(now time.Time) (Out, bool) {
 		a.Stats.DataDatagrams++
 	case ping:
 		o.Flags |= FlagAckNow
-		a.probe = false
+		a.probe, a.probeData = false, false
 		a.Stats.Probes++
 	default:
 		a.Stats.AckOnly++
@@ -375,6 +388,17 @@ func (a *ARQ) missing() uint64 {
 		m &= 1<<a.largest - 1 // there are no datagrams below 0
 	}
 	return m
+}
+
+// LinkUp tells the ARQ that the carrier reports its link back (a modem's
+// carrier detect, a STANAG 5066 link-up): if it is probing an outage, the
+// next probe goes at once and carries the oldest fragment not yet
+// acknowledged, lost or never sent, so that the first queued data arrives
+// one way after the link returns (a probe without data when there is none).
+func (a *ARQ) LinkUp() {
+	if a.backoff > 0 {
+		a.probe, a.probeData = true, true
+	}
 }
 
 // Receive handles an authentic datagram from the peer and returns the
@@ -527,7 +551,7 @@ func (a *ARQ) onAck(now time.Time, low, missing uint64) {
 		a.largestAcked, a.anyAcked = l, true
 	}
 	if newly {
-		a.backoff, a.probe = 0, false
+		a.backoff, a.probe, a.probeData = 0, false, false
 	}
 	n := 0
 	for n < len(a.frags) && a.frags[n].acked {
