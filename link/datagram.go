@@ -55,6 +55,7 @@ type DatagramStats struct {
 	Forged          uint64 // datagrams failing authentication under every key, and bad handshake messages
 	Truncated       uint64 // datagrams too short or with a bad header
 	Retransmits     uint64 // fragments sent again
+	Joined          uint64 // frames that joined a datagram waiting for the pacer (no datagram of their own)
 	AckOnly         uint64 // datagrams carrying only an ack
 	Probes          uint64 // probes without data (outages)
 	AddressChanges  uint64 // the peer's address changed (authenticated)
@@ -492,6 +493,7 @@ func (s *dgSess) end() {
 	t.oldARQ.Retransmits += as.Retransmits
 	t.oldARQ.AckOnly += as.AckOnly
 	t.oldARQ.Probes += as.Probes
+	t.oldARQ.Joined += as.Joined
 	select {
 	case <-s.done:
 	default:
@@ -608,10 +610,11 @@ func (t *datagramTransport) snapshot() DatagramStats {
 			as.Retransmits += s.arq.Stats.Retransmits
 			as.AckOnly += s.arq.Stats.AckOnly
 			as.Probes += s.arq.Stats.Probes
+			as.Joined += s.arq.Stats.Joined
 		}
 	}
 	st.Rekeys, st.PeerRekeys = cs.Rekeys, cs.PeerRekeys
-	st.Retransmits, st.AckOnly, st.Probes = as.Retransmits, as.AckOnly, as.Probes
+	st.Retransmits, st.AckOnly, st.Probes, st.Joined = as.Retransmits, as.AckOnly, as.Probes, as.Joined
 	return st
 }
 
@@ -657,11 +660,13 @@ func (s *dgSess) waitLocked(ready func() bool, wake func() chan struct{}) error 
 
 // Write queues p for the peer once everything written before has been sent
 // at least once (so the Link's batches grow while the link is busy, as over
-// TCP). It never times out: the session has no connection to lose.
+// TCP), or at once when p fits in the datagram still waiting for the pacer:
+// it joins it, and costs no datagram of its own. It never times out: the
+// session has no connection to lose.
 func (s *dgSess) Write(p []byte) (int, error) {
 	t := s.t
 	t.mu.Lock()
-	if err := s.waitLocked(func() bool { return s.arq.Unsent() == 0 }, func() chan struct{} { return t.sent }); err != nil {
+	if err := s.waitLocked(func() bool { return s.arq.Unsent() == 0 || s.arq.CanJoin(len(p)) }, func() chan struct{} { return t.sent }); err != nil {
 		t.mu.Unlock()
 		return 0, err
 	}
@@ -669,6 +674,7 @@ func (s *dgSess) Write(p []byte) (int, error) {
 		t.mu.Unlock()
 		return 0, os.ErrDeadlineExceeded
 	}
+	joins := s.arq.CanJoin(len(p))
 	s.arq.Write(p)
 	if !s.wrote {
 		s.wrote = true
@@ -676,6 +682,9 @@ func (s *dgSess) Write(p []byte) (int, error) {
 		s.rwake = make(chan struct{})
 	}
 	frags := (len(p) + s.arq.MaxFragment() - 1) / s.arq.MaxFragment()
+	if joins {
+		frags = 0
+	}
 	s.written += uint64(len(p) + frags*(dgram.Overhead+1+UDPHeaderBytes))
 	t.mu.Unlock()
 	t.poke()

@@ -110,6 +110,7 @@ type ARQStats struct {
 	Probes        uint64 // probes without data
 	Retransmits   uint64 // fragments sent again
 	Fragments     uint64 // fragments made by Write
+	Joined        uint64 // writes that joined a fragment waiting for the pacer
 	Duplicates    uint64 // fragments received again
 	Malformed     uint64
 }
@@ -177,9 +178,17 @@ func (a *ARQ) AckDelay() time.Duration { return a.cfg.AckDelay }
 func (a *ARQ) MaxFragment() int { return a.maxData }
 
 // Write appends p to the outgoing stream, as fragments of at most
-// MaxFragment bytes (a write's bytes never share a datagram with the next
-// write's, so nothing waits for more to come).
+// MaxFragment bytes. Nothing waits for more to come: a fragment goes as
+// soon as the pacer lets it; a write that CanJoin the last fragment, still
+// waiting for the pacer, joins it instead (it would have waited as long).
 func (a *ARQ) Write(p []byte) {
+	if a.CanJoin(len(p)) {
+		f := a.frags[len(a.frags)-1]
+		f.data = append(f.data, p...)
+		a.unsent += len(p)
+		a.Stats.Joined++
+		return
+	}
 	for len(p) > 0 {
 		n := min(len(p), a.maxData)
 		a.frags = append(a.frags, &frag{seq: a.nextSeq, data: append([]byte(nil), p[:n]...)})
@@ -188,6 +197,17 @@ func (a *ARQ) Write(p []byte) {
 		a.Stats.Fragments++
 		p = p[n:]
 	}
+}
+
+// CanJoin reports whether a write of n bytes would join the last fragment
+// instead of making new ones: that fragment has not been sent yet and has
+// room for them.
+func (a *ARQ) CanJoin(n int) bool {
+	if n <= 0 || len(a.frags) == 0 {
+		return false
+	}
+	f := a.frags[len(a.frags)-1]
+	return !f.sent && len(f.data)+n <= a.maxData
 }
 
 // Unsent returns the bytes written and not yet sent once.
