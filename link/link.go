@@ -54,6 +54,12 @@ type Config struct {
 	// bytes per probe. A Carrier that reports link state (LinkNotifier)
 	// makes it matter less.
 	DatagramMaxProbe time.Duration
+	// DatagramMinWire is the least wire bytes a datagram with data holds
+	// the pacer for, up to half the smallest round trip measured (default
+	// DatagramMinWire; negative: none). A frame that comes meanwhile joins
+	// the next datagram, so when frames queue they share datagrams instead
+	// of each paying 49 bytes; a lone frame on an idle link goes at once.
+	DatagramMinWire int
 
 	// Journal, when set, is the disk spool (package link/spool): Send
 	// returns once the item is written to it, and the link resumes from

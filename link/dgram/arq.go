@@ -146,6 +146,7 @@ type ARQ struct {
 	maxSeqSent   uint64
 	anySent      bool
 	srtt, rttvar time.Duration
+	minRTT       time.Duration
 	haveRTT      bool
 	backoff      int
 	probe        bool // a probe may go now (backoff > 0)
@@ -222,6 +223,16 @@ func (a *ARQ) SRTT() time.Duration {
 		return 0
 	}
 	return a.srtt
+}
+
+// MinRTT returns the smallest round trip sampled (0: none yet): the path's
+// delay and a datagram's serialization, without the peer's ack delay that
+// most samples include.
+func (a *ARQ) MinRTT() time.Duration {
+	if !a.haveRTT {
+		return 0
+	}
+	return a.minRTT
 }
 
 // Backoff returns how many retransmission timeouts have passed without an
@@ -589,9 +600,10 @@ func (a *ARQ) rttSample(r time.Duration) {
 		return
 	}
 	if !a.haveRTT {
-		a.srtt, a.rttvar, a.haveRTT = r, r/2, true
+		a.srtt, a.rttvar, a.minRTT, a.haveRTT = r, r/2, r, true
 		return
 	}
+	a.minRTT = min(a.minRTT, r)
 	d := a.srtt - r
 	if d < 0 {
 		d = -d
