@@ -147,14 +147,19 @@ func (l *Link) newDatagram() (*datagramTransport, error) {
 	}
 	mtu := datagramMTU(l.cfg)
 	st, err := dgram.LoadState(l.cfg.DatagramState, keys.Peer)
+	known := err == nil && st.Path != ""
 	if err != nil {
-		return nil, fmt.Errorf("link: datagram transport: %w", err)
+		// Start anyway, as without a record: handshakes the peer starts
+		// wait for its first datagram until one is confirmed, which
+		// rewrites the file.
+		l.log.Error("link: datagram state unreadable: replays are refused by confirmation until the next handshake", "err", err)
+		st = &dgram.State{Path: l.cfg.DatagramState, Peer: keys.Peer}
 	}
 	minWire := l.cfg.DatagramMinWire
 	if minWire == 0 {
 		minWire = DatagramMinWire
 	}
-	return &datagramTransport{l: l, c: l.cfg.PacketConn, keys: keys, mtu: mtu, state: st, known: st.Path != "", minWire: minWire,
+	return &datagramTransport{l: l, c: l.cfg.PacketConn, keys: keys, mtu: mtu, state: st, known: known, minWire: minWire,
 		chcfg: dgram.ChannelConfig{RekeyInterval: l.cfg.RekeyInterval},
 		kick:  make(chan struct{}, 1), sent: make(chan struct{})}, nil
 }

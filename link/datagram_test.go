@@ -558,3 +558,30 @@ func TestDatagramJoin(t *testing.T) {
 		t.Errorf("with the hold %d datagrams (%d joined), without %d (%d joined): want fewer with it", d, j, dn, jn)
 	}
 }
+
+// TestDatagramStateUnreadable: a corrupt state file does not stop the
+// link; it runs as without a record, and the first confirmed handshake
+// writes the file again.
+func TestDatagramStateUnreadable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var path string
+		p := newEmuPair(t, TransportDatagram, "vhf-9600,loss=0", 0, func(c *Config) {
+			if c.PeerAddr == nil { // b, the responder
+				path = c.DatagramState
+				if err := os.WriteFile(path, []byte("garbage\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+		defer p.close()
+		p.waitUp(t, time.Minute)
+		p.a.Send(Item{Data: []byte("a0"), Pair: "x"})
+		for p.atB.len() < 1 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || !bytes.HasPrefix(b, []byte("isthmus datagram state 1\npeer ")) || bytes.Contains(b, []byte("accepted 0\n")) {
+			t.Errorf("state file after the first handshake: %q %v", b, err)
+		}
+	})
+}
