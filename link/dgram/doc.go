@@ -151,9 +151,14 @@
 // meanwhile join the next datagram, so when frames queue, the 49 bytes
 // around each are paid once per hold instead of once per frame; a lone
 // frame on an idle link goes at once. On iridium-2400 (hold 653 ms) the
-// demo's frames share datagrams about 1.8 to 1 (2 minutes, seed 1:
-// raw ÷ wire 6.6/6.9x → 7.4/7.7x, fixed cost 53 → 29 B per frame, chat p50
-// 1.46/1.38 → 1.85/1.80 s, TCP's 2.11/1.73 s); on vhf-9600 (RTT 100 ms)
-// the cap makes the hold shorter than most datagrams and nothing changes
-// (4.74/5.07x, p50 154/153 ms, TCP's 159/153 ms).
+// demo's frames share datagrams about 1.9 to 1: over 5 minutes (seed 1,
+// a→b/b→a) raw ÷ wire 7.48/7.79x and 26 B of fixed cost per frame, chat
+// p50 1.94/1.80 s, against TCP's 6.34/6.61x and 2.07/1.81 s on the same
+// run (2 minutes before the hold: 6.6/6.9x, 53 B per frame, p50
+// 1.46/1.38 s). On vhf-9600 (RTT 100 ms) the cap makes the hold shorter
+// than most datagrams and nothing changes (2 minutes: 4.74/5.07x, p50
+// 154/153 ms, TCP's 159/153 ms). Sparse traffic (a frame every few
+// seconds, link's TestDatagramFixedCost) has nothing to join: 49 B per
+// frame plus the odd ack-only datagram and retransmission (52.6 B on
+// iridium-2400 with 1% loss).
 package dgram
