@@ -24,6 +24,9 @@ func linkTransport(cfg *config.Config, lc *link.Config) error {
 			return fmt.Errorf("gateway: %w", err)
 		}
 		lc.PeerKey = peer
+		if cfg.Link.SpoolSync != "off" { // else nothing is kept on disk
+			lc.DatagramState = filepath.Join(cfg.StateDir, "datagram.state")
+		}
 	}
 	if lc.PacketConn != nil {
 		return nil // Options.LinkPacketConn

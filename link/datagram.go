@@ -33,6 +33,26 @@ type Carrier interface {
 	Close() error
 }
 
+// LinkStater is a Carrier that knows whether its link is up: a serial
+// modem's carrier detect, a STANAG 5066 SIS link-up, the emulator's
+// outages (link/emu). LinkState returns the state and a channel closed at
+// its next change. When the link returns, the datagram transport probes at
+// once with the oldest unacknowledged data instead of waiting for its next
+// probe (Config.DatagramMaxProbe apart): the first queued stanza arrives
+// its serialization time and one delay after the link's return. Carriers
+// without it (UDP) rely on the probes alone.
+type LinkStater interface {
+	LinkState() (up bool, changed <-chan struct{})
+}
+
+// DatagramMinWire is the default of Config.DatagramMinWire: four times a
+// datagram's fixed cost (49 bytes with IPv4 and UDP headers), so that
+// while frames queue, that cost stays under a fifth of the wire. The hold
+// it makes is capped at half the smallest round trip measured: 653 ms on
+// iridium-2400 (RTT 1.5 s), but only about 75 ms on vhf-9600, less than
+// most datagrams take anyway.
+const DatagramMinWire = 4 * 49
+
 // DatagramStats count the datagram transport's work (all sessions).
 type DatagramStats struct {
 	Handshakes      uint64 // Noise handshakes completed (either role)
@@ -43,11 +63,14 @@ type DatagramStats struct {
 	Forged          uint64 // datagrams failing authentication under every key, and bad handshake messages
 	Truncated       uint64 // datagrams too short or with a bad header
 	Retransmits     uint64 // fragments sent again
+	Joined          uint64 // frames that joined a datagram waiting for the pacer (no datagram of their own)
 	AckOnly         uint64 // datagrams carrying only an ack
 	Probes          uint64 // probes without data (outages)
 	AddressChanges  uint64 // the peer's address changed (authenticated)
+	LinkUps         uint64 // the carrier reported its link back (LinkStater)
 	Undecryptable   uint64 // transport datagrams no current key opens (the peer restarted, or forged)
 	PendingReplaced uint64 // answered handshakes never confirmed (replays, or lost)
+	StaleInits      uint64 // MsgInits refused: their stamp is not above the last accepted (replays)
 }
 
 type hsOut struct {
@@ -58,20 +81,24 @@ type hsOut struct {
 // datagramTransport runs Noise sessions over a Carrier and drives the Link's
 // session through the current one.
 type datagramTransport struct {
-	l     *Link
-	c     Carrier
-	keys  dgram.Keys
-	chcfg dgram.ChannelConfig
-	mtu   int
-	ctx   context.Context
+	l       *Link
+	c       Carrier
+	keys    dgram.Keys
+	chcfg   dgram.ChannelConfig
+	mtu     int
+	minWire int // wire bytes a datagram with data is paced as, at least
+	ctx     context.Context
 
 	mu        sync.Mutex
-	peer      net.Addr // where transport datagrams go (the latest authentic source)
+	state     *dgram.State // handshake stamps (Config.DatagramState)
+	known     bool         // state.Accepted is the largest stamp ever accepted (persisted, or confirmed since start)
+	peer      net.Addr     // where transport datagrams go (the latest authentic source)
 	cur       *dgSess
-	pending   *dgSess // answered a MsgInit; becomes cur on its first authentic datagram
+	pending   *dgSess // answered a MsgInit it could not vouch for; becomes cur on its first authentic datagram
 	pendMsg   []byte  // that MsgInit, and our answer, for a repeated MsgInit
 	pendResp  []byte
-	curMsg    []byte // the MsgInit cur answered (a late repeat is ignored)
+	curMsg    []byte // the MsgInit cur answered, and our answer (sent again until cur hears the peer)
+	curResp   []byte
 	init      *dgram.Initiation
 	initTo    net.Addr
 	initDue   time.Time
@@ -100,6 +127,7 @@ type dgSess struct {
 	ended    bool
 	written  uint64 // estimated wire bytes of the stream's writes (for the write loop's pacing)
 	wrote    bool   // the Link wrote (its HELLO): reads may begin
+	stamp    uint64 // the MsgInit's stamp (responder)
 }
 
 func (l *Link) newDatagram() (*datagramTransport, error) {
@@ -118,7 +146,20 @@ func (l *Link) newDatagram() (*datagramTransport, error) {
 		return nil, fmt.Errorf("link: datagram transport: %w", err)
 	}
 	mtu := datagramMTU(l.cfg)
-	return &datagramTransport{l: l, c: l.cfg.PacketConn, keys: keys, mtu: mtu,
+	st, err := dgram.LoadState(l.cfg.DatagramState, keys.Peer)
+	known := err == nil && st.Path != ""
+	if err != nil {
+		// Start anyway, as without a record: handshakes the peer starts
+		// wait for its first datagram until one is confirmed, which
+		// rewrites the file.
+		l.log.Error("link: datagram state unreadable: replays are refused by confirmation until the next handshake", "err", err)
+		st = &dgram.State{Path: l.cfg.DatagramState, Peer: keys.Peer}
+	}
+	minWire := l.cfg.DatagramMinWire
+	if minWire == 0 {
+		minWire = DatagramMinWire
+	}
+	return &datagramTransport{l: l, c: l.cfg.PacketConn, keys: keys, mtu: mtu, state: st, known: known, minWire: minWire,
 		chcfg: dgram.ChannelConfig{RekeyInterval: l.cfg.RekeyInterval},
 		kick:  make(chan struct{}, 1), sent: make(chan struct{})}, nil
 }
@@ -157,6 +198,9 @@ func (l *Link) runDatagram(ctx context.Context) error {
 		t.mu.Unlock()
 	}()
 	go t.sendLoop(ctx)
+	if ls, ok := t.c.(LinkStater); ok {
+		go t.watchLink(ctx, ls)
+	}
 	buf := make([]byte, 64<<10)
 	for {
 		n, addr, err := t.c.ReadFrom(buf)
@@ -181,6 +225,30 @@ func (l *Link) runDatagram(ctx context.Context) error {
 	}
 }
 
+// watchLink tells the current session's ARQ when the carrier reports its
+// link back after an outage.
+func (t *datagramTransport) watchLink(ctx context.Context, ls LinkStater) {
+	wasUp := true
+	for {
+		up, changed := ls.LinkState()
+		if up && !wasUp {
+			t.mu.Lock()
+			t.stats.LinkUps++
+			if t.cur != nil {
+				t.cur.arq.LinkUp()
+			}
+			t.mu.Unlock()
+			t.poke()
+		}
+		wasUp = up
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
 func (t *datagramTransport) poke() {
 	select {
 	case t.kick <- struct{}{}:
@@ -192,19 +260,34 @@ func (t *datagramTransport) poke() {
 // again: a round trip guessed from the link rate, doubled per try up to
 // ReconnectMax.
 func (t *datagramTransport) initInterval() time.Duration {
-	d := 2*time.Second + 2*txTime(uint64(dgram.HandshakeSize+UDPHeaderBytes), t.l.rate.Load())
+	d := 2*time.Second + txTime(uint64(dgram.InitSize+dgram.RespSize+2*UDPHeaderBytes), t.l.rate.Load())
 	return min(d<<min(t.initTries, 10), max(t.l.cfg.ReconnectMax, d))
 }
 
 // startInit begins a handshake towards to; t.mu is held.
 func (t *datagramTransport) startInit(now time.Time, to net.Addr) {
-	in, err := dgram.Initiate(t.keys)
+	if t.newInit() {
+		t.initTo, t.initDue, t.initTries = to, now, 0
+		t.poke()
+	}
+}
+
+// newInit makes a MsgInit with a new stamp, recorded in the state first;
+// t.mu is held.
+func (t *datagramTransport) newInit() bool {
+	stamp := dgram.Stamp(time.Now(), t.state.Sent)
+	t.state.Sent = stamp
+	if err := t.state.Save(); err != nil {
+		// The stamp still serves while the clock does not go back.
+		t.l.log.Error("link: datagram state", "err", err)
+	}
+	in, err := dgram.Initiate(t.keys, stamp)
 	if err != nil {
 		t.l.log.Error("link: datagram handshake", "err", err)
-		return
+		return false
 	}
-	t.init, t.initTo, t.initDue, t.initTries = in, to, now, 0
-	t.poke()
+	t.init = in
+	return true
 }
 
 func (t *datagramTransport) handle(now time.Time, d []byte, addr net.Addr) {
@@ -236,29 +319,56 @@ func (t *datagramTransport) onInit(now time.Time, d []byte, addr net.Addr) {
 		t.poke()
 		return
 	case t.cur != nil && bytes.Equal(d, t.curMsg):
-		return // a late copy of the handshake in use
+		if _, heard := t.cur.ch.Largest(); !heard && t.curResp != nil {
+			t.out = append(t.out, hsOut{t.curResp, addr}) // our answer was lost
+			t.poke()
+		}
+		return // else a late copy of the handshake in use
 	}
-	ch, resp, err := dgram.Respond(now, t.keys, d, t.chcfg)
-	if err != nil {
+	ch, resp, stamp, err := dgram.Respond(now, t.keys, d, t.state.Accepted, t.chcfg)
+	switch {
+	case errors.Is(err, dgram.ErrStale):
+		t.stats.StaleInits++
+		t.l.log.Warn("link: datagram handshake refused: stale stamp (a replayed MsgInit)", "from", addr.String(),
+			"stamp", stamp, "accepted", t.state.Accepted)
+		return
+	case err != nil:
 		t.l.mu.Lock()
 		t.l.hsFails++
 		t.l.mu.Unlock()
 		t.stats.Forged++
 		return
 	}
-	t.init = nil
+	// The stamp is above every one accepted before: the MsgInit is fresh
+	// if that record is complete (kept in the state file, or confirmed
+	// since this process started); it is durable before we answer.
+	fresh := t.known
+	if fresh {
+		prev := t.state.Accepted
+		t.state.Accepted = stamp
+		if err := t.state.Save(); err != nil {
+			t.l.log.Error("link: datagram state", "err", err)
+			t.state.Accepted, fresh = prev, false
+		}
+	}
 	s := t.newSess(ch)
+	s.stamp = stamp
 	t.out = append(t.out, hsOut{resp, addr})
 	t.poke()
 	if t.pending != nil {
 		t.stats.PendingReplaced++
 		t.pending.end()
+		t.pending, t.pendMsg, t.pendResp = nil, nil, nil
 	}
-	if t.cur == nil {
-		t.curMsg = d
+	if fresh {
+		t.init = nil
+		t.curMsg, t.curResp = bytes.Clone(d), resp
 		t.activate(now, s, addr)
 		return
 	}
+	// Not vouched for: it may be a replay. Our own handshake, if any,
+	// goes on; the session becomes current when the initiator's first
+	// transport datagram opens under it.
 	t.pending, t.pendMsg, t.pendResp = s, bytes.Clone(d), resp
 }
 
@@ -275,7 +385,7 @@ func (t *datagramTransport) onResp(now time.Time, d []byte, addr net.Addr) {
 		return
 	}
 	t.init = nil
-	t.curMsg = nil
+	t.curMsg, t.curResp = nil, nil
 	t.activate(now, t.newSess(ch), addr)
 }
 
@@ -293,8 +403,18 @@ func (t *datagramTransport) onTransport(now time.Time, d []byte, addr net.Addr) 
 			continue
 		}
 		if s == t.pending {
-			t.curMsg = t.pendMsg
+			// Confirmed: the initiator holds the session's keys, so its
+			// MsgInit was fresh; its stamp is now the largest accepted.
+			t.curMsg, t.curResp = t.pendMsg, nil
 			t.pending, t.pendMsg, t.pendResp = nil, nil, nil
+			t.init = nil
+			if s.stamp > t.state.Accepted {
+				t.state.Accepted = s.stamp
+				if err := t.state.Save(); err != nil {
+					t.l.log.Error("link: datagram state", "err", err)
+				}
+			}
+			t.known = true
 			t.activate(now, s, addr)
 		}
 		s.lastAuth = now
@@ -334,7 +454,8 @@ func (t *datagramTransport) onTransport(now time.Time, d []byte, addr net.Addr) 
 	}
 	t.stats.Undecryptable++
 	silent := t.cur == nil || now.Sub(t.cur.lastAuth) > max(10*time.Second, 4*t.cur.arq.SRTT())
-	if silent && t.init == nil && t.pending == nil && !now.Before(t.initOK) {
+	// A pending session does not hold it back: it may be a replay's.
+	if silent && t.init == nil && !now.Before(t.initOK) {
 		t.junkWait = min(max(2*t.junkWait, t.l.cfg.ReconnectMin), t.l.cfg.ReconnectMax)
 		t.initOK = now.Add(t.junkWait)
 		t.startInit(now, addr)
@@ -343,7 +464,8 @@ func (t *datagramTransport) onTransport(now time.Time, d []byte, addr net.Addr) 
 
 func (t *datagramTransport) newSess(ch *dgram.Channel) *dgSess {
 	return &dgSess{t: t, ch: ch, rwake: make(chan struct{}), done: make(chan struct{}),
-		arq: dgram.NewARQ(dgram.ARQConfig{MTU: t.mtu, RateBPS: t.l.rate.Load(), HeaderBytes: UDPHeaderBytes})}
+		arq: dgram.NewARQ(dgram.ARQConfig{MTU: t.mtu, RateBPS: t.l.rate.Load(), HeaderBytes: UDPHeaderBytes,
+			MaxProbe: t.l.cfg.DatagramMaxProbe})}
 }
 
 // activate makes s the session the Link runs on; t.mu is held.
@@ -389,6 +511,7 @@ func (s *dgSess) end() {
 	t.oldARQ.Retransmits += as.Retransmits
 	t.oldARQ.AckOnly += as.AckOnly
 	t.oldARQ.Probes += as.Probes
+	t.oldARQ.Joined += as.Joined
 	select {
 	case <-s.done:
 	default:
@@ -404,13 +527,17 @@ func (t *datagramTransport) sendLoop(ctx context.Context) {
 		t.mu.Lock()
 		var pkt []byte
 		var to net.Addr
-		hs := false
+		hs, data := false, false
+		var hold time.Duration
 		wait := time.Hour
 		if now.Before(t.pace) {
 			wait = t.pace.Sub(now)
 		} else {
 			var next time.Time
-			pkt, to, hs, next = t.nextDatagram(now)
+			pkt, to, hs, data, next = t.nextDatagram(now)
+			if data {
+				hold = t.hold()
+			}
 			if pkt == nil && !next.IsZero() {
 				wait = max(next.Sub(now), time.Millisecond)
 			}
@@ -424,7 +551,9 @@ func (t *datagramTransport) sendLoop(ctx context.Context) {
 					t.stats.HandshakeBytes += uint64(len(pkt))
 				}
 				if rate := t.l.rate.Load(); rate > 0 {
-					t.pace = maxTime(now, t.pace).Add(txTime(uint64(len(pkt)+UDPHeaderBytes), rate))
+					// A datagram with data holds the pacer at least hold:
+					// what comes meanwhile joins the next one.
+					t.pace = maxTime(now, t.pace).Add(max(hold, txTime(uint64(len(pkt)+UDPHeaderBytes), rate)))
 				}
 			}
 			close(t.sent)
@@ -459,31 +588,49 @@ func (t *datagramTransport) sendLoop(ctx context.Context) {
 	}
 }
 
+// hold is how long a datagram with data holds the pacer at least: the
+// serialization time of DatagramMinWire bytes, but not more than half the
+// smallest round trip measured (nothing before a sample), so that the wait
+// it may add stays small beside the path's own delay; t.mu is held.
+func (t *datagramTransport) hold() time.Duration {
+	rate := t.l.rate.Load()
+	if t.cur == nil || t.minWire <= 0 || rate <= 0 {
+		return 0
+	}
+	return min(txTime(uint64(t.minWire), rate), t.cur.arq.MinRTT()/2)
+}
+
 // nextDatagram returns the datagram to send now (handshake messages first),
 // or when to look again; t.mu is held.
-func (t *datagramTransport) nextDatagram(now time.Time) (pkt []byte, to net.Addr, hs bool, next time.Time) {
+func (t *datagramTransport) nextDatagram(now time.Time) (pkt []byte, to net.Addr, hs, data bool, next time.Time) {
 	if len(t.out) > 0 {
 		o := t.out[0]
 		t.out = t.out[1:]
-		return o.b, o.to, true, time.Time{}
+		return o.b, o.to, true, false, time.Time{}
 	}
 	if t.init != nil && t.initTo != nil {
 		if !now.Before(t.initDue) {
+			if t.initTries > 0 && t.initTries%3 == 0 {
+				// Unanswered three times: perhaps the responder accepted
+				// this stamp and restarted before answering, and would now
+				// refuse it as stale. The next tries carry a new one.
+				t.newInit()
+			}
 			t.initTries++
 			t.initDue = now.Add(t.initInterval())
-			return t.init.Msg, t.initTo, true, time.Time{}
+			return t.init.Msg, t.initTo, true, false, time.Time{}
 		}
 		next = t.initDue
 	}
 	if s := t.cur; s != nil && t.peer != nil {
 		if o, ok := s.arq.Poll(now); ok {
-			return s.ch.Seal(now, o.Flags, o.PN, o.PNLen, o.Plain), t.peer, false, time.Time{}
+			return s.ch.Seal(now, o.Flags, o.PN, o.PNLen, o.Plain), t.peer, false, o.Flags&dgram.FlagData != 0, time.Time{}
 		}
 		if n := s.arq.Next(); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
 		}
 	}
-	return nil, nil, false, next
+	return nil, nil, false, false, next
 }
 
 // stats returns the counters; t.mu is not held.
@@ -499,10 +646,11 @@ func (t *datagramTransport) snapshot() DatagramStats {
 			as.Retransmits += s.arq.Stats.Retransmits
 			as.AckOnly += s.arq.Stats.AckOnly
 			as.Probes += s.arq.Stats.Probes
+			as.Joined += s.arq.Stats.Joined
 		}
 	}
 	st.Rekeys, st.PeerRekeys = cs.Rekeys, cs.PeerRekeys
-	st.Retransmits, st.AckOnly, st.Probes = as.Retransmits, as.AckOnly, as.Probes
+	st.Retransmits, st.AckOnly, st.Probes, st.Joined = as.Retransmits, as.AckOnly, as.Probes, as.Joined
 	return st
 }
 
@@ -548,11 +696,13 @@ func (s *dgSess) waitLocked(ready func() bool, wake func() chan struct{}) error 
 
 // Write queues p for the peer once everything written before has been sent
 // at least once (so the Link's batches grow while the link is busy, as over
-// TCP). It never times out: the session has no connection to lose.
+// TCP), or at once when p fits in the datagram still waiting for the pacer:
+// it joins it, and costs no datagram of its own. It never times out: the
+// session has no connection to lose.
 func (s *dgSess) Write(p []byte) (int, error) {
 	t := s.t
 	t.mu.Lock()
-	if err := s.waitLocked(func() bool { return s.arq.Unsent() == 0 }, func() chan struct{} { return t.sent }); err != nil {
+	if err := s.waitLocked(func() bool { return s.arq.Unsent() == 0 || s.arq.CanJoin(len(p)) }, func() chan struct{} { return t.sent }); err != nil {
 		t.mu.Unlock()
 		return 0, err
 	}
@@ -560,6 +710,7 @@ func (s *dgSess) Write(p []byte) (int, error) {
 		t.mu.Unlock()
 		return 0, os.ErrDeadlineExceeded
 	}
+	joins := s.arq.CanJoin(len(p))
 	s.arq.Write(p)
 	if !s.wrote {
 		s.wrote = true
@@ -567,6 +718,9 @@ func (s *dgSess) Write(p []byte) (int, error) {
 		s.rwake = make(chan struct{})
 	}
 	frags := (len(p) + s.arq.MaxFragment() - 1) / s.arq.MaxFragment()
+	if joins {
+		frags = 0
+	}
 	s.written += uint64(len(p) + frags*(dgram.Overhead+1+UDPHeaderBytes))
 	t.mu.Unlock()
 	t.poke()

@@ -44,6 +44,23 @@ type Config struct {
 	Key           ed25519.PrivateKey // this gateway's link key (default: the TLS certificate's)
 	DatagramMTU   int                // largest datagram, UDP payload (default DatagramMTU)
 	RekeyInterval time.Duration      // send keys change this often (default 1h)
+	// DatagramState is the file that keeps the handshake stamps across
+	// restarts (package link/dgram, State), so that a replayed handshake
+	// message is refused after a restart too; "" keeps them in memory, and
+	// a handshake the peer starts then waits for its first datagram before
+	// it replaces the session (one round trip more).
+	DatagramState string
+	// DatagramMaxProbe caps the interval of the probes sent into an outage
+	// (default 10s): shorter finds the returning link sooner, at ~47 wire
+	// bytes per probe. A Carrier that reports link state (LinkNotifier)
+	// makes it matter less.
+	DatagramMaxProbe time.Duration
+	// DatagramMinWire is the least wire bytes a datagram with data holds
+	// the pacer for, up to half the smallest round trip measured (default
+	// DatagramMinWire; negative: none). A frame that comes meanwhile joins
+	// the next datagram, so when frames queue they share datagrams instead
+	// of each paying 49 bytes; a lone frame on an idle link goes at once.
+	DatagramMinWire int
 
 	// Journal, when set, is the disk spool (package link/spool): Send
 	// returns once the item is written to it, and the link resumes from

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -13,7 +14,7 @@ import (
 )
 
 // emuPair runs two Links over an emulated link in the current synctest
-// bubble: a dials, b accepts.
+// bubble: a dials, b accepts. opts change both sides' configurations last.
 type emuPair struct {
 	a, b      *Link
 	atA, atB  *sink
@@ -35,16 +36,13 @@ func newEmuPair(t *testing.T, transport, profile string, keepalive time.Duration
 	ca.Deliver, cb.Deliver = p.atA.deliver, p.atB.deliver
 	ca.RateBPS, cb.RateBPS = prof.RateBPS, prof.RateBPS
 	ca.ReconnectMin, ca.ReconnectMax = 100*time.Millisecond, time.Second
-	for _, c := range []*Config{&ca, &cb} {
-		c.Session.Keepalive = keepalive
-		for _, o := range opts {
-			o(c)
-		}
-	}
 	if transport == TransportDatagram {
 		pa, pb := p.el.PacketPipe()
 		ca.Transport, ca.PacketConn, ca.PeerAddr, ca.PeerKey = TransportDatagram, pa, pb.LocalAddr(), kb.Public().(ed25519.PublicKey)
 		cb.Transport, cb.PacketConn, cb.PeerKey = TransportDatagram, pb, ka.Public().(ed25519.PublicKey)
+		// Handshake stamps in state files, as a gateway keeps them.
+		dir := t.TempDir()
+		ca.DatagramState, cb.DatagramState = filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	} else if transport == TransportQUIC {
 		pa, pb := p.el.PacketPipe()
 		ca.Transport, ca.PacketConn, ca.PeerAddr = TransportQUIC, pa, pb.LocalAddr()
@@ -52,6 +50,12 @@ func newEmuPair(t *testing.T, transport, profile string, keepalive time.Duration
 	} else {
 		ca.Dial = p.el.Dial
 		cb.Listener = p.el.Listen()
+	}
+	for _, c := range []*Config{&ca, &cb} {
+		c.Session.Keepalive = keepalive
+		for _, o := range opts {
+			o(c)
+		}
 	}
 	if p.a, err = New(ca); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,8 @@ type ARQConfig struct {
 	InitialRTT time.Duration
 	// MaxProbe caps the interval of the probes sent while nothing is
 	// acknowledged (an outage), so that the first probe after the link
-	// returns goes within MaxProbe (default 10s; never below the RTO).
+	// returns goes within MaxProbe (default 10s; never below a round trip
+	// and four deviations).
 	MaxProbe time.Duration
 }
 
@@ -109,6 +110,7 @@ type ARQStats struct {
 	Probes        uint64 // probes without data
 	Retransmits   uint64 // fragments sent again
 	Fragments     uint64 // fragments made by Write
+	Joined        uint64 // writes that joined a fragment waiting for the pacer
 	Duplicates    uint64 // fragments received again
 	Malformed     uint64
 }
@@ -144,9 +146,11 @@ type ARQ struct {
 	maxSeqSent   uint64
 	anySent      bool
 	srtt, rttvar time.Duration
+	minRTT       time.Duration
 	haveRTT      bool
 	backoff      int
 	probe        bool // a probe may go now (backoff > 0)
+	probeData    bool // ...and carry a fragment whatever the backoff (LinkUp)
 
 	// receive side
 	haveRecv  bool
@@ -175,9 +179,17 @@ func (a *ARQ) AckDelay() time.Duration { return a.cfg.AckDelay }
 func (a *ARQ) MaxFragment() int { return a.maxData }
 
 // Write appends p to the outgoing stream, as fragments of at most
-// MaxFragment bytes (a write's bytes never share a datagram with the next
-// write's, so nothing waits for more to come).
+// MaxFragment bytes. Nothing waits for more to come: a fragment goes as
+// soon as the pacer lets it; a write that CanJoin the last fragment, still
+// waiting for the pacer, joins it instead (it would have waited as long).
 func (a *ARQ) Write(p []byte) {
+	if a.CanJoin(len(p)) {
+		f := a.frags[len(a.frags)-1]
+		f.data = append(f.data, p...)
+		a.unsent += len(p)
+		a.Stats.Joined++
+		return
+	}
 	for len(p) > 0 {
 		n := min(len(p), a.maxData)
 		a.frags = append(a.frags, &frag{seq: a.nextSeq, data: append([]byte(nil), p[:n]...)})
@@ -186,6 +198,17 @@ func (a *ARQ) Write(p []byte) {
 		a.Stats.Fragments++
 		p = p[n:]
 	}
+}
+
+// CanJoin reports whether a write of n bytes would join the last fragment
+// instead of making new ones: that fragment has not been sent yet and has
+// room for them.
+func (a *ARQ) CanJoin(n int) bool {
+	if n <= 0 || len(a.frags) == 0 {
+		return false
+	}
+	f := a.frags[len(a.frags)-1]
+	return !f.sent && len(f.data)+n <= a.maxData
 }
 
 // Unsent returns the bytes written and not yet sent once.
@@ -202,6 +225,16 @@ func (a *ARQ) SRTT() time.Duration {
 	return a.srtt
 }
 
+// MinRTT returns the smallest round trip sampled (0: none yet): the path's
+// delay and a datagram's serialization, without the peer's ack delay that
+// most samples include.
+func (a *ARQ) MinRTT() time.Duration {
+	if !a.haveRTT {
+		return 0
+	}
+	return a.minRTT
+}
+
 // Backoff returns how many retransmission timeouts have passed without an
 // ack (0: the peer is answering).
 func (a *ARQ) Backoff() int { return a.backoff }
@@ -210,15 +243,19 @@ func (a *ARQ) Backoff() int { return a.backoff }
 func (a *ARQ) LargestAcked() (uint64, bool) { return a.largestAcked, a.anyAcked }
 
 // rto is the retransmission timeout of a datagram of size bytes: the
-// smoothed RTT and four deviations (RFC 6298), plus the peer's ack delay
-// and the datagram's own serialization time, doubled per timeout without
-// an ack; probes are capped at MaxProbe.
+// smoothed RTT and four deviations (RFC 6298) and the datagram's own
+// serialization time, plus the peer's ack delay (probes, sent once a
+// timeout has passed, ask for an ack at once instead), doubled per timeout
+// without an ack and capped at MaxProbe (never below the undoubled value).
 func (a *ARQ) rto(size int) time.Duration {
 	srtt, rttvar := a.cfg.InitialRTT, a.cfg.InitialRTT/2
 	if a.haveRTT {
 		srtt, rttvar = a.srtt, a.rttvar
 	}
-	base := srtt + max(4*rttvar, rttGranulity) + a.cfg.AckDelay + a.cfg.txTime(size)
+	base := srtt + max(4*rttvar, rttGranulity) + a.cfg.txTime(size)
+	if a.backoff == 0 {
+		return base + a.cfg.AckDelay
+	}
 	d := base << min(a.backoff, 16)
 	return min(d, max(base, a.cfg.MaxProbe))
 }
@@ -256,12 +293,19 @@ func (a *ARQ) Next() time.Time {
 // sendable returns the fragment Poll would send now (nil: none).
 func (a *ARQ) sendable() *frag {
 	if a.backoff > 0 {
-		if !a.probe || a.backoff > pingAfter {
+		if !a.probe || (a.backoff > pingAfter && !a.probeData) {
 			return nil
 		}
 		for _, f := range a.frags {
 			if f.lost && !f.acked {
 				return f
+			}
+		}
+		if a.probeData {
+			for _, f := range a.frags {
+				if !f.sent {
+					return f
+				}
 			}
 		}
 		return nil
@@ -328,7 +372,7 @@ func (a *ARQ) Poll(now time.Time) (Out, bool) {
 		o.Flags |= FlagData
 		if a.backoff > 0 {
 			o.Flags |= FlagAckNow
-			a.probe = false
+			a.probe, a.probeData = false, false
 		}
 		hi := max(a.maxSeqSent, f.seq)
 		if !a.anySent {
@@ -353,7 +397,7 @@ func (a *ARQ) Poll(now time.Time) (Out, bool) {
 		a.Stats.DataDatagrams++
 	case ping:
 		o.Flags |= FlagAckNow
-		a.probe = false
+		a.probe, a.probeData = false, false
 		a.Stats.Probes++
 	default:
 		a.Stats.AckOnly++
@@ -375,6 +419,17 @@ func (a *ARQ) missing() uint64 {
 		m &= 1<<a.largest - 1 // there are no datagrams below 0
 	}
 	return m
+}
+
+// LinkUp tells the ARQ that the carrier reports its link back (a modem's
+// carrier detect, a STANAG 5066 link-up): if it is probing an outage, the
+// next probe goes at once and carries the oldest fragment not yet
+// acknowledged, lost or never sent, so that the first queued data arrives
+// one way after the link returns (a probe without data when there is none).
+func (a *ARQ) LinkUp() {
+	if a.backoff > 0 {
+		a.probe, a.probeData = true, true
+	}
 }
 
 // Receive handles an authentic datagram from the peer and returns the
@@ -527,7 +582,7 @@ func (a *ARQ) onAck(now time.Time, low, missing uint64) {
 		a.largestAcked, a.anyAcked = l, true
 	}
 	if newly {
-		a.backoff, a.probe = 0, false
+		a.backoff, a.probe, a.probeData = 0, false, false
 	}
 	n := 0
 	for n < len(a.frags) && a.frags[n].acked {
@@ -545,9 +600,10 @@ func (a *ARQ) rttSample(r time.Duration) {
 		return
 	}
 	if !a.haveRTT {
-		a.srtt, a.rttvar, a.haveRTT = r, r/2, true
+		a.srtt, a.rttvar, a.minRTT, a.haveRTT = r, r/2, r, true
 		return
 	}
+	a.minRTT = min(a.minRTT, r)
 	d := a.srtt - r
 	if d < 0 {
 		d = -d

@@ -207,3 +207,89 @@ func FuzzARQReceive(f *testing.F) {
 		a.Next()
 	})
 }
+
+// TestARQJoin: writes that come while the last fragment waits for the
+// pacer join it, up to the fragment's room; the peer gets the stream whole.
+func TestARQJoin(t *testing.T) {
+	a := NewARQ(ARQConfig{MTU: 200, RateBPS: 9600, HeaderBytes: 28})
+	b := NewARQ(ARQConfig{MTU: 200, RateBPS: 9600, HeaderBytes: 28})
+	now := time.Unix(0, 0)
+	var want []byte
+	for _, n := range []int{30, 40, 50} {
+		p := bytes.Repeat([]byte{byte(n)}, n)
+		a.Write(p)
+		want = append(want, p...)
+	}
+	if a.Stats.Fragments != 1 || a.Stats.Joined != 2 || a.Unsent() != 120 {
+		t.Fatalf("3 small writes: %d fragments, %d joined, %d unsent; want 1, 2, 120", a.Stats.Fragments, a.Stats.Joined, a.Unsent())
+	}
+	if a.CanJoin(a.MaxFragment()) {
+		t.Fatalf("a write of %d bytes fits in a fragment holding 120", a.MaxFragment())
+	}
+	big := bytes.Repeat([]byte{9}, a.MaxFragment())
+	a.Write(big) // no room: a fragment of its own
+	want = append(want, big...)
+	var got []byte
+	for {
+		o, ok := a.Poll(now)
+		if !ok {
+			break
+		}
+		d, err := b.Receive(now, o.PN, o.Flags, o.Plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, d...)
+	}
+	if !bytes.Equal(got, want) || a.Stats.DataDatagrams != 2 {
+		t.Fatalf("delivered %d of %d bytes in %d datagrams, want all in 2", len(got), len(want), a.Stats.DataDatagrams)
+	}
+	if a.CanJoin(1) {
+		t.Fatal("a write joins a fragment already sent")
+	}
+}
+
+// TestARQLinkUp: deep in an outage's backoff the probes carry no data;
+// when the carrier reports the link back, the next datagram goes at once
+// and carries the oldest unacknowledged fragment, even one never sent.
+func TestARQLinkUp(t *testing.T) {
+	a := NewARQ(ARQConfig{RateBPS: 2400, HeaderBytes: 28, MaxProbe: 30 * time.Second})
+	now := time.Unix(0, 0)
+	a.Write([]byte("first"))
+	if _, ok := a.Poll(now); !ok {
+		t.Fatal("nothing sent")
+	}
+	// Ten minutes without an answer.
+	for end := now.Add(10 * time.Minute); now.Before(end); now = now.Add(100 * time.Millisecond) {
+		a.Poll(now)
+	}
+	a.Write([]byte("queued"))
+	if a.Backoff() <= pingAfter {
+		t.Fatalf("backoff %d after 10 minutes", a.Backoff())
+	}
+	if n := a.Next(); !n.After(now) {
+		t.Fatalf("next probe at %v, now %v: want later", n, now)
+	}
+	a.LinkUp()
+	if n := a.Next(); n.After(now) {
+		t.Fatalf("after LinkUp the next datagram waits until %v", n.Sub(now))
+	}
+	o, ok := a.Poll(now)
+	if !ok || o.Flags&FlagData == 0 || o.Flags&FlagAckNow == 0 {
+		t.Fatalf("after LinkUp: %+v %v, want the lost fragment with R", o, ok)
+	}
+	if !bytes.HasSuffix(o.Plain, []byte("first")) {
+		t.Fatalf("probe carries %q, want the oldest fragment", o.Plain)
+	}
+	// Nothing lost but a fragment never sent: it goes.
+	c := NewARQ(ARQConfig{RateBPS: 2400, HeaderBytes: 28})
+	c.Write([]byte("x"))
+	c.Poll(now)
+	c.Receive(now, 0, FlagAck, []byte{0, 0}) // acked: nothing lost
+	c.Write([]byte("y"))
+	c.backoff, c.probe = pingAfter+3, false // as after an outage with y queued
+	c.LinkUp()
+	if o, ok := c.Poll(now); !ok || !bytes.HasSuffix(o.Plain, []byte("y")) {
+		t.Fatalf("after LinkUp with only unsent data: %+v %v", o, ok)
+	}
+}

@@ -32,8 +32,17 @@ const (
 // TagSize is the AEAD tag of every transport datagram.
 const TagSize = 16
 
-// HandshakeSize is the length of each handshake datagram (1 + 32 + 16).
-const HandshakeSize = 1 + 32 + TagSize
+// StampSize is the MsgInit's encrypted payload: the initiator's timestamp.
+const StampSize = 8
+
+// InitSize and RespSize are the lengths of the handshake datagrams: MsgInit
+// carries the initiator's ephemeral key and its encrypted timestamp (1 + 32
+// + 8 + 16), MsgResp the responder's ephemeral key and an empty payload's
+// tag (1 + 32 + 16).
+const (
+	InitSize = 1 + 32 + StampSize + TagSize
+	RespSize = 1 + 32 + TagSize
+)
 
 // Overhead is the most a transport datagram adds around the ARQ's plaintext:
 // the first byte, a 2-byte packet number and the tag.
@@ -48,6 +57,10 @@ var (
 	ErrShort  = errors.New("dgram: datagram too short or malformed")
 	ErrReplay = errors.New("dgram: replayed or too old datagram")
 	ErrAuth   = errors.New("dgram: datagram fails authentication")
+	// ErrStale is a MsgInit that authenticates but whose timestamp is not
+	// above the largest the responder accepted: a replay (or the
+	// initiator's clock and state went back).
+	ErrStale = errors.New("dgram: handshake timestamp not above the last accepted one (replayed MsgInit)")
 )
 
 // ChannelConfig sets the rekeying and replay rules of a Channel.
@@ -76,28 +89,42 @@ func (c *ChannelConfig) populate() {
 
 // Initiation is an outgoing handshake waiting for the responder's message.
 type Initiation struct {
-	hs  *noise.HandshakeState
-	Msg []byte // the MsgInit datagram; send it again, byte for byte, until answered
+	hs    *noise.HandshakeState
+	Msg   []byte // the MsgInit datagram; send it again, byte for byte, until answered
+	Stamp uint64 // the timestamp it carries
 }
 
 // Initiate starts a Noise KK handshake with the peer (both static keys are
 // known in advance, so the first message already authenticates the
-// initiator and the second the responder).
-func Initiate(k Keys) (*Initiation, error) {
+// initiator and the second the responder). stamp must be larger than every
+// stamp this side sent before, across restarts (see Stamp): the responder
+// refuses a MsgInit whose stamp is not above the largest it accepted, which
+// is what makes a replayed MsgInit harmless.
+func Initiate(k Keys, stamp uint64) (*Initiation, error) {
 	hs, err := newHandshake(k, true)
 	if err != nil {
 		return nil, err
 	}
-	msg, _, _, err := hs.WriteMessage([]byte{MsgInit}, nil)
+	msg, _, _, err := hs.WriteMessage([]byte{MsgInit}, binary.BigEndian.AppendUint64(nil, stamp))
 	if err != nil {
 		return nil, fmt.Errorf("dgram: handshake: %w", err)
 	}
-	return &Initiation{hs: hs, Msg: msg}, nil
+	return &Initiation{hs: hs, Msg: msg, Stamp: stamp}, nil
+}
+
+// Stamp returns the timestamp for a new MsgInit: the wall clock in
+// nanoseconds since 1970 (as WireGuard's TAI64N), or last+1 when the clock
+// is not past last, the largest stamp sent before (persist it: a gateway
+// whose clock goes back across a restart would otherwise be refused until
+// it catches up).
+func Stamp(now time.Time, last uint64) uint64 {
+	s := uint64(max(now.UnixNano(), 0))
+	return max(s, last+1)
 }
 
 // Complete reads the responder's MsgResp datagram and returns the channel.
 func (in *Initiation) Complete(now time.Time, msg []byte, cfg ChannelConfig) (*Channel, error) {
-	if len(msg) != HandshakeSize || msg[0] != MsgResp {
+	if len(msg) != RespSize || msg[0] != MsgResp {
 		return nil, ErrShort
 	}
 	if _, cs1, cs2, err := in.hs.ReadMessage(nil, msg[1:]); err != nil || cs1 == nil {
@@ -107,26 +134,36 @@ func (in *Initiation) Complete(now time.Time, msg []byte, cfg ChannelConfig) (*C
 	}
 }
 
-// Respond answers an initiator's MsgInit datagram: the channel and the
-// MsgResp datagram to send back. A valid MsgInit proves the initiator holds
-// its static key, not that it is fresh (it may be replayed): keep the
+// Respond answers an initiator's MsgInit datagram: the channel, the MsgResp
+// datagram to send back and the MsgInit's stamp. A valid MsgInit proves the
+// initiator holds its static key, not that it is fresh: it may be a replay.
+// Respond refuses it (ErrStale, before any answer is computed) unless its
+// stamp is above after, the largest stamp accepted from the peer so far;
+// the caller then records the returned stamp as the new largest (durably,
+// so that a restart does not forget it) before it uses the channel. A
+// caller that cannot vouch for after (it kept no record) must keep the
 // channel pending until a transport datagram authenticates under it.
-func Respond(now time.Time, k Keys, msg []byte, cfg ChannelConfig) (*Channel, []byte, error) {
-	if len(msg) != HandshakeSize || msg[0] != MsgInit {
-		return nil, nil, ErrShort
+func Respond(now time.Time, k Keys, msg []byte, after uint64, cfg ChannelConfig) (*Channel, []byte, uint64, error) {
+	if len(msg) != InitSize || msg[0] != MsgInit {
+		return nil, nil, 0, ErrShort
 	}
 	hs, err := newHandshake(k, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	if _, _, _, err := hs.ReadMessage(nil, msg[1:]); err != nil {
-		return nil, nil, ErrAuth
+	p, _, _, err := hs.ReadMessage(nil, msg[1:])
+	if err != nil || len(p) != StampSize {
+		return nil, nil, 0, ErrAuth
+	}
+	stamp := binary.BigEndian.Uint64(p)
+	if stamp <= after {
+		return nil, nil, stamp, ErrStale
 	}
 	resp, cs1, cs2, err := hs.WriteMessage([]byte{MsgResp}, nil)
 	if err != nil || cs1 == nil {
-		return nil, nil, fmt.Errorf("dgram: handshake: %v", err)
+		return nil, nil, 0, fmt.Errorf("dgram: handshake: %v", err)
 	}
-	return newChannel(now, cfg, cs2.UnsafeKey(), cs1.UnsafeKey()), resp, nil
+	return newChannel(now, cfg, cs2.UnsafeKey(), cs1.UnsafeKey()), resp, stamp, nil
 }
 
 func newHandshake(k Keys, initiator bool) (*noise.HandshakeState, error) {

@@ -5,6 +5,9 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,19 +44,19 @@ func TestKeysFromEd25519(t *testing.T) {
 
 func handshake(t *testing.T, now time.Time, a, b Keys, cfg ChannelConfig) (ca, cb *Channel) {
 	t.Helper()
-	in, err := Initiate(a)
+	in, err := Initiate(a, Stamp(now, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(in.Msg) != HandshakeSize {
-		t.Fatalf("MsgInit is %d bytes, want %d", len(in.Msg), HandshakeSize)
+	if len(in.Msg) != InitSize {
+		t.Fatalf("MsgInit is %d bytes, want %d", len(in.Msg), InitSize)
 	}
-	cb, resp, err := Respond(now, b, in.Msg, cfg)
-	if err != nil {
-		t.Fatal(err)
+	cb, resp, stamp, err := Respond(now, b, in.Msg, 0, cfg)
+	if err != nil || stamp != in.Stamp {
+		t.Fatalf("Respond: stamp %d (sent %d), %v", stamp, in.Stamp, err)
 	}
-	if len(resp) != HandshakeSize {
-		t.Fatalf("MsgResp is %d bytes, want %d", len(resp), HandshakeSize)
+	if len(resp) != RespSize {
+		t.Fatalf("MsgResp is %d bytes, want %d", len(resp), RespSize)
 	}
 	ca, err = in.Complete(now, resp, cfg)
 	if err != nil {
@@ -65,11 +68,11 @@ func handshake(t *testing.T, now time.Time, a, b Keys, cfg ChannelConfig) (ca, c
 func TestHandshakeWrongKey(t *testing.T) {
 	a, b := pairKeys(t)
 	_, c := pairKeys(t) // c pins someone else
-	in, _ := Initiate(a)
-	if _, _, err := Respond(time.Now(), c, in.Msg, ChannelConfig{}); !errors.Is(err, ErrAuth) {
+	in, _ := Initiate(a, 1)
+	if _, _, _, err := Respond(time.Now(), c, in.Msg, 0, ChannelConfig{}); !errors.Is(err, ErrAuth) {
 		t.Fatalf("responder with another pinned key: err %v, want ErrAuth", err)
 	}
-	_, resp, err := Respond(time.Now(), b, in.Msg, ChannelConfig{})
+	_, resp, _, err := Respond(time.Now(), b, in.Msg, 0, ChannelConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +80,87 @@ func TestHandshakeWrongKey(t *testing.T) {
 	if _, err := in.Complete(time.Now(), resp, ChannelConfig{}); !errors.Is(err, ErrAuth) {
 		t.Fatalf("tampered MsgResp: err %v, want ErrAuth", err)
 	}
-	if _, _, err := Respond(time.Now(), b, in.Msg[:20], ChannelConfig{}); !errors.Is(err, ErrShort) {
+	if _, _, _, err := Respond(time.Now(), b, in.Msg[:20], 0, ChannelConfig{}); !errors.Is(err, ErrShort) {
 		t.Fatalf("truncated MsgInit: err %v, want ErrShort", err)
+	}
+}
+
+// TestHandshakeReplayAfterRestart: a responder refuses a replayed MsgInit
+// (stamp not above the largest accepted) even after a restart, because the
+// stamp is kept in its state file; the initiator's next stamp is above the
+// last even when its clock went back, because it keeps the stamps it sent.
+func TestHandshakeReplayAfterRestart(t *testing.T) {
+	a, b := pairKeys(t)
+	dir := t.TempDir()
+	now := time.Unix(1_800_000_000, 0)
+	stA, err := LoadState(filepath.Join(dir, "a"), a.Peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stB, err := LoadState(filepath.Join(dir, "b"), b.Peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stA.Sent != 0 || stB.Accepted != 0 {
+		t.Fatalf("a missing state file loads as %+v and %+v, want zero", stA, stB)
+	}
+	stA.Sent = Stamp(now, stA.Sent)
+	if err := stA.Save(); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := Initiate(a, stA.Sent)
+	_, _, stamp, err := Respond(now, b, in.Msg, stB.Accepted, ChannelConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stB.Accepted = stamp
+	if err := stB.Save(); err != nil {
+		t.Fatal(err)
+	}
+	// B restarts: the same MsgInit again (a replay) and an older one.
+	stB, err = LoadState(filepath.Join(dir, "b"), b.Peer)
+	if err != nil || stB.Accepted != stamp {
+		t.Fatalf("reloaded state %+v (%v), want accepted %d", stB, err, stamp)
+	}
+	if _, resp, _, err := Respond(now, b, in.Msg, stB.Accepted, ChannelConfig{}); !errors.Is(err, ErrStale) || resp != nil {
+		t.Fatalf("replayed MsgInit after the responder's restart: %v (answer of %d bytes), want ErrStale and no answer", err, len(resp))
+	}
+	old, _ := Initiate(a, stamp-1)
+	if _, _, _, err := Respond(now, b, old.Msg, stB.Accepted, ChannelConfig{}); !errors.Is(err, ErrStale) {
+		t.Fatalf("older MsgInit: %v, want ErrStale", err)
+	}
+	// A restarts with its clock an hour behind: its next stamp is still
+	// above the last it sent, and B takes it.
+	stA, err = LoadState(filepath.Join(dir, "a"), a.Peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := Stamp(now.Add(-time.Hour), stA.Sent)
+	if next != stamp+1 {
+		t.Fatalf("stamp after the clock went back: %d, want %d", next, stamp+1)
+	}
+	in2, _ := Initiate(a, next)
+	cb, resp, _, err := Respond(now, b, in2.Msg, stB.Accepted, ChannelConfig{})
+	if err != nil {
+		t.Fatalf("fresh MsgInit after the replay: %v", err)
+	}
+	ca, err := in2.Complete(now, resp, ChannelConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, p, err := cb.Open(now, ca.Seal(now, FlagData, 0, 1, []byte("x"))); err != nil || string(p) != "x" {
+		t.Fatalf("after the new handshake: %q %v", p, err)
+	}
+	// A state file of another peer does not vouch for this one's stamps.
+	_, c := pairKeys(t)
+	if st, err := LoadState(filepath.Join(dir, "b"), c.Peer); err != nil || st.Accepted != 0 {
+		t.Fatalf("state of another peer: %+v %v, want accepted 0", st, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad"), []byte("isthmus datagram state 1\npeer zz\naccepted 1\nsent 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadState(filepath.Join(dir, "bad"), c.Peer); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("corrupt state file: %v, want an error naming line 2", err)
 	}
 }
 

@@ -26,6 +26,10 @@
 //     ErrLinkDown and Dial fails until they end; in Stall mode stream data
 //     waits (segments already in flight are held, new ones serialize after
 //     the outage) and Dial waits.
+//   - LinkState reports whether an outage is in progress and when that
+//     changes, as a modem's carrier detect would; PacketPipe's ends offer
+//     it to the datagram transport (link.LinkStater), which probes at once
+//     when the link returns.
 //
 // Time is read with time.Now and timers only, so tests run the emulator in
 // virtual time under testing/synctest. Each direction has one goroutine that

@@ -197,6 +197,14 @@ func (l *Link) Down(d time.Duration) {
 	l.stateChangedLocked()
 	l.mu.Unlock()
 	l.wakeAll()
+	time.AfterFunc(d, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if !l.closed && !l.downUntil.IsZero() && !time.Now().Before(l.downUntil) {
+			l.downUntil = time.Time{} // the outage is over: tell LinkState's watchers
+			l.stateChangedLocked()
+		}
+	})
 }
 
 // Up ends an outage in progress now.
@@ -206,6 +214,17 @@ func (l *Link) Up() {
 	l.stateChangedLocked()
 	l.mu.Unlock()
 	l.wakeAll()
+}
+
+// LinkState reports whether the link is up (no outage in progress) and
+// returns a channel closed at its next change: an outage starting or
+// ending, or Close. It is what a modem's carrier detect or a STANAG 5066
+// SIS link-up tells its user; the datagram ends of the link (PacketPipe)
+// offer it as link.LinkStater.
+func (l *Link) LinkState() (up bool, changed <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.closed && !time.Now().Before(l.downUntil), l.stateCh
 }
 
 // IsDown reports whether an outage is in progress.

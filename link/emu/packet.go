@@ -55,6 +55,10 @@ func (l *Link) PacketPipe() (a, b net.PacketConn) {
 	return ea, eb
 }
 
+// LinkState is the link's (Link.LinkState): the emulated radio's carrier
+// detect, for link.LinkStater.
+func (e *packetEnd) LinkState() (up bool, changed <-chan struct{}) { return e.l.LinkState() }
+
 func (e *packetEnd) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "emu", Source: e.local, Addr: e.peer.local, Err: err}
 }
