@@ -144,6 +144,10 @@ type Stats struct {
 	// send the estimated wire bytes already handed to it (the pacer waits
 	// for it to be zero before the next write).
 	ModemBacklog time.Duration
+	// QUICDrops counts QUIC datagrams dropped before the air because the
+	// pacing queue already held a full-size packet's airtime (see
+	// countPacketConn.WriteTo); quic-go retransmits what they carried.
+	QUICDrops uint64
 }
 
 // Link runs the session with the peer over successive connections.
@@ -177,6 +181,7 @@ type Link struct {
 	// ways when the last connection ended (or at the start).
 	hsOut, hsIn uint64
 	wireMark    [2]uint64
+	quicDrops   uint64 // see Stats.QUICDrops
 }
 
 // New returns a link; Run starts it.
@@ -383,7 +388,7 @@ func (l *Link) Stats() Stats {
 		hsOut += l.wireOut.Bytes() - l.wireMark[0]
 		hsIn += l.wireIn.Bytes() - l.wireMark[1]
 	}
-	return Stats{Datagram: dg, HandshakeOut: hsOut, HandshakeIn: hsIn, ModemBacklog: max(0, time.Until(l.modemFree)),
+	return Stats{Datagram: dg, QUICDrops: l.quicDrops, HandshakeOut: hsOut, HandshakeIn: hsIn, ModemBacklog: max(0, time.Until(l.modemFree)),
 		WaitingHigh: hi, WaitingLow: lo, TLSResumes: l.tlsResumes,
 		Up: l.sess.Ready(), Connects: l.connects, Resumes: l.sess.Resumes,
 		EpochChanges: l.sess.EpochChanges, Epoch: l.sess.Epoch(),
