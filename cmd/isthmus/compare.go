@@ -210,6 +210,9 @@ func printCompare(w io.Writer, runs []compareRun) {
 	row("drained in", func(r demo.Result) string { return fmt.Sprintf("%.1fs", r.Drained.Seconds()) })
 	if first.Idle > 0 {
 		row("idle B/hour a+b", func(r demo.Result) string { return fmt.Sprint(idlePerHour(r)) })
+		row(fmt.Sprintf("  idle %v: frames, stanzas", first.Idle), func(r demo.Result) string {
+			return fmt.Sprintf("%d, %d", r.IdleFrames, r.IdleStanzas)
+		})
 	}
 	if first.Outage > 0 {
 		row(fmt.Sprintf("%v outage: offered", first.Outage), func(r demo.Result) string { return fmt.Sprint(r.OutageOffered) })

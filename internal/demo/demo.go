@@ -126,6 +126,9 @@ type Result struct {
 	// direction meanwhile.
 	Idle    time.Duration
 	IdleAir [2]int64
+	// IdleFrames and IdleStanzas are the link frames and stanzas both
+	// gateways sent meanwhile (keepalives; what the servers still send).
+	IdleFrames, IdleStanzas uint64
 	// The outage phase (Options.Outage): stanzas offered while the link
 	// was down; from the link's return, the first chat message delivered
 	// and everything delivered with the queues empty (OutageDrained; zero
@@ -435,11 +438,22 @@ wait:
 		}
 	}
 	if o.Idle > 0 {
+		counts := func() (frames, stanzas uint64) {
+			for _, g := range []*gateway.Gateway{ga, gb} {
+				ls := g.LinkStats()
+				frames += ls.Out.Frames
+				stanzas += g.Snapshot().Out.StanzasTotal
+			}
+			return frames, stanzas
+		}
 		e0 := l.Stats()
+		f0, s0 := counts()
 		if err := sleep(o.Idle); err != nil {
 			return res, err
 		}
 		e1 := l.Stats()
+		f1, s1 := counts()
+		res.IdleFrames, res.IdleStanzas = f1-f0, s1-s0
 		res.Idle, res.IdleAir = o.Idle, [2]int64{e1.AB.AirBytes - e0.AB.AirBytes, e1.BA.AirBytes - e0.BA.AirBytes}
 	}
 	if o.Outage > 0 {
