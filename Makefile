@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 # Tests keep artifacts (the status page screenshot, …) here.
 export ISTHMUS_ARTIFACTS ?= $(CURDIR)/artifacts
 
-.PHONY: all build demo test test-short lint fuzz clean dict corpus chaos presence-bench compare
+.PHONY: all build demo test test-short lint fuzz clean dict corpus chaos presence-bench compare transport-table
 
 all: build
 
@@ -33,6 +33,21 @@ test:
 		grep --line-buffered -E '$(TEST_REPORT)' || { \
 		echo "== failures (from $(ISTHMUS_ARTIFACTS)/test.log):"; \
 		grep -E -B25 -A10 '^ *--- FAIL|^panic:' $(ISTHMUS_ARTIFACTS)/test.log | tail -300; exit 1; }
+
+# The transport table of docs/measurements.md: `isthmus demo --compare`
+# (tcp, quic, datagram on the seed's traffic) in virtual time for each
+# profile, each run with an idle hour and a 10-minute outage, then the
+# Markdown table; a few minutes. Narrow it with TABLE_PROFILES=iridium-2400,
+# TABLE_TRANSPORTS=datagram, TABLE_DURATION=1m. The link's own figures
+# (synthetic chat, no gateway) come from TestTransportScenarios, run too.
+TABLE_DURATION ?= 5m
+TABLE_PROFILES ?= vhf-9600,iridium-2400,hf-2400,geo-1m
+TABLE_TRANSPORTS ?= tcp,quic,datagram
+transport-table:
+	ISTHMUS_MEASURE=1 ISTHMUS_DURATION=$(TABLE_DURATION) ISTHMUS_PROFILES=$(TABLE_PROFILES) ISTHMUS_TRANSPORTS=$(TABLE_TRANSPORTS) \
+		$(GO) test -count=1 -timeout 60m -run '^TestTransportTable$$' -v ./cmd/isthmus
+	ISTHMUS_MEASURE=1 ISTHMUS_PROFILES=$(TABLE_PROFILES) ISTHMUS_TRANSPORTS=$(TABLE_TRANSPORTS) \
+		$(GO) test -count=1 -timeout 10m -run '^TestTransportScenarios$$' -v ./link
 
 test-short:
 	$(GO) test -short -count=1 ./...

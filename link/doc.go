@@ -20,12 +20,14 @@
 // keep-alive (ACKREQ does that), 1200-byte packets without path MTU probing,
 // and a stateless reset key derived from the gateway key so that a
 // restarted gateway resets the peer's old connection at once. quic-go cannot
-// seed the RTT of a first connection; resumed ones reuse the ticket's RTT.
-// Every QUIC datagram waits for the link rate before it leaves (the UDP/IP
-// header counted), so quic-go's bursts and probes queue in the gateway, not
-// in the modem, where they would be lost: without that, on vhf-9600 the
-// handshake's losses left quic-go with no RTT sample, probing every 200 ms
-// for ever (about 1 KB/s on an idle link).
+// seed the RTT of a first connection, nor its first probe timer (200 ms
+// before an RTT sample), nor its ack frequency (every second packet, or 25
+// ms). Every QUIC datagram waits its turn at the link rate (the UDP/IP
+// header counted) on a timer, without blocking quic-go, and one that would
+// wait longer than a full-size packet's airtime is dropped before the air
+// (Stats.QUICDrops): quic-go's bursts and probes queue in the gateway, not
+// in the modem, and its first-flight probes do not pile up (see
+// docs/measurements.md, "QUIC on slow links").
 //
 // The datagram transport (TransportDatagram, package link/dgram) carries
 // the session in Noise-encrypted datagrams over Config.PacketConn between
@@ -68,12 +70,13 @@
 // RTT), and 7.8 s on vhf-9600, where the dialler's Finished waits behind
 // Initials quic-go retransmitted on its 200 ms default timer.
 //
-// TCP is the default and the choice for every profile up to bgan-64k:
-// QUIC's 1200-byte Initials, retransmitted on its 200 ms default timer long
-// before a slow link has carried them, make its handshake cost 10× TCP's on
-// vhf-9600 and 7× on bgan-64k, and its NewReno backs off on random
-// satellite loss. QUIC is for geo-1m and faster links, where its handshake
-// cost is small and a lost packet does not stall the other streams' bytes.
+// TCP is the default (the configuration has no notion of a link profile);
+// measured side by side (docs/measurements.md, "Transports side by side";
+// docs/deployment.md 3.1), the datagram transport costs least on every
+// profile from vhf-9600 to geo-1m, TCP is the fallback where UDP cannot
+// pass, and QUIC is recommended on none: its handshake costs 3.6–5.5× TCP's,
+// it acknowledges nearly every packet with one of its own, and after an
+// outage it waits for its backed-off probe timer.
 //
 // # Frames (protocol version 5)
 //
@@ -274,9 +277,13 @@
 // since its first iq or message, or PresenceWindow (default 1 s, never less
 // than BatchWindow) since its first stanza, whichever comes first: presence
 // alone waits for company. It also closes when MaxBatchBytes are queued. The
-// writer puts no more on the wire than RateBPS: after each write it waits
-// for the wire bytes of that write (estimated as below) to drain at the
-// configured rate, and stanzas that arrive meanwhile join the next batch.
+// writer puts no more on the wire than RateBPS. Over TCP every estimated
+// wire byte (below: handshakes, records with their TCP/IP headers, the pure
+// ACKs this side returns) is fed, when counted, to a model of the modem, a
+// serializer at RateBPS, and the writer writes only when that is idle, so
+// the modem holds at most one write (Stats.ModemBacklog); over the other
+// transports it waits after each write for that write's wire bytes to
+// drain. Stanzas that arrive meanwhile join the next batch.
 //
 // # Byte accounting
 //
@@ -289,5 +296,10 @@
 // ACK segment for every two segments received (delayed ACK), plus SYN/FIN
 // handshake segments per connection. The receiver's ACK segments are counted
 // in the direction they travel. Retransmissions by TCP itself are not seen
-// and not counted; the emulator reports them separately.
+// and not counted; the emulator reports them separately (and with
+// emu.Link.SetHeaders counts what occupied the link, headers, ACKs and
+// retransmissions included). Stats.HandshakeOut/In are the wire bytes
+// counted while no connection ran the session: the transport handshakes of
+// the first connection and of every reconnection (TCP SYNs and TLS, QUIC
+// before the session's stream).
 package link

@@ -173,6 +173,22 @@ type Stats struct {
 	// (see Session.DictErrors).
 	Dict, PeerDict compress.DictHash
 	DictErrors     uint64
+	// HandshakeOut and HandshakeIn are the wire bytes (of WireOut and
+	// WireIn) counted while no connection ran the session: over TCP the
+	// SYNs and TLS handshakes (with their TCP/IP headers and ACKs), over
+	// QUIC the packets before the session's stream started, for the first
+	// connection and every reconnection. The datagram transport counts its
+	// handshakes in Datagram.HandshakeBytes instead (its session outlives
+	// outages).
+	HandshakeOut, HandshakeIn uint64
+	// ModemBacklog is, over TCP with a rate, how long the modem needs to
+	// send the estimated wire bytes already handed to it (the pacer waits
+	// for it to be zero before the next write).
+	ModemBacklog time.Duration
+	// QUICDrops counts QUIC datagrams dropped before the air because the
+	// pacing queue already held a full-size packet's airtime (see
+	// countPacketConn.WriteTo); quic-go retransmits what they carried.
+	QUICDrops uint64
 }
 
 // Link runs the session with the peer over successive connections.
@@ -195,6 +211,18 @@ type Link struct {
 	upAt       time.Time     // when the current connection's transport handshake ended
 	dg         *datagramTransport
 	helloWait  time.Duration // see Stats.HelloWait
+	// TCP pacing: the estimated wire out (wireOut.Bytes()) is fed, as it
+	// is counted, to a model of the modem's serializer at the link rate;
+	// modemFree is when it will have sent all of it, charged how much of
+	// the estimate it has been fed.
+	modemFree time.Time
+	charged   uint64
+	// Transport handshakes: wire bytes counted while no connection ran the
+	// session (Stats.HandshakeOut/In); wireMark is the wire count both
+	// ways when the last connection ended (or at the start).
+	hsOut, hsIn uint64
+	wireMark    [2]uint64
+	quicDrops   uint64 // see Stats.QUICDrops
 }
 
 // New returns a link; Run starts it.
@@ -404,7 +432,13 @@ func (l *Link) Stats() Stats {
 	}
 	hi, lo := l.sess.WaitingByPriority()
 	dict, peerDict := l.sess.Dicts()
+	hsOut, hsIn := l.hsOut, l.hsIn
+	if l.activeEnd == nil && l.cfg.Transport != TransportDatagram {
+		hsOut += l.wireOut.Bytes() - l.wireMark[0]
+		hsIn += l.wireIn.Bytes() - l.wireMark[1]
+	}
 	return Stats{Dict: dict, PeerDict: peerDict, DictErrors: l.sess.DictErrors, Datagram: dg,
+		QUICDrops: l.quicDrops, HandshakeOut: hsOut, HandshakeIn: hsIn, ModemBacklog: max(0, time.Until(l.modemFree)),
 		WaitingHigh: hi, WaitingLow: lo, TLSResumes: l.tlsResumes,
 		Up: l.sess.Ready(), Connects: l.connects, Resumes: l.sess.Resumes,
 		EpochChanges: l.sess.EpochChanges, Epoch: l.sess.Epoch(),
@@ -522,6 +556,7 @@ func (l *Link) serve(ctx context.Context, raw net.Conn, client bool) error {
 		l.wireOut.Setup += synBytes
 		l.wireIn.Setup += synBytes + HeaderBytes
 	}
+	l.chargeLocked()
 	l.mu.Unlock()
 	var tc *tls.Conn
 	if client {
@@ -563,6 +598,10 @@ func (l *Link) run(ctx context.Context, tc stream, wireOut func() uint64) error 
 		l.mu.Lock()
 		prevEnd, prevDone := l.activeEnd, l.activeWG
 		if prevEnd == nil {
+			if l.cfg.Transport != TransportDatagram {
+				l.hsOut += l.wireOut.Bytes() - l.wireMark[0]
+				l.hsIn += l.wireIn.Bytes() - l.wireMark[1]
+			}
 			l.activeEnd, l.activeWG = end, done
 			l.upAt = time.Now()
 			if l.cfg.Learner != nil {
@@ -587,6 +626,7 @@ func (l *Link) run(ctx context.Context, tc stream, wireOut func() uint64) error 
 		l.mu.Lock()
 		l.sess.Disconnected()
 		l.activeEnd, l.activeWG = nil, nil
+		l.wireMark = [2]uint64{l.wireOut.Bytes(), l.wireIn.Bytes()}
 		l.mu.Unlock()
 		close(done)
 	}()
@@ -645,13 +685,16 @@ func (l *Link) readLoop(ctx context.Context, tc stream) error {
 }
 
 func (l *Link) writeLoop(ctx context.Context, tc stream, wireOut func() uint64) error {
+	// Over TCP the pacer waits until the modem model (chargeLocked) has
+	// sent everything counted: handshakes, earlier writes and the pure
+	// ACKs this side returned for the peer's data, which share the link's
+	// rate. Over the other transports, paceAt: each write is charged with
+	// everything wireOut grew by since the last one (datagram), or with an
+	// estimate (QUIC, whose datagrams are also paced one by one below it).
+	tcp := l.cfg.Transport == TransportTCP
 	var paceAt time.Time
-	// charged is the estimated wire (wireOut) the pacer has accounted for.
-	// Each write is charged with everything the estimate grew by since the
-	// last one: the write itself and the pure ACKs this side returned
-	// meanwhile for the peer's data, which share the link's rate.
 	var charged uint64
-	if wireOut != nil {
+	if wireOut != nil && !tcp {
 		charged = wireOut()
 	}
 	timer := time.NewTimer(time.Hour)
@@ -665,6 +708,9 @@ func (l *Link) writeLoop(ctx context.Context, tc stream, wireOut func() uint64) 
 			l.mu.Unlock()
 			return errors.New("link: peer silent: connection presumed dead")
 		}
+		if tcp {
+			paceAt = l.modemFree
+		}
 		if !now.Before(paceAt) {
 			buf = l.sess.Poll(now)
 			l.applyOps() // frames and acks are on disk before they are on the wire
@@ -677,6 +723,9 @@ func (l *Link) writeLoop(ctx context.Context, tc stream, wireOut func() uint64) 
 			tc.SetWriteDeadline(now.Add(l.cfg.HandshakeTimeout + time.Duration(len(buf))*time.Second))
 			if _, err := tc.Write(buf); err != nil {
 				return fmt.Errorf("link: write: %w", err)
+			}
+			if tcp {
+				continue // countConn.Write charged the modem model
 			}
 			var wire uint64
 			if wireOut != nil {
@@ -729,6 +778,7 @@ func (c *countConn) Write(p []byte) (int, error) {
 		c.l.wireOut.TLSBytes += uint64(n)
 		c.l.wireOut.Segments += c.segs(n)
 		c.l.wireIn.Acks = (c.l.wireOut.Segments + 1) / 2 // the peer's delayed ACKs
+		c.l.chargeLocked()
 		c.l.mu.Unlock()
 	}
 	return n, err
@@ -741,9 +791,26 @@ func (c *countConn) Read(p []byte) (int, error) {
 		c.l.wireIn.TLSBytes += uint64(n)
 		c.l.wireIn.Segments += c.segs(n)
 		c.l.wireOut.Acks = (c.l.wireIn.Segments + 1) / 2 // our delayed ACKs
+		c.l.chargeLocked()
 		c.l.mu.Unlock()
 	}
 	return n, err
+}
+
+// chargeLocked feeds what the estimated wire out grew by since the last
+// call to the modem model: a serializer at the link rate that starts on
+// bytes when they are counted, or when it has sent the earlier ones. The
+// TCP pacer writes only when it is idle, so the modem's queue never holds
+// more than one write (and the ACKs returned meanwhile), and over any span
+// the estimated wire stays within the rate plus that one write. l.mu is
+// held.
+func (l *Link) chargeLocked() {
+	w := l.wireOut.Bytes()
+	n := w - l.charged
+	l.charged = w
+	if rate := l.rate.Load(); rate > 0 && n > 0 {
+		l.modemFree = maxTime(time.Now(), l.modemFree).Add(txTime(n, rate))
+	}
 }
 
 func (c *countConn) wireOut() uint64 {

@@ -188,25 +188,53 @@ type countPacketConn struct {
 	next time.Time  // when the link has room for the next datagram
 }
 
-// WriteTo sends one datagram, first waiting until the previous ones have
-// left at the link rate (Link.SetRate; UDP/IP header included). quic-go
-// paces by its own congestion window, which knows nothing of a 9600 bit/s
-// modem: its 1200-byte Initials and probe bursts would overflow the modem's
-// queue, and with the losses and a queue of seconds it never got an RTT
-// sample and kept probing at its 200 ms default for ever (1 KB/s on an idle
-// vhf-9600 link). Waiting here keeps the queue in the gateway, where quic-go
-// waits for it, instead of in the modem, where it is lost.
+// quicQueueMin is the shortest airtime of datagrams that WriteTo lets wait
+// for the link; on slow links the limit is one full-size packet's airtime.
+const quicQueueMin = time.Second
+
+// WriteTo sends one datagram once the previous ones have left at the link
+// rate (Link.SetRate; UDP/IP header included), without blocking quic-go:
+// it returns at once and a timer sends the datagram when its turn comes.
+// quic-go paces by its own congestion window, which knows nothing of a 2400
+// bit/s modem, and its first flight's probe timer is 200 ms whatever the
+// path (it cannot be configured, and an RTT restored from a token does not
+// change it): on iridium-2400, where one 1200-byte Initial takes 4 s to
+// send, it kept queueing probes. So the queue is bounded: a datagram that
+// would wait longer than one full-size packet's airtime (at least
+// quicQueueMin) is dropped before the air and counted (Stats.QUICDrops),
+// as a modem with a small buffer would drop it; quic-go sees a loss and
+// backs off. Blocking in WriteTo instead (as before) stalled quic-go's send
+// queue and made things worse: the first connection over iridium-2400 took
+// 166 s and 40 KB both ways (two attempts); with the bounded queue 49 s and
+// 8.7 KB (docs/measurements.md).
 func (c *countPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if rate := c.l.rate.Load(); rate > 0 {
-		c.mu.Lock()
-		now := time.Now()
-		start := maxTime(now, c.next)
-		c.next = start.Add(txTime(uint64(len(p)+UDPHeaderBytes), rate))
-		c.mu.Unlock()
-		if d := start.Sub(now); d > 0 {
-			time.Sleep(d)
-		}
+	rate := c.l.rate.Load()
+	if rate <= 0 {
+		return c.send(p, addr)
 	}
+	c.mu.Lock()
+	now := time.Now()
+	start := maxTime(now, c.next)
+	if start.Sub(now) > max(quicQueueMin, txTime(quicPacketSize+UDPHeaderBytes, rate)) {
+		c.mu.Unlock()
+		c.l.mu.Lock()
+		c.l.quicDrops++
+		c.l.mu.Unlock()
+		return len(p), nil
+	}
+	c.next = start.Add(txTime(uint64(len(p)+UDPHeaderBytes), rate))
+	c.mu.Unlock()
+	d := start.Sub(now)
+	if d <= 0 {
+		return c.send(p, addr)
+	}
+	b := append([]byte(nil), p...)
+	time.AfterFunc(d, func() { c.send(b, addr) })
+	return len(p), nil
+}
+
+// send writes one datagram and counts it.
+func (c *countPacketConn) send(p []byte, addr net.Addr) (int, error) {
 	n, err := c.PacketConn.WriteTo(p, addr)
 	if err == nil {
 		c.l.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/isthmus-xmpp/isthmus/internal/demo"
 	"github.com/isthmus-xmpp/isthmus/internal/sim"
@@ -56,40 +57,82 @@ func runCompare(ctx context.Context, opts demo.Options, tty, asJSON bool) error 
 	return nil
 }
 
-// fixedPerFrame is what the wire costs beyond the link frames (framing,
-// TLS or Noise records, TCP/IP or UDP headers, ACKs), per frame sent.
-func fixedPerFrame(r demo.Result, dir int) (float64, bool) {
-	d := r.A2B
+// dirOf returns r's figures for direction dir (sim.A2B or sim.B2A).
+func dirOf(r demo.Result, dir int) (d struct {
+	raw, link, est, st uint64
+	air                int64
+	msgs               demoMessagesSrc
+}) {
+	x, m := r.A2B, r.Messages.A2B
 	if dir == sim.B2A {
-		d = r.B2A
+		x, m = r.B2A, r.Messages.B2A
 	}
-	if r.Frames[dir] == 0 || d.WireBytes < d.LinkBytes {
-		return 0, false
-	}
-	return float64(d.WireBytes-d.LinkBytes) / float64(r.Frames[dir]), true
+	d.raw, d.link, d.est, d.st, d.air, d.msgs = x.RawBytes, x.LinkBytes, x.WireBytes, x.StanzasTotal, r.Air[dir], m
+	return d
 }
 
-// peakUtil is the highest wire rate of a direction over windows of 30
-// samples (30 s) of the run, as a share of the link rate (0: unlimited
-// link, or a run too short). Shorter windows mostly see that the wire
-// count jumps when a paced write hands a batch to the socket.
-func peakUtil(r demo.Result, dir int) float64 {
+// wireOf is the wire bytes of a direction: what occupied the emulated
+// link (IP headers, pure ACKs and TCP's retransmissions included: the same
+// ruler for every transport), or the gateway's own estimate when the run
+// has no such count.
+func wireOf(r demo.Result, dir int) uint64 {
+	d := dirOf(r, dir)
+	if d.air > 0 {
+		return uint64(d.air)
+	}
+	return d.est
+}
+
+// fixedPerFrame is what the wire costs beyond the link frames (framing,
+// TLS or Noise records, TCP/IP or UDP headers, ACKs, handshakes), per
+// frame sent.
+func fixedPerFrame(r demo.Result, dir int) (float64, bool) {
+	d, w := dirOf(r, dir), wireOf(r, dir)
+	if r.Frames[dir] == 0 || w < d.link {
+		return 0, false
+	}
+	return float64(w-d.link) / float64(r.Frames[dir]), true
+}
+
+// modemMax is the most bytes a direction's modem (the emulated link's
+// serializer) held waiting over the run's samples, in seconds of airtime.
+func modemMax(r demo.Result, dir int) float64 {
+	if r.RateBPS <= 0 {
+		return 0
+	}
+	var m int64
+	for _, s := range r.Samples {
+		m = max(m, s.Modem[dir])
+	}
+	return float64(m) * 8 / float64(r.RateBPS)
+}
+
+// airPeak is the highest share of the link rate a direction's emulated
+// link spent sending over windows of 30 samples (30 s): the bytes that
+// left its serializer (air bytes less those still queued); 0 for an
+// unlimited link or a run too short. The emulator cannot exceed 100%: a
+// pacer that undercounts shows as a growing modem queue (modemMax).
+func airPeak(r demo.Result, dir int) float64 {
 	const win = 30
 	if r.RateBPS <= 0 {
 		return 0
 	}
 	var best float64
-	for i := win; i < len(r.Samples); i++ {
+	for i := win + 1; i < len(r.Samples); i++ {
 		a, b := r.Samples[i-win], r.Samples[i]
-		wa, wb := a.A2B.Wire, b.A2B.Wire
-		if dir == sim.B2A {
-			wa, wb = a.B2A.Wire, b.B2A.Wire
-		}
+		sent := (b.Air[dir] - b.Modem[dir]) - (a.Air[dir] - a.Modem[dir])
 		if dt := (b.T - a.T).Seconds(); dt > 0 {
-			best = max(best, float64(wb-wa)*8/dt/float64(r.RateBPS))
+			best = max(best, float64(sent)*8/dt/float64(r.RateBPS))
 		}
 	}
 	return best
+}
+
+func ratio(a, b uint64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", float64(a)/float64(b))
 }
 
 func printCompare(w io.Writer, runs []compareRun) {
@@ -128,34 +171,15 @@ func printCompare(w io.Writer, runs []compareRun) {
 		name string
 		i    int
 	}{{"a→b", sim.A2B}, {"b→a", sim.B2A}} {
-		dir := func(r demo.Result) (out struct{ raw, link, wire, st uint64 }) {
-			x := r.A2B
-			if d.i == sim.B2A {
-				x = r.B2A
-			}
-			out.raw, out.link, out.wire, out.st = x.RawBytes, x.LinkBytes, x.WireBytes, x.StanzasTotal
-			return out
-		}
 		row("offered stanzas "+d.name, func(r demo.Result) string { return fmt.Sprint(r.Offered[d.i]) })
-		row("crossed stanzas "+d.name, func(r demo.Result) string { return fmt.Sprint(dir(r).st) })
-		row("raw÷wire "+d.name, func(r demo.Result) string {
-			x := dir(r)
-			if x.wire == 0 {
-				return "-"
-			}
-			return fmt.Sprintf("%.2fx", float64(x.raw)/float64(x.wire))
-		})
-		row("offered÷wire "+d.name, func(r demo.Result) string {
-			x := dir(r)
-			if x.wire == 0 {
-				return "-"
-			}
-			return fmt.Sprintf("%.2fx", float64(r.OfferedBytes[d.i])/float64(x.wire))
-		})
-		row("offered bytes "+d.name, func(r demo.Result) string { return fmt.Sprint(r.OfferedBytes[d.i]) })
-		row("raw bytes "+d.name, func(r demo.Result) string { return fmt.Sprint(dir(r).raw) })
-		row("link bytes "+d.name, func(r demo.Result) string { return fmt.Sprint(dir(r).link) })
-		row("wire bytes "+d.name, func(r demo.Result) string { return fmt.Sprint(dir(r).wire) })
+		row("crossed stanzas "+d.name, func(r demo.Result) string { return fmt.Sprint(dirOf(r, d.i).st) })
+		row("raw÷wire "+d.name, func(r demo.Result) string { return ratio(dirOf(r, d.i).raw, wireOf(r, d.i)) })
+		row("offered÷wire "+d.name, func(r demo.Result) string { return ratio(r.OfferedBytes[d.i], wireOf(r, d.i)) })
+		row("raw÷gateway's estimate "+d.name, func(r demo.Result) string { return ratio(dirOf(r, d.i).raw, dirOf(r, d.i).est) })
+		row("raw bytes "+d.name, func(r demo.Result) string { return fmt.Sprint(dirOf(r, d.i).raw) })
+		row("link bytes "+d.name, func(r demo.Result) string { return fmt.Sprint(dirOf(r, d.i).link) })
+		row("wire bytes "+d.name, func(r demo.Result) string { return fmt.Sprint(wireOf(r, d.i)) })
+		row("gateway's estimate "+d.name, func(r demo.Result) string { return fmt.Sprint(dirOf(r, d.i).est) })
 		row("frames "+d.name, func(r demo.Result) string { return fmt.Sprint(r.Frames[d.i]) })
 		row("fixed B/frame "+d.name, func(r demo.Result) string {
 			if f, ok := fixedPerFrame(r, d.i); ok {
@@ -164,29 +188,89 @@ func printCompare(w io.Writer, runs []compareRun) {
 			return "-"
 		})
 		row("msg latency p50 "+d.name, func(r demo.Result) string {
-			m := r.Messages.A2B
-			if d.i == sim.B2A {
-				m = r.Messages.B2A
-			}
-			return fmt.Sprintf("%.0fms", float64(m.P50.Microseconds())/1000)
+			return fmt.Sprintf("%.0fms", float64(dirOf(r, d.i).msgs.P50.Microseconds())/1000)
 		})
-		row("peak wire/link 30s "+d.name, func(r demo.Result) string {
-			if r.RateBPS <= 0 || len(r.Samples) <= 30 {
+		row("link busy, busiest 30s "+d.name, func(r demo.Result) string {
+			if r.RateBPS <= 0 || len(r.Samples) <= 31 {
 				return "-"
 			}
-			return fmt.Sprintf("%.0f%%", 100*peakUtil(r, d.i))
+			return fmt.Sprintf("%.0f%%", 100*airPeak(r, d.i))
+		})
+		row("modem queue max "+d.name, func(r demo.Result) string {
+			if r.RateBPS <= 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.1fs", modemMax(r, d.i))
 		})
 	}
 	row("handshake bytes a+b", func(r demo.Result) string {
-		if hs := r.HandshakeBytes[0] + r.HandshakeBytes[1]; hs > 0 {
-			return fmt.Sprint(hs)
-		}
-		return "-"
+		return fmt.Sprintf("%d (%d conn)", r.HandshakeBytes[0]+r.HandshakeBytes[1], r.Connects[0])
 	})
+	row("QUIC packets dropped", func(r demo.Result) string { return fmt.Sprint(r.QUICDrops[0] + r.QUICDrops[1]) })
 	row("drained in", func(r demo.Result) string { return fmt.Sprintf("%.1fs", r.Drained.Seconds()) })
+	if first.Idle > 0 {
+		row("idle B/hour a+b", func(r demo.Result) string { return fmt.Sprint(idlePerHour(r)) })
+		row(fmt.Sprintf("  idle %v: frames, stanzas", first.Idle), func(r demo.Result) string {
+			return fmt.Sprintf("%d, %d", r.IdleFrames, r.IdleStanzas)
+		})
+	}
+	if first.Outage > 0 {
+		row(fmt.Sprintf("%v outage: offered", first.Outage), func(r demo.Result) string { return fmt.Sprint(r.OutageOffered) })
+		row("  first msg after return", func(r demo.Result) string { return fmt.Sprintf("%.1fs", r.OutageFirst.Seconds()) })
+		row("  all delivered after return", func(r demo.Result) string { return outageDrain(r) })
+		row("  reconnect bytes a+b", func(r demo.Result) string {
+			return fmt.Sprintf("%d (%d conn)", r.OutageHandshake, r.OutageConn)
+		})
+	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nraw: the stanzas the gateway put on the link (the presence mirror answers some locally, the link coalesces queued presence); offered: all the simulated server sent")
-	fmt.Fprintln(w, "fixed B/frame: (wire − link bytes) ÷ frames: framing, TLS/QUIC/Noise records, TCP/IP or UDP headers and ACKs per frame; handshake bytes: where the transport counts them (datagram)")
+	fmt.Fprintln(w, "wire: what occupied the emulated link (TLS/QUIC/Noise, IP headers, pure ACKs, TCP retransmissions; handshakes included); gateway's estimate: the gateway's own count (no TCP retransmissions)")
+	fmt.Fprintln(w, "fixed B/frame: (wire − link bytes) ÷ frames; handshake bytes: transport handshakes (TCP SYN + TLS, QUIC before the stream, Noise)")
+}
+
+func idlePerHour(r demo.Result) int64 {
+	if r.Idle <= 0 {
+		return 0
+	}
+	return int64(float64(r.IdleAir[0]+r.IdleAir[1]) * float64(time.Hour) / float64(r.Idle))
+}
+
+func outageDrain(r demo.Result) string {
+	if r.OutageDrained == 0 {
+		return "not drained"
+	}
+	return fmt.Sprintf("%.1fs", r.OutageDrained.Seconds())
+}
+
+// printCompareMarkdown prints one Markdown row per run (with the header
+// first if header): the transport table of docs/measurements.md.
+func printCompareMarkdown(w io.Writer, runs []compareRun, header bool) {
+	if header {
+		fmt.Fprintln(w, "| profile | transport | raw÷wire a→b / b→a | fixed B/frame a→b / b→a | p50 a→b / b→a | handshake | idle | 10-min outage: first msg / all delivered | reconnect | modem queue max |")
+		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	}
+	for _, run := range runs {
+		if run.Err != nil {
+			fmt.Fprintf(w, "| | %s | failed: %v | | | | | | | |\n", run.Transport, run.Err)
+			continue
+		}
+		r := run.Res
+		fa, _ := fixedPerFrame(r, sim.A2B)
+		fb, _ := fixedPerFrame(r, sim.B2A)
+		idle, out, rec := "-", "-", "-"
+		if r.Idle > 0 {
+			idle = fmt.Sprintf("%d B/h", idlePerHour(r))
+		}
+		if r.Outage > 0 {
+			out = fmt.Sprintf("%.1f s / %s", r.OutageFirst.Seconds(), outageDrain(r))
+			rec = fmt.Sprintf("%d B", r.OutageHandshake)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s / %s | %.0f / %.0f | %.2f / %.2f s | %d B | %s | %s | %s | %.1f / %.1f s |\n",
+			r.Profile, run.Transport,
+			ratio(dirOf(r, sim.A2B).raw, wireOf(r, sim.A2B)), ratio(dirOf(r, sim.B2A).raw, wireOf(r, sim.B2A)),
+			fa, fb, dirOf(r, sim.A2B).msgs.P50.Seconds(), dirOf(r, sim.B2A).msgs.P50.Seconds(),
+			r.HandshakeBytes[0]+r.HandshakeBytes[1], idle, out, rec, modemMax(r, sim.A2B), modemMax(r, sim.B2A))
+	}
 }
 
 func printCompareJSON(w io.Writer, runs []compareRun) error {

@@ -19,6 +19,21 @@ func TestPrintCompare(t *testing.T) {
 		Frames:         [2]uint64{40, 20},
 		HandshakeBytes: [2]uint64{0, 0},
 	}
+	air := r
+	air.Air = [2]int64{20000, 6000} // the emulator's count, when there is one, is the wire
+	air.HandshakeBytes = [2]uint64{1000, 1401}
+	var ab strings.Builder
+	printCompare(&ab, []compareRun{{"tcp", air, nil}})
+	for _, want := range []string{
+		"2.00x",         // raw÷wire a→b: 40000 / 20000 air bytes
+		"4.00x",         // raw÷gateway's estimate a→b
+		"400.0",         // (20000-4000)/40
+		"2401 (0 conn)", // handshake bytes of both sides
+	} {
+		if !strings.Contains(ab.String(), want) {
+			t.Errorf("compare table with air bytes lacks %q:\n%s", want, ab.String())
+		}
+	}
 	var b strings.Builder
 	printCompare(&b, []compareRun{{"tcp", r, nil}, {"quic", demo.Result{}, errors.New("boom")}})
 	out := b.String()

@@ -30,20 +30,31 @@ type demoJSON struct {
 	DurationS  float64                  `json:"duration_s"`
 	DrainS     float64                  `json:"drain_s"`
 	Directions map[string]demoDirection `json:"directions"`
+	Connects   uint64                   `json:"connects"`
+	QUICDrops  uint64                   `json:"quic_drops,omitempty"`
+	// --idle: air bytes both ways per hour; --outage: see demo.Result.
+	IdlePerHour      *int64   `json:"idle_bytes_per_hour,omitempty"`
+	OutageOffered    int      `json:"outage_offered_stanzas,omitempty"`
+	OutageFirstS     *float64 `json:"outage_first_message_s,omitempty"`
+	OutageDrainedS   *float64 `json:"outage_drained_s,omitempty"` // null when it did not drain
+	OutageHandshakeB *uint64  `json:"outage_handshake_bytes,omitempty"`
 }
 
 type demoDirection struct {
 	Stanzas   uint64            `json:"stanzas"`
 	RawBytes  uint64            `json:"raw_bytes"`
 	LinkBytes uint64            `json:"link_bytes"`
-	WireBytes uint64            `json:"wire_bytes"`
+	WireBytes uint64            `json:"wire_bytes"` // the gateway's estimate
 	Ratio     float64           `json:"raw_wire_ratio"`
+	AirBytes  int64             `json:"air_bytes"` // what occupied the emulated link (headers, ACKs, retransmissions)
+	AirRatio  float64           `json:"raw_air_ratio"`
+	ModemMaxS float64           `json:"modem_queue_max_s"`
 	Offered   int               `json:"offered_stanzas"` // by the simulated server, per the seed's plan
 	OfferedB  uint64            `json:"offered_bytes"`
 	PlanHash  string            `json:"offered_hash"` // digest of the offered stanzas, in order
 	Frames    uint64            `json:"frames"`       // link frames sent
 	FixedCost float64           `json:"fixed_bytes_per_frame"`
-	Handshake uint64            `json:"handshake_bytes,omitempty"`
+	Handshake uint64            `json:"handshake_bytes"`
 	ByKind    map[string]uint64 `json:"stanzas_by_kind"`
 	Messages  demoMessages      `json:"messages"`
 }
@@ -70,9 +81,11 @@ func runDemo(args []string) error {
 	report := fs.String("report", "", "write a self-contained HTML report with plots to this `FILE`")
 	transport := fs.String("transport", "tcp", "link.transport of both gateways: tcp, quic or datagram")
 	compare := fs.Bool("compare", false, "run tcp, quic and datagram one after another on the same traffic and print them side by side")
+	idle := fs.Duration("idle", 0, "after the traffic has drained, measure an idle phase this long (bytes per hour)")
+	outage := fs.Duration("outage", 0, "then take the link down this long while the traffic goes on, and measure how long its backlog takes to drain")
 	window := fs.Duration("batch-window", 0, "link.batch_window of both gateways (0: the config default, 50ms); longer windows put more stanzas in each packet")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N] [--admin HOST:PORT] [--report FILE.html] [--batch-window 50ms] [--transport tcp|quic|datagram | --compare]")
+		fmt.Fprintln(fs.Output(), "usage: isthmus demo [--duration 1m] [--profile vhf-9600] [--json] [--seed N] [--admin HOST:PORT] [--report FILE.html] [--batch-window 50ms] [--idle 10m] [--outage 10m] [--transport tcp|quic|datagram | --compare]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -109,7 +122,11 @@ func runDemo(args []string) error {
 	default:
 		return fmt.Errorf("--transport: %q is not a transport (tcp, quic or datagram)", *transport)
 	}
-	opts := demo.Options{Profile: p, Duration: *duration, Seed: *seed, Logger: logger, BatchWindow: *window, Transport: *transport}
+	if *idle < 0 || *outage < 0 {
+		return fmt.Errorf("--idle %v, --outage %v: must not be negative", *idle, *outage)
+	}
+	opts := demo.Options{Profile: p, Duration: *duration, Seed: *seed, Logger: logger, BatchWindow: *window, Transport: *transport,
+		Idle: *idle, Outage: *outage}
 	if *compare {
 		if *admin != "" || *report != "" {
 			return fmt.Errorf("--compare: --admin and --report serve one run; leave them out")
@@ -182,6 +199,15 @@ func printDemo(w io.Writer, r demo.Result) {
 		r.Offered[sim.A2B], r.Offered[sim.B2A], r.Frames[sim.A2B], r.Frames[sim.B2A])
 	fmt.Fprintf(w, "chat messages a→b: %s\n", r.Messages.A2B)
 	fmt.Fprintf(w, "chat messages b→a: %s\n", r.Messages.B2A)
+	fmt.Fprintf(w, "transport handshakes: %d B both ways (%d connections); on the emulated link (headers, ACKs, retransmissions): a→b %d B, b→a %d B\n",
+		r.HandshakeBytes[0]+r.HandshakeBytes[1], r.Connects[0], r.Air[0], r.Air[1])
+	if r.Idle > 0 {
+		fmt.Fprintf(w, "idle %v: %d B both ways (%d B/hour)\n", r.Idle, r.IdleAir[0]+r.IdleAir[1], idlePerHour(r))
+	}
+	if r.Outage > 0 {
+		fmt.Fprintf(w, "%v outage, %d stanzas offered meanwhile: after the link returned, first message %.1fs, all delivered %s; %d B of handshakes (%d connections)\n",
+			r.Outage, r.OutageOffered, r.OutageFirst.Seconds(), outageDrain(r), r.OutageHandshake, r.OutageConn)
+	}
 	fmt.Fprintf(w, "\nsavings: a→b %.1fx, b→a %.1fx fewer bytes on the wire than the stanzas' plain XML\n", r.A2B.Ratio(), r.B2A.Ratio())
 }
 
@@ -197,13 +223,14 @@ func toDemoJSON(r demo.Result, transport string) demoJSON {
 			Ratio: round2(d.Ratio()), ByKind: d.Stanzas,
 			Offered: r.Offered[i], OfferedB: r.OfferedBytes[i], PlanHash: r.OfferedHash[i], Frames: r.Frames[i],
 			FixedCost: round2(fixed), Handshake: r.HandshakeBytes[i],
+			AirBytes: r.Air[i], ModemMaxS: round2(modemMax(r, i)),
 			Messages: demoMessages{
 				Sent: m.Sent, Delivered: m.Delivered, Lost: m.Lost, Duplicates: m.Duplicates, Reordered: m.Reordered,
 				P50ms: ms(m.P50), P90ms: ms(m.P90), P99ms: ms(m.P99),
 			},
 		}
 	}
-	return demoJSON{
+	j := demoJSON{
 		Transport: transport,
 		Profile:   r.Profile,
 		DurationS: round2(r.Duration.Seconds()),
@@ -212,7 +239,29 @@ func toDemoJSON(r demo.Result, transport string) demoJSON {
 			"a2b": dir(sim.A2B, r.A2B, r.Messages.A2B),
 			"b2a": dir(sim.B2A, r.B2A, r.Messages.B2A),
 		},
+		Connects:  r.Connects[0],
+		QUICDrops: r.QUICDrops[0] + r.QUICDrops[1],
 	}
+	for k, i := range map[string]int{"a2b": sim.A2B, "b2a": sim.B2A} {
+		d := j.Directions[k]
+		if r.Air[i] > 0 {
+			d.AirRatio = round2(float64(d.RawBytes) / float64(r.Air[i]))
+		}
+		j.Directions[k] = d
+	}
+	if r.Idle > 0 {
+		n := idlePerHour(r)
+		j.IdlePerHour = &n
+	}
+	if r.Outage > 0 {
+		first, hs := round2(r.OutageFirst.Seconds()), r.OutageHandshake
+		j.OutageOffered, j.OutageFirstS, j.OutageHandshakeB = r.OutageOffered, &first, &hs
+		if r.OutageDrained > 0 {
+			d := round2(r.OutageDrained.Seconds())
+			j.OutageDrainedS = &d
+		}
+	}
+	return j
 }
 
 type demoMessagesSrc = struct {

@@ -37,6 +37,18 @@ type Options struct {
 	// Transport is link.transport of both gateways: "tcp" (default),
 	// "quic" or "datagram".
 	Transport string
+	// Virtual runs everything in memory (the S2S legs on an emu.Net, no
+	// sockets), for a caller inside a testing/synctest bubble: the run
+	// then takes virtual time, and its timings leave out the CPU's.
+	Virtual bool
+	// Idle, if set, adds an idle phase after the drain: nothing offered
+	// for that long (Result.IdleAir).
+	Idle time.Duration
+	// Outage, if set, adds an outage phase after that: the link goes down
+	// for Outage while the servers go on with the seed's plan (its part
+	// after Duration), and the run waits until everything queued meanwhile
+	// is delivered (Result.Outage...).
+	Outage time.Duration
 }
 
 // Progress is a running view of the demo.
@@ -55,6 +67,10 @@ type Sample struct {
 	A2B, B2A Bytes
 	Queued   int // stanzas waiting or unacknowledged, both sides
 	LinkUp   bool
+	// Air is the bytes that occupied the emulated link's serializer so far
+	// per direction (index sim.A2B, sim.B2A; see emu.DirStats.AirBytes),
+	// Modem the bytes waiting for it now.
+	Air, Modem [2]int64
 }
 
 // Bytes is one direction's cumulative byte counts.
@@ -88,12 +104,41 @@ type Result struct {
 	// Frames is the number of link frames each gateway sent (index
 	// sim.A2B: gateway A), for the fixed cost per frame.
 	Frames [2]uint64
-	// HandshakeBytes is the bytes of transport handshakes each gateway
-	// sent, where the transport counts them (datagram), else 0.
+	// HandshakeBytes is the wire bytes of transport handshakes each
+	// gateway sent (index sim.A2B: gateway A): TCP SYNs and TLS handshakes
+	// with their headers and ACKs, QUIC packets before the session's
+	// stream, Noise handshake datagrams (link.Stats.HandshakeOut,
+	// Datagram.HandshakeBytes); Connects how many connections each made.
 	HandshakeBytes [2]uint64
+	Connects       [2]uint64
+	// Air is what occupied the emulated link per direction, IP headers,
+	// pure ACKs and TCP's retransmissions included (the emulator models
+	// them: emu.Link.SetHeaders): the same ruler for every transport.
+	Air [2]int64
+	// QUICDrops counts QUIC packets each gateway dropped before the air
+	// (link.Stats.QUICDrops).
+	QUICDrops [2]uint64
 	// Latencies are the chat messages' send-to-delivery times per
 	// direction (index sim.A2B, sim.B2A).
 	Latencies [2][]time.Duration
+
+	// The idle phase (Options.Idle): how long, and the air bytes per
+	// direction meanwhile.
+	Idle    time.Duration
+	IdleAir [2]int64
+	// IdleFrames and IdleStanzas are the link frames and stanzas both
+	// gateways sent meanwhile (keepalives; what the servers still send).
+	IdleFrames, IdleStanzas uint64
+	// The outage phase (Options.Outage): stanzas offered while the link
+	// was down; from the link's return, the first chat message delivered
+	// and everything delivered with the queues empty (OutageDrained; zero
+	// if that did not happen within Options.Drain); the transport
+	// handshake bytes both gateways sent from the outage's start until
+	// then, and their connections.
+	Outage                      time.Duration
+	OutageOffered               int
+	OutageFirst, OutageDrained  time.Duration
+	OutageHandshake, OutageConn uint64
 }
 
 // side is one simulated server wired to the S2S sockets. It offers its
@@ -107,8 +152,8 @@ type side struct {
 	pool   *s2s.Pool
 }
 
-func newSide(domain string, tr *sim.Tracker) (*side, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func newSide(domain string, tr *sim.Tracker, listen func() (net.Listener, error)) (*side, error) {
+	ln, err := listen()
 	if err != nil {
 		return nil, fmt.Errorf("demo: listen for %s: %w", domain, err)
 	}
@@ -116,7 +161,7 @@ func newSide(domain string, tr *sim.Tracker) (*side, error) {
 }
 
 // wire connects the simulated server to its gateway's S2S address.
-func (sd *side) wire(gw string, log *slog.Logger) {
+func (sd *side) wire(gw string, log *slog.Logger, dial s2s.Dialer) {
 	domain := sd.domain
 	resolve := func(d string) (string, error) {
 		if d == domain {
@@ -131,11 +176,13 @@ func (sd *side) wire(gw string, log *slog.Logger) {
 		Secret:  secret,
 		Deliver: sd.deliver,
 		Logger:  log,
+		Dial:    dial,
 	})
 	sd.pool = s2s.NewPool(s2s.PoolConfig{
 		Resolve: resolve,
 		Secret:  secret,
 		Logger:  log,
+		Dial:    dial,
 		Bounce: func(st s2s.Stanza, cond string) {
 			log.Warn("demo: stanza bounced", "server", domain, "to", st.To, "cond", cond)
 		},
@@ -184,18 +231,35 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		sc = sim.DefaultScenario()
 		sc.Seed = o.Seed
 	}
-	plan := sim.Plan(sc, o.Duration)
-	var plans [2][]sim.Planned
+	// The plan for Duration starts the one for Duration+Outage: the
+	// outage phase goes on with it.
+	plan := sim.Plan(sc, o.Duration+max(o.Outage, 0))
+	var plans, later [2][]sim.Planned
 	for _, p := range plan {
-		plans[p.Dir] = append(plans[p.Dir], p)
+		if p.At < o.Duration {
+			plans[p.Dir] = append(plans[p.Dir], p)
+		} else {
+			p.At -= o.Duration
+			later[p.Dir] = append(later[p.Dir], p)
+		}
 	}
 	tr := sim.NewTracker(sc.DomainA)
-	a, err := newSide(sc.DomainA, tr)
+	listen := func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+	var dial s2s.Dialer // nil: net.Dialer
+	if o.Virtual {
+		lan, _ := emu.Lookup("lan")
+		ll := emu.NewLink(lan, 0)
+		defer ll.Close()
+		mn := emu.NewNet(ll)
+		listen = func() (net.Listener, error) { return mn.Listen("127.0.0.1:0") }
+		dial = mn.Dial
+	}
+	a, err := newSide(sc.DomainA, tr, listen)
 	if err != nil {
 		return Result{}, err
 	}
 	defer a.ln.Close()
-	b, err := newSide(sc.DomainB, tr)
+	b, err := newSide(sc.DomainB, tr, listen)
 	if err != nil {
 		return Result{}, err
 	}
@@ -214,8 +278,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	l := emu.NewLink(o.Profile, o.Seed)
 	defer l.Close()
-	optA := gateway.Options{Logger: log, PrivateKey: pc.KeyA, LinkDial: l.Dial, AdminListener: o.AdminA}
-	optB := gateway.Options{Logger: log, PrivateKey: pc.KeyB, LinkListener: l.Listen()}
+	l.SetHeaders(true) // IP headers and ACKs take airtime, for every transport
+	optA := gateway.Options{Logger: log, PrivateKey: pc.KeyA, LinkDial: l.Dial, AdminListener: o.AdminA, S2SDial: dial}
+	optB := gateway.Options{Logger: log, PrivateKey: pc.KeyB, LinkListener: l.Listen(), S2SDial: dial}
+	if o.Virtual {
+		for _, opt := range []*gateway.Options{&optA, &optB} {
+			if opt.S2SListener, err = listen(); err != nil {
+				return Result{}, fmt.Errorf("demo: listen for a gateway: %w", err)
+			}
+		}
+	}
 	switch o.Transport {
 	case "", "tcp":
 	case "quic", "datagram":
@@ -235,8 +307,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	a.wire(ga.S2SAddr().String(), log)
-	b.wire(gb.S2SAddr().String(), log)
+	a.wire(ga.S2SAddr().String(), log, dial)
+	b.wire(gb.S2SAddr().String(), log, dial)
 
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
@@ -275,7 +347,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	progress := func(draining bool) (queued int) {
 		sa, sb := ga.Snapshot(), gb.Snapshot()
 		queued = sa.Link.Waiting + sa.Link.Unacked + sb.Link.Waiting + sb.Link.Unacked
-		samples = append(samples, Sample{T: time.Since(start), A2B: bytesOf(sa.Out), B2A: bytesOf(sb.Out), Queued: queued, LinkUp: sa.Link.Up})
+		es := l.Stats()
+		samples = append(samples, Sample{T: time.Since(start), A2B: bytesOf(sa.Out), B2A: bytesOf(sb.Out), Queued: queued, LinkUp: sa.Link.Up,
+			Air: [2]int64{es.AB.AirBytes, es.BA.AirBytes}, Modem: [2]int64{es.AB.QueuedBytes, es.BA.QueuedBytes}})
 		if o.Progress != nil {
 			o.Progress(Progress{Elapsed: time.Since(start), Draining: draining, A2B: sa.Out, B2A: sb.Out, Queued: queued, LinkUp: sa.Link.Up})
 		}
@@ -344,10 +418,89 @@ wait:
 	res.A2B, res.B2A = res.A.Out, res.B.Out
 	for dir, g := range []*gateway.Gateway{ga, gb} {
 		ls := g.LinkStats()
-		res.Frames[dir], res.HandshakeBytes[dir] = ls.Out.Frames, ls.Datagram.HandshakeBytes
+		res.Frames[dir], res.HandshakeBytes[dir] = ls.Out.Frames, ls.HandshakeOut+ls.Datagram.HandshakeBytes
+		res.Connects[dir], res.QUICDrops[dir] = ls.Connects, ls.QUICDrops
 	}
+	res.Air = [2]int64{res.Emu.AB.AirBytes, res.Emu.BA.AirBytes}
 	if res.A2B.StanzasTotal == 0 || res.B2A.StanzasTotal == 0 {
 		return res, errors.New("demo: no stanzas crossed the link in one direction")
+	}
+	sleep := func(d time.Duration) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			return err
+		case <-t.C:
+			return nil
+		}
+	}
+	if o.Idle > 0 {
+		counts := func() (frames, stanzas uint64) {
+			for _, g := range []*gateway.Gateway{ga, gb} {
+				ls := g.LinkStats()
+				frames += ls.Out.Frames
+				stanzas += g.Snapshot().Out.StanzasTotal
+			}
+			return frames, stanzas
+		}
+		e0 := l.Stats()
+		f0, s0 := counts()
+		if err := sleep(o.Idle); err != nil {
+			return res, err
+		}
+		e1 := l.Stats()
+		f1, s1 := counts()
+		res.IdleFrames, res.IdleStanzas = f1-f0, s1-s0
+		res.Idle, res.IdleAir = o.Idle, [2]int64{e1.AB.AirBytes - e0.AB.AirBytes, e1.BA.AirBytes - e0.BA.AirBytes}
+	}
+	if o.Outage > 0 {
+		handshakes := func() (bytes, conns uint64) {
+			for _, g := range []*gateway.Gateway{ga, gb} {
+				ls := g.LinkStats()
+				bytes += ls.HandshakeOut + ls.Datagram.HandshakeBytes
+				conns += ls.Connects
+			}
+			return bytes, conns
+		}
+		delivered := func() int { s := tr.Summary(); return s.A2B.Delivered + s.B2A.Delivered }
+		hs0, c0 := handshakes()
+		l.Down(o.Outage)
+		down := time.Now()
+		var og sync.WaitGroup
+		var hashes [2]sim.PlanHasher
+		for dir, sd := range []*side{a, b} {
+			og.Add(1)
+			go func() { defer og.Done(); hashes[dir] = sd.offer(runCtx, down, later[dir]) }()
+		}
+		if err := sleep(o.Outage); err != nil {
+			return res, err
+		}
+		back, had := time.Now(), delivered()
+		res.Outage = o.Outage
+		for time.Since(back) < o.Drain {
+			if err := sleep(100 * time.Millisecond); err != nil {
+				return res, err
+			}
+			if res.OutageFirst == 0 && delivered() > had {
+				res.OutageFirst = time.Since(back)
+			}
+			sa, sb := ga.Snapshot(), gb.Snapshot()
+			s := tr.Summary()
+			if sa.Link.Waiting+sa.Link.Unacked+sb.Link.Waiting+sb.Link.Unacked == 0 && s.A2B.Lost == 0 && s.B2A.Lost == 0 {
+				res.OutageDrained = time.Since(back)
+				break
+			}
+		}
+		if res.OutageDrained == 0 {
+			log.Warn("demo: the outage's backlog did not drain in time")
+		}
+		og.Wait()
+		res.OutageOffered = hashes[0].Len() + hashes[1].Len()
+		hs1, c1 := handshakes()
+		res.OutageHandshake, res.OutageConn = hs1-hs0, c1-c0
 	}
 	return res, nil
 }

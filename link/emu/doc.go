@@ -18,6 +18,11 @@
 //   - Datagrams (PacketPipe, WrapPacketConn): each write is one packet, lost
 //     with probability Loss, dropped if larger than the MTU or if the
 //     transmit queue is full (SetPacketQueue), lost during an outage.
+//   - Headers (SetHeaders, off by default): IP headers occupy the
+//     serializer too: 52 bytes per stream segment (IPv4, TCP, timestamps),
+//     a 52-byte pure ACK on the other direction per two segments received,
+//     SYN/SYN-ACK/ACK per Dial, 28 bytes per datagram (IPv4, UDP).
+//     Stats.AirBytes counts everything that occupied the serializer.
 //   - Losses are independent when BurstLen ≤ 1, otherwise drawn from a
 //     two-state Gilbert-Elliott chain with mean burst BurstLen and the same
 //     mean rate. Each direction has its own generator seeded from the seed.

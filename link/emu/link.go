@@ -54,7 +54,11 @@ type DirStats struct {
 	// full.
 	DroppedBytes, DroppedUnits int64
 	QueuedBytes                int64 // waiting for the serializer now
-	InFlight                   int   // segments or datagrams scheduled, not yet delivered
+	// AirBytes is how many bytes occupied the serializer: every unit
+	// (retransmissions and datagrams lost on the air included) and, with
+	// SetHeaders, the modeled IP headers and pure ACKs.
+	AirBytes int64
+	InFlight int // segments or datagrams scheduled, not yet delivered
 }
 
 // Stats is a snapshot of a Link's counters.
@@ -88,6 +92,7 @@ type Link struct {
 	seq       uint64        // tie-breaker keeping delivery order for equal times
 	pktQueue  int           // max bytes waiting for the serializer before datagrams drop
 	wraps     int           // PacketConns wrapped so far
+	headers   bool          // SetHeaders: IP headers and pure ACKs occupy the serializer
 	stateCh   chan struct{} // closed and replaced when the link goes down or up
 }
 
@@ -176,6 +181,36 @@ func (l *Link) SetPacketQueue(bytes int) {
 	l.mu.Lock()
 	l.pktQueue = bytes
 	l.mu.Unlock()
+}
+
+// Header sizes modeled by SetHeaders.
+const (
+	TCPHeaderBytes = 52 // IPv4 20 + TCP 20 + timestamp option 12, per segment and per pure ACK
+	SYNBytes       = 60 // SYN and SYN/ACK carry more options
+	UDPHeaderBytes = 28 // IPv4 20 + UDP 8, per datagram
+)
+
+// SetHeaders makes IP headers occupy the serializer as they would on a
+// real link (default off: only the units' bytes do). With it, each stream
+// segment costs TCPHeaderBytes more, the receiving end of a stream returns
+// one pure ACK (TCPHeaderBytes on the other direction) per two segments it
+// received (delayed ACK, never piggybacked: the same model as package
+// link's wire estimate), a Dial costs SYN, SYN/ACK and ACK, and each
+// datagram costs UDPHeaderBytes more. Stats.AirBytes counts them; the
+// stream MTU and the datagram size limit still apply to the payload.
+func (l *Link) SetHeaders(on bool) {
+	l.mu.Lock()
+	l.headers = on
+	l.mu.Unlock()
+}
+
+// occupyLocked puts n bytes that no one receives (a header-only segment)
+// on direction i's serializer now.
+func (l *Link) occupyLocked(i int, n int) {
+	d := &l.dirs[i]
+	start := l.startLocked(d, time.Now())
+	d.busyUntil = start.Add(l.serTime(n))
+	d.st.AirBytes += int64(n)
 }
 
 // Down starts an outage lasting d from now (replacing any outage in
@@ -375,8 +410,13 @@ func (l *Link) sendPacketLocked(i int, now time.Time, size int, deliver func()) 
 			return
 		}
 	}
-	end := start.Add(l.serTime(size))
+	air := size
+	if l.headers {
+		air += UDPHeaderBytes
+	}
+	end := start.Add(l.serTime(air))
 	d.busyUntil = end
+	d.st.AirBytes += int64(air)
 	if l.lose(d) {
 		drop(true)
 		return

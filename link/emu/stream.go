@@ -36,6 +36,7 @@ type half struct {
 	rbuf         []byte    // arrived, not yet read
 	inflight     int       // written, not yet read
 	lastAt       time.Time // arrival of the last scheduled segment (keeps order)
+	segs         int       // segments delivered (SetHeaders: a pure ACK every second one)
 	finSent      bool      // the writer closed its write side
 	eof          bool      // the FIN arrived
 	readerClosed bool      // the reading end closed
@@ -115,15 +116,21 @@ func (l *Link) sendSegmentLocked(p *pipe, h *half, now time.Time, data []byte) {
 	n := len(data)
 	d.st.OfferedBytes += int64(n)
 	d.st.OfferedUnits++
-	end := l.startLocked(d, now).Add(l.serTime(n))
+	air := n
+	if l.headers {
+		air += TCPHeaderBytes
+	}
+	end := l.startLocked(d, now).Add(l.serTime(air))
+	d.st.AirBytes += int64(air)
 	at := end.Add(l.p.Delay)
 	// A lost segment is retransmitted after a retransmission timeout and
 	// occupies the serializer again; the retransmission may be lost too.
 	for tries := 0; tries < 16 && l.lose(d); tries++ {
 		d.st.RetransmittedBytes += int64(n)
 		d.st.RetransmittedUnits++
-		end = end.Add(l.serTime(n))
-		at = at.Add(l.rto + l.serTime(n))
+		d.st.AirBytes += int64(air)
+		end = end.Add(l.serTime(air))
+		at = at.Add(l.rto + l.serTime(air))
 	}
 	d.busyUntil = end
 	if at.Before(h.lastAt) {
@@ -138,6 +145,9 @@ func (l *Link) sendSegmentLocked(p *pipe, h *half, now time.Time, data []byte) {
 		}
 		h.rbuf = append(h.rbuf, data...)
 		h.broadcast()
+		if h.segs++; l.headers && h.segs%2 == 0 {
+			l.occupyLocked(1-h.dir, TCPHeaderBytes) // the receiver's delayed ACK
+		}
 	}})
 }
 
@@ -481,6 +491,12 @@ func (l *Link) Dial(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.mu.Lock()
+	if l.headers {
+		l.occupyLocked(0, SYNBytes+TCPHeaderBytes) // SYN, then the final ACK
+		l.occupyLocked(1, SYNBytes)                // SYN/ACK
+	}
+	l.mu.Unlock()
 	a, b := l.Pipe()
 	select {
 	case ln.accept <- b:
