@@ -153,7 +153,8 @@
 // the peer never received. A standalone ACK goes out only when the ack has been
 // owed for AckDelay with no DATA to carry it, or at once after an ACKREQ.
 // When nothing has been received for Keepalive (default 15 min), a side
-// sends ACKREQ; if nothing at all arrives for DeadAfter (2×Keepalive+1m),
+// sends ACKREQ (the side with the smaller epoch waits 5/4 of it, so that
+// an idle link carries one exchange per period, not one from each side); if nothing at all arrives for DeadAfter (2×Keepalive+1m),
 // the connection is dropped and redialled (the session state survives; the
 // next HELLO resumes it). The kernel's TCP keepalive is off (DialTCP,
 // ListenTCP): its probes every 15 s would cost ~25 KB an hour.

@@ -20,9 +20,10 @@ type SessionConfig struct {
 	// presence trickling in (a login storm) shares frames, and so packets.
 	PresenceWindow time.Duration
 	AckDelay       time.Duration // a standalone ACK waits this long for DATA to carry it (default 1s)
-	Keepalive      time.Duration // send ACKREQ after this long without receiving (default 15m; negative: never)
-	DeadAfter      time.Duration // drop the connection after this long without receiving (default 2×Keepalive+1m)
-	MaxQueueBytes  int           // queued + unacknowledged stanza bytes: the spool bound (default 64 MiB)
+	Keepalive      time.Duration // send ACKREQ after this long without receiving (default 15m; negative: never); one side of the pair waits 5/4 of it
+
+	DeadAfter     time.Duration // drop the connection after this long without receiving (default 2×Keepalive+1m)
+	MaxQueueBytes int           // queued + unacknowledged stanza bytes: the spool bound (default 64 MiB)
 	// MaxSenderBytes bounds the bytes of one sender (the bare JID before
 	// the '|' of Item.Pair) among them (default MaxQueueBytes/4; at most
 	// MaxQueueBytes), so that one user's flood while the link is down
@@ -322,6 +323,21 @@ func (s *Session) WaitingByPriority() (high, low int) { return len(s.hi), len(s.
 // HeldBytes returns the stanza bytes queued and unacknowledged.
 func (s *Session) HeldBytes() int { return s.held }
 
+// askDue is when an idle link sends ACKREQ: Keepalive after we last
+// received (and Keepalive/2 after we last sent) on the side whose epoch is
+// the larger, Keepalive×5/4 on the other. Were both timers equal, both
+// sides would ask every period (each one's timer runs from what it last
+// received, and an answer arrives no earlier than the next question): two
+// exchanges where one proves the link both ways. So one side asks and the
+// other answers, unless the first stops asking.
+func (s *Session) askDue() time.Time {
+	ka := s.cfg.Keepalive
+	if s.epoch < s.peerEpoch {
+		ka += ka / 4
+	}
+	return maxTime(s.lastRecv.Add(ka), s.lastSent.Add(s.cfg.Keepalive/2))
+}
+
 // hold adds sign×len(it.Data) to the bytes held, overall and by its sender.
 func (s *Session) hold(it *Item, sign int) {
 	n := sign * len(it.Data)
@@ -428,7 +444,7 @@ func (s *Session) Next() time.Time {
 			earlier(s.ackDue)
 		}
 		if !s.askedAck {
-			earlier(maxTime(s.lastRecv.Add(s.cfg.Keepalive), s.lastSent.Add(s.cfg.Keepalive/2)))
+			earlier(s.askDue())
 		}
 	}
 	earlier(s.lastRecv.Add(s.cfg.DeadAfter))

@@ -56,7 +56,7 @@ func (s *Session) Poll(now time.Time) []byte {
 		out = s.frame(out, FrameAck, appendAck(nil, s.h, s.peerEpoch))
 		s.ackOwed, s.ackNow = false, false
 	}
-	if !s.askedAck && now.Sub(s.lastRecv) >= s.cfg.Keepalive && now.Sub(s.lastSent) >= s.cfg.Keepalive/2 {
+	if !s.askedAck && !now.Before(s.askDue()) {
 		s.askedAck = true
 		out = s.frame(out, FrameAckReq, nil)
 	}

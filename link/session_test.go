@@ -243,6 +243,9 @@ func TestKeepaliveAndDead(t *testing.T) {
 	a.Connected(t0)
 	b.Connected(t0)
 	exchange(t, t0, a, b)
+	if a.epoch < a.peerEpoch {
+		a, b = b, a // a: the side that asks after Keepalive (askDue)
+	}
 	ka := DefaultKeepalive
 	now := t0.Add(ka - time.Second)
 	if f := a.Poll(now); f != nil {
@@ -413,5 +416,42 @@ func TestDropsAll(t *testing.T) {
 	}
 	if i != v.NumField() {
 		t.Errorf("All yields %d counters, Drops has %d fields", i, v.NumField())
+	}
+}
+
+// An idle link carries one ACKREQ/ACK exchange per Keepalive, not one from
+// each side: the side that answered lets the other keep asking.
+func TestKeepaliveOneExchangePerPeriod(t *testing.T) {
+	a, b := newPair(t)
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	asks := map[string]int{}
+	count := func(name string, buf []byte) {
+		br := bufio.NewReader(bytes.NewReader(buf))
+		for {
+			f, err := ReadFrame(br)
+			if err != nil {
+				return
+			}
+			if f.Type == FrameAckReq {
+				asks[name]++
+			}
+		}
+	}
+	// Each answer comes a Poll (a second) later: the hour's fourth
+	// question is a few seconds past the hour.
+	for now := t0; now.Before(t0.Add(time.Hour + time.Minute)); now = now.Add(time.Second) {
+		fa, fb := a.Poll(now), b.Poll(now)
+		count("a", fa)
+		count("b", fb)
+		deliver(t, now, b, fa)
+		deliver(t, now, a, fb)
+	}
+	if got, want := asks["a"]+asks["b"], int(time.Hour/DefaultKeepalive); got != want {
+		t.Errorf("ACKREQs in an idle hour: %v, want %d in all", asks, want)
+	}
+	if a.Dead(t0.Add(time.Hour)) || b.Dead(t0.Add(time.Hour)) {
+		t.Error("a session counts as dead on a link that answered every keepalive")
 	}
 }
