@@ -95,7 +95,7 @@
 // once. Every datagram carrying a fragment (or R) is acknowledged: the ack
 // rides on the next datagram with a fragment; it goes alone only when it has
 // been owed for the ack delay (one MTU's serialization time at the link
-// rate, within 100 ms..2 s) with nothing to carry it, or at once when a gap
+// rate, within 500 ms..2 s) with nothing to carry it, or at once when a gap
 // shows, a fragment comes twice, 16 datagrams are unacknowledged, or R asks.
 //
 // The Session's own ack (link.SessionConfig.AckDelay, 1 s) fires before
