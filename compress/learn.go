@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/isthmus-xmpp/isthmus/internal/atomicfile"
 )
 
 // DictHash names a dictionary: the first 8 bytes of its SHA-256. The zero
@@ -373,7 +375,7 @@ func (l *Learner) train(dir int, d *learnDir) {
 		return
 	}
 	h := HashDict(dict)
-	if err := writeFile(filepath.Join(d.path, h.String()+".zdict"), dict); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(d.path, h.String()+".zdict"), dict, 0o600); err != nil {
 		l.fail(d, "writing a dictionary", err)
 		return
 	}
@@ -432,7 +434,7 @@ func (l *Learner) save(d *learnDir) error {
 		b = append(b, s...)
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
-	if err := writeFile(filepath.Join(d.path, "state"), b); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(d.path, "state"), b, 0o600); err != nil {
 		return err
 	}
 	d.unsaved = 0
@@ -530,32 +532,4 @@ func parseLearnState(b []byte) (hashes []DictHash, window [][]byte, since int, e
 		return nil, nil, 0, fmt.Errorf("%w: %d trailing bytes", errLearnState, len(p))
 	}
 	return hashes, window, int(min(sn, 1<<40)), nil
-}
-
-// writeFile writes b to path through a temporary file and a rename, so
-// a crash leaves the old file or the new one.
-func writeFile(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		dir.Sync()
-		dir.Close()
-	}
-	return nil
 }

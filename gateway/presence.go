@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/gateway/s2s"
+	"github.com/isthmus-xmpp/isthmus/internal/atomicfile"
 	"github.com/isthmus-xmpp/isthmus/link"
 	"github.com/isthmus-xmpp/isthmus/presence"
 )
@@ -253,28 +254,10 @@ func (e *mirrorEdge) save(s presence.State) {
 }
 
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // PresenceCounters returns the presence mirror's counters and its table

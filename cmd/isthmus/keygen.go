@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
+	"github.com/isthmus-xmpp/isthmus/internal/atomicfile"
 	"github.com/isthmus-xmpp/isthmus/link/linkkey"
 )
 
@@ -91,24 +91,7 @@ func writeKeyFile(path string, data []byte, force bool) error {
 		}
 		return nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".isthmus-key-*")
-	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly once renamed
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("keygen: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("keygen: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
 	return nil

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/isthmus-xmpp/isthmus/internal/atomicfile"
 )
 
 // State is what a gateway must remember across restarts so that a replayed
@@ -80,28 +81,8 @@ func (s *State) Save() error {
 		return nil
 	}
 	data := fmt.Sprintf("%s\npeer %x\naccepted %d\nsent %d\n", stateMagic, s.Peer, s.Accepted, s.Sent)
-	tmp := s.Path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := atomicfile.WriteFile(s.Path, []byte(data), 0o600); err != nil {
 		return fmt.Errorf("dgram: state: %w", err)
-	}
-	_, err = f.WriteString(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.Path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("dgram: state: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(s.Path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
