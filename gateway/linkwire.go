@@ -24,6 +24,7 @@ func linkTransport(cfg *config.Config, lc *link.Config) error {
 			return fmt.Errorf("gateway: %w", err)
 		}
 		lc.PeerKey = peer
+		lc.DatagramMaxProbe = cfg.Link.ProbeMax.Duration
 		if cfg.Link.SpoolSync != "off" { // else nothing is kept on disk
 			lc.DatagramState = filepath.Join(cfg.StateDir, "datagram.state")
 		}

@@ -74,6 +74,7 @@ type Link struct {
 	ReconnectMin   Duration `toml:"reconnect_min"`    // default 1s
 	ReconnectMax   Duration `toml:"reconnect_max"`    // default 60s; >= reconnect_min
 	SpoolMaxBytes  int64    `toml:"spool_max_bytes"`  // bytes of stanzas held for the peer; default 64 MiB; 64 KiB..64 GiB
+	ProbeMax       Duration `toml:"probe_max"`        // datagram transport: longest gap between probes into an outage; default 10s; 1s..10m
 	SenderMaxBytes int64    `toml:"sender_max_bytes"` // of those, one sender's (bare JID) at most; default (0) spool_max_bytes/4; 1 KiB..spool_max_bytes
 	SpoolSync      string   `toml:"spool_sync"`       // fsync policy: "batch" (default), "always", "none"; "off" = no disk spool
 	MaxAge         Duration `toml:"max_age"`          // iqs/messages not delivered by then are bounced; default 24h; 1s..30 days
@@ -136,6 +137,7 @@ func Default() Config {
 			ReconnectMin:   D(time.Second),
 			ReconnectMax:   D(60 * time.Second),
 			SpoolMaxBytes:  64 << 20,
+			ProbeMax:       D(10 * time.Second),
 			SpoolSync:      "batch",
 			MaxAge:         D(24 * time.Hour),
 			LearnDictBytes: 512 << 10,

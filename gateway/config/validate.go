@@ -217,6 +217,9 @@ func (l *Link) validate(s Supplied) error {
 	if l.SpoolMaxBytes < MinSpoolBytes || l.SpoolMaxBytes > MaxSpoolBytes {
 		return fieldErr("link.spool_max_bytes", "%d is out of range (%d..%d)", l.SpoolMaxBytes, MinSpoolBytes, int64(MaxSpoolBytes))
 	}
+	if err := checkDuration("link.probe_max", l.ProbeMax, -1, time.Second, 10*time.Minute); err != nil {
+		return err
+	}
 	if l.SenderMaxBytes != 0 && (l.SenderMaxBytes < 1024 || l.SenderMaxBytes > l.SpoolMaxBytes) {
 		return fieldErr("link.sender_max_bytes", "%d is out of range (1024..link.spool_max_bytes = %d; 0: a quarter of it)", l.SenderMaxBytes, l.SpoolMaxBytes)
 	}
