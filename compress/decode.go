@@ -159,8 +159,17 @@ func (d *structDecoder) template(flags byte) error {
 		if !ok {
 			return corrupt("no bare JID in slot %d", n)
 		}
-		d.t.noteTo(n, false)
+		r := d.t.nextRes(n)
+		if r == -2 {
+			return corrupt("no resource on record for bare JID slot %d", n)
+		}
+		d.t.noteTo(n, r >= 0)
 		d.tmp = append(d.tmp[:0], s...)
+		if r >= 0 {
+			res, _ := d.t.res.get(uint64(r))
+			d.tmp = append(d.tmp, '/')
+			d.tmp = append(d.tmp, res...)
+		}
 	} else {
 		var err error
 		d.rootTo = true
@@ -721,6 +730,7 @@ func (d *structDecoder) jid(dst []byte) ([]byte, error) {
 			return dst, corrupt("bare JID of %d bytes", len(dst)-start)
 		}
 		b = 1 + uint64(d.t.bare.insert(string(dst[start:])))
+		d.t.lastRes[b-1] = -1
 	} else {
 		s, ok := d.t.bare.get(b - 1)
 		if !ok {
@@ -749,14 +759,22 @@ func (d *structDecoder) jid(dst []byte) ([]byte, error) {
 		if err != nil {
 			return dst, err
 		}
-		d.t.res.insert(string(res))
+		d.t.lastRes[b-1] = d.t.res.insert(string(res))
 		dst = append(dst, '/')
 		dst = append(dst, res...)
 	default:
-		s, ok := d.t.res.get(r - 2)
-		if !ok {
-			return dst, corrupt("resource slot %d", r-2)
+		slot := r - 3
+		if r == 2 {
+			if d.t.lastRes[b-1] < 0 {
+				return dst, corrupt("no last resource for bare JID slot %d", b-1)
+			}
+			slot = uint64(d.t.lastRes[b-1])
 		}
+		s, ok := d.t.res.get(slot)
+		if !ok {
+			return dst, corrupt("resource slot %d", slot)
+		}
+		d.t.lastRes[b-1] = int32(slot)
 		dst = append(dst, '/')
 		dst = append(dst, s...)
 	}

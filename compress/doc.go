@@ -36,11 +36,16 @@
 // (bareSlots), resources (resourceSlots), unknown names (nameSlots), stanza
 // shapes (shapeSlots), (from, to) pairs (pairSlots), each with fixed slot
 // numbers and least-recently-used replacement when full; a FIFO ring of the
-// last ringSize id values; a FIFO of templateSlots templates; the bare-JID
-// slot of the last root 'to' written as a JID without resource (tnext) and,
-// per bare-JID slot, the slot of the root 'to' that followed it last time
-// (succ: the predicted next recipient of a fan-out is succ[tnext] if known,
-// else tnext+1). Every table operation (insert on a new string, touch on a
+// last ringSize id values; a FIFO of templateSlots templates; per bare-JID
+// slot, the resource slot of the last JID written with it and a resource
+// (lastRes; none when the bare JID enters its slot); the bare-JID slot of
+// the last root 'to' written as a JID (tnext) and whether it had a
+// resource (tres) and, per bare-JID slot, the slot of the root 'to' that
+// followed it last time, one table for root 'to's without a resource
+// (succ) and one for those with one (succR), each learnt only from two
+// consecutive root 'to's of its kind: the predicted next recipient of a
+// fan-out is succ[tnext] (succR[tnext] when tres) if known, else tnext+1,
+// and when tres, with that bare JID's lastRes. Every table operation (insert on a new string, touch on a
 // reference, a rank looked up) happens at the same point of the stream on
 // both ends, so slot numbers are never sent. The state therefore advances
 // only with the ordered link stream: the decoder must see every block of an
@@ -49,7 +54,7 @@
 // empties every table and starts a new zstd stream primed with the
 // dictionary.
 //
-// # Block format (codec version 5: Version)
+// # Block format (codec version 6: Version)
 //
 //	block := mode(1 byte) rest
 //	mode 0: uvarint(n) stanza×n                  plain, outside the zstd stream
@@ -80,7 +85,9 @@
 //	                     bits 0-3: the template's age (0 = the newest kept),
 //	                     or 15: its slot follows in one byte
 //	  flags&16|64:       [slot]                   the same, and the 'to' is
-//	                     the predicted next recipient (a bare JID; tnext)
+//	                     the predicted next recipient (tnext, above: a
+//	                     bare JID, or when tres a full JID with lastRes;
+//	                     version 6 added the full JIDs)
 //	  flags&64 (no 16):  uvarint(len) shape payload…  a new shape inline
 //	                     (without its first byte, which is flags&^64): it
 //	                     enters the shape table, then fills as above
@@ -101,7 +108,8 @@
 //	           used), 83.. vocab entries then value-table slots, then
 //	           (83+len(vocab)+valueSlots) long base64 (below)
 //	JID     := uvarint(0) uvarint(len) local value(domain) | uvarint(1+slot)
-//	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2+slot
+//	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2
+//	           the bare JID's lastRes (version 6), 3+slot
 //	time    := uvarint(zigzag(seconds - last)*10 + digits), then, if digits
 //	           > 0, uvarint(fraction): "2006-01-02T15:04:05[.fraction]Z" with
 //	           that many fraction digits; last is the previous timestamp of
@@ -133,8 +141,11 @@
 // without its form byte; x = 1, each is followed by a value. A pair enters
 // the pair table after the root's attributes unless it came from the
 // table. Every root 'to' written in JID form (a template's
-// included) sets tnext to its bare slot, or to -1 if it has a resource; when
-// both the old and the new tnext are slots, succ[old] becomes the new one.
+// included) sets tnext to its bare slot and tres to whether it has a
+// resource; when the old tnext was a slot and the old tres equals the new,
+// succ[old] (succR[old] when both had a resource) becomes the new slot.
+// Every JID with a resource sets lastRes of its bare slot to the
+// resource's slot.
 //
 // Shapes: after every element stanza (not raw, not template), both ends
 // compute its shape, its flags byte then its full form with each

@@ -172,10 +172,13 @@ func (e *structEncoder) template(st []byte, size int) (done, store bool) {
 		return false, true
 	}
 	p := len(e.out)
-	if s, ok := e.nextTo(to); ok {
+	if s, r, ok := e.nextTo(to); ok {
 		e.out = e.t.tmplRef(e.out, slot, len(e.t.tnames), flagNext)
 		e.t.bare.touch(s)
-		e.t.noteTo(s, false)
+		if r >= 0 {
+			e.t.res.touch(r)
+		}
+		e.t.noteTo(s, r >= 0)
 		e.count("template", p)
 		return true, false
 	}
@@ -364,18 +367,26 @@ func (e *structEncoder) name(n []byte, r uint64) {
 	e.t.names.insert(string(n))
 }
 
-// nextTo reports whether a template's 'to' is the bare JID tables.next
-// predicts, and returns its slot.
-func (e *structEncoder) nextTo(to []byte) (int32, bool) {
+// nextTo reports whether a template's 'to' is the JID tables.next
+// predicts (with the resource nextRes predicts), and returns its bare slot
+// and its resource slot (-1: none).
+func (e *structEncoder) nextTo(to []byte) (int32, int32, bool) {
 	if e.t.tnext < 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	_, _, bare, _, hasRes, ok := splitJID(to)
-	if !ok || hasRes {
-		return 0, false
+	_, _, bare, res, hasRes, ok := splitJID(to)
+	if !ok || hasRes != e.t.tres {
+		return 0, 0, false
 	}
 	s, ok := e.t.bare.lookup(bare)
-	return s, ok && s == e.t.next()
+	if !ok || s != e.t.next() {
+		return 0, 0, false
+	}
+	r := e.t.nextRes(s)
+	if hasRes && (r < 0 || e.t.res.vals[r] != string(res)) {
+		return 0, 0, false
+	}
+	return s, r, true
 }
 
 // rootTo returns the value of the root element's 'to' attribute.
@@ -535,21 +546,20 @@ func (e *structEncoder) jid(v []byte) bool {
 // jidBody writes a JID that splitJID accepts without its form.
 func (e *structEncoder) jidBody(v []byte) {
 	local, domain, bare, res, hasRes, _ := splitJID(v)
-	if s, ok := e.t.bare.lookup(bare); ok {
-		e.t.bare.touch(s)
-		e.uv(1 + uint64(s))
-		if e.rootTo {
-			e.t.noteTo(s, hasRes)
-		}
+	b, ok := e.t.bare.lookup(bare)
+	if ok {
+		e.t.bare.touch(b)
+		e.uv(1 + uint64(b))
 	} else {
 		e.uv(0)
 		e.uv(uint64(len(local)))
 		e.out = append(e.out, local...)
 		e.value(nil, domain)
-		s := e.t.bare.insert(string(bare))
-		if e.rootTo {
-			e.t.noteTo(s, hasRes)
-		}
+		b = e.t.bare.insert(string(bare))
+		e.t.lastRes[b] = -1
+	}
+	if e.rootTo {
+		e.t.noteTo(b, hasRes)
 	}
 	switch {
 	case !hasRes:
@@ -557,12 +567,17 @@ func (e *structEncoder) jidBody(v []byte) {
 	default:
 		if s, ok := e.t.res.lookup(res); ok {
 			e.t.res.touch(s)
-			e.uv(2 + uint64(s))
+			if e.t.lastRes[b] == s {
+				e.uv(2)
+			} else {
+				e.uv(3 + uint64(s))
+			}
+			e.t.lastRes[b] = s
 		} else {
 			e.uv(1)
 			e.uv(uint64(len(res)))
 			e.out = append(e.out, res...)
-			e.t.res.insert(string(res))
+			e.t.lastRes[b] = e.t.res.insert(string(res))
 		}
 	}
 }

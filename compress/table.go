@@ -191,14 +191,21 @@ type tables struct {
 	tpre   [][]byte
 	tsuf   [][]byte
 	tpos   int
-	// tnext is the bare-JID slot of the last root 'to' written in JID form
-	// without a resource, or -1; succ[s] the slot of the root 'to' that
-	// followed slot s last time, or -1. A server fans a presence out to a
-	// roster in the same order every time (and, the first time, usually in
-	// the order the contacts were first seen), so next predicts the
-	// recipient of the next copy.
+	// tnext is the bare-JID slot of the last root 'to' written in JID form,
+	// or -1, and tres whether it had a resource; succ[s] the slot of the
+	// root 'to' that followed slot s last time (both with a resource or
+	// both without), or -1. A server fans a presence or a PEP event out to
+	// a roster in the same order every time (and, the first time, usually
+	// in the order the contacts were first seen), so next predicts the
+	// recipient of the next copy: that bare JID, with its last resource
+	// (lastRes) when tres.
 	tnext int32
+	tres  bool
 	succ  []int32
+	succR []int32 // the same for root 'to's with a resource
+	// lastRes[s] is the resource slot of the last JID written with bare
+	// slot s and a resource, or -1.
+	lastRes []int32
 	// lastTime is the last timestamp written (unix seconds): the next one
 	// crosses as the difference.
 	lastTime int64
@@ -207,7 +214,11 @@ type tables struct {
 // next is the predicted bare slot of the root 'to' after tnext (>= 0):
 // the one that followed it last time, else the slot after it.
 func (t *tables) next() int32 {
-	if s := t.succ[t.tnext]; s >= 0 {
+	succ := t.succ
+	if t.tres {
+		succ = t.succR
+	}
+	if s := succ[t.tnext]; s >= 0 {
 		return s
 	}
 	return t.tnext + 1
@@ -272,17 +283,19 @@ func (t *tables) storeHalves(pre, suf []byte) {
 
 func newTables(enc bool) *tables {
 	t := &tables{
-		values: newLRU(valueSlots, enc),
-		bare:   newLRU(bareSlots, enc),
-		res:    newLRU(resourceSlots, enc),
-		names:  newLRU(nameSlots, enc),
-		shapes: newLRU(shapeSlots, enc),
-		pairs:  newLRU(pairSlots, enc),
-		tnext:  -1,
-		succ:   make([]int32, bareSlots),
+		values:  newLRU(valueSlots, enc),
+		bare:    newLRU(bareSlots, enc),
+		res:     newLRU(resourceSlots, enc),
+		names:   newLRU(nameSlots, enc),
+		shapes:  newLRU(shapeSlots, enc),
+		pairs:   newLRU(pairSlots, enc),
+		tnext:   -1,
+		succ:    make([]int32, bareSlots),
+		succR:   make([]int32, bareSlots),
+		lastRes: make([]int32, bareSlots),
 	}
 	for i := range t.succ {
-		t.succ[i] = -1
+		t.succ[i], t.succR[i], t.lastRes[i] = -1, -1, -1
 	}
 	if enc {
 		t.ids.index = make(map[string]int, ringSize)
@@ -301,22 +314,37 @@ func (t *tables) reset() {
 	t.ids.reset()
 	clear(t.tkeys)
 	t.tnames, t.tpre, t.tsuf, t.tpos = t.tnames[:0], t.tpre[:0], t.tsuf[:0], 0
-	t.tnext = -1
+	t.tnext, t.tres = -1, false
 	t.lastTime = 0
 	for i := range t.succ {
-		t.succ[i] = -1
+		t.succ[i], t.succR[i], t.lastRes[i] = -1, -1, -1
 	}
 }
 
-// noteTo records the bare slot of a root 'to' JID (see tnext).
+// noteTo records the bare slot of a root 'to' JID and whether it had a
+// resource (see tnext).
 func (t *tables) noteTo(slot int32, hasRes bool) {
-	if hasRes {
-		slot = -1
+	if t.tnext >= 0 && slot >= 0 && t.tres == hasRes {
+		if hasRes {
+			t.succR[t.tnext] = slot
+		} else {
+			t.succ[t.tnext] = slot
+		}
 	}
-	if t.tnext >= 0 && slot >= 0 {
-		t.succ[t.tnext] = slot
+	t.tnext, t.tres = slot, hasRes
+}
+
+// nextRes is the resource slot of the predicted next root 'to' (bare slot
+// s = next()): -1 when the last one had no resource, -2 when it had one
+// but s has none on record (no prediction).
+func (t *tables) nextRes(s int32) int32 {
+	if !t.tres {
+		return -1
 	}
-	t.tnext = slot
+	if r := t.lastRes[s]; r >= 0 {
+		return r
+	}
+	return -2
 }
 
 // pairable reports whether a root's 'from' and 'to' go to the pair table.
