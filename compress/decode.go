@@ -151,32 +151,38 @@ func (d *structDecoder) template(flags byte) error {
 		return corrupt("bad template reference")
 	}
 	if flags&flagNext != 0 {
-		if d.t.tnext < 0 {
-			return corrupt("no bare JID to follow")
+		n, r, ok := d.t.predict(slot)
+		if !ok {
+			return corrupt("no recipient predicted for template %d", slot)
 		}
-		n := d.t.next()
 		s, ok := d.t.bare.get(uint64(n))
 		if !ok {
 			return corrupt("no bare JID in slot %d", n)
 		}
-		r := d.t.nextRes(n)
-		if r == -2 {
-			return corrupt("no resource on record for bare JID slot %d", n)
-		}
-		d.t.noteTo(n, r >= 0)
 		d.tmp = append(d.tmp[:0], s...)
 		if r >= 0 {
-			res, _ := d.t.res.get(uint64(r))
+			res, ok := d.t.res.get(uint64(r))
+			if !ok {
+				return corrupt("no resource in slot %d", r)
+			}
 			d.tmp = append(d.tmp, '/')
 			d.tmp = append(d.tmp, res...)
 		}
+		d.t.learn = false
+		d.t.noteTo(n, r >= 0)
+		d.t.learn = true
+		d.t.copied(slot, n, r >= 0)
 	} else {
 		var err error
 		d.rootTo = true
+		d.t.noted, d.t.learn = false, false
 		d.tmp, err = d.value(d.tmp[:0], "to", true)
-		d.rootTo = false
+		d.rootTo, d.t.learn = false, true
 		if err != nil {
 			return err
+		}
+		if d.t.noted {
+			d.t.copied(slot, d.t.tnext, d.t.tres)
 		}
 	}
 	d.out = append(d.out, d.t.tpre[slot]...)
@@ -379,7 +385,7 @@ func (d *structDecoder) end(flags byte, start, skStart int) error {
 		if d.toStart < 0 || len(d.out)-start > templateMax {
 			return corrupt("bad template")
 		}
-		d.t.storeHalves(bytes.Clone(d.out[start:d.toStart]), bytes.Clone(d.out[d.toEnd:]))
+		d.t.stored(d.t.storeHalves(bytes.Clone(d.out[start:d.toStart]), bytes.Clone(d.out[d.toEnd:])))
 	}
 	if d.shaped {
 		if d.pos != len(d.in) {

@@ -40,12 +40,19 @@
 // slot, the resource slot of the last JID written with it and a resource
 // (lastRes; none when the bare JID enters its slot); the bare-JID slot of
 // the last root 'to' written as a JID (tnext) and whether it had a
-// resource (tres) and, per bare-JID slot, the slot of the root 'to' that
-// followed it last time, one table for root 'to's without a resource
-// (succ) and one for those with one (succR), each learnt only from two
-// consecutive root 'to's of its kind: the predicted next recipient of a
-// fan-out is succ[tnext] (succR[tnext] when tres) if known, else tnext+1,
-// and when tres, with that bare JID's lastRes. Every table operation (insert on a new string, touch on a
+// resource (tres); per template, the same for the root 'to' of its last
+// copy, or of its own stanza before any copy (tlast, tlastRes); and, per
+// bare-JID slot, the slot of the root 'to' that followed it last time, one
+// table for root 'to's without a resource (succ) and one for those with
+// one (succR). Fan-out prediction (version 6): the next copy of a template
+// goes to w' = succ[w] (succR[w] when w had a resource) if known, else
+// w+1, where w is the template's tlast (the stream's tnext when the
+// template has none), and when w had a resource, with w' 's lastRes; a
+// copy's root 'to' in JID form teaches succ[tlast] (or succR) when both
+// are of one kind; any other stanza's root 'to' in JID form teaches
+// succ[tnext] (or succR) the same way. Servers fan out several senders'
+// presences and PEP events interleaved (ejabberd does), each in its
+// roster's order. Every table operation (insert on a new string, touch on a
 // reference, a rank looked up) happens at the same point of the stream on
 // both ends, so slot numbers are never sent. The state therefore advances
 // only with the ordered link stream: the decoder must see every block of an
@@ -85,9 +92,9 @@
 //	                     bits 0-3: the template's age (0 = the newest kept),
 //	                     or 15: its slot follows in one byte
 //	  flags&16|64:       [slot]                   the same, and the 'to' is
-//	                     the predicted next recipient (tnext, above: a
-//	                     bare JID, or when tres a full JID with lastRes;
-//	                     version 6 added the full JIDs)
+//	                     the template's predicted next recipient (above:
+//	                     a bare JID, or a full JID with lastRes; version 6
+//	                     added the full JIDs and the per-template order)
 //	  flags&64 (no 16):  uvarint(len) shape payload…  a new shape inline
 //	                     (without its first byte, which is flags&^64): it
 //	                     enters the shape table, then fills as above
@@ -140,12 +147,15 @@
 // nothing; x = 0, both are JIDs and 17 and 18 are each followed by a JID
 // without its form byte; x = 1, each is followed by a value. A pair enters
 // the pair table after the root's attributes unless it came from the
-// table. Every root 'to' written in JID form (a template's
+// table. Every root 'to' written in JID form (a template's copy's
 // included) sets tnext to its bare slot and tres to whether it has a
-// resource; when the old tnext was a slot and the old tres equals the new,
-// succ[old] (succR[old] when both had a resource) becomes the new slot.
-// Every JID with a resource sets lastRes of its bare slot to the
-// resource's slot.
+// resource; for a stanza other than a template's copy, when the old tnext
+// was a slot and the old tres equals the new, succ[old] (succR[old] when
+// both had a resource) becomes the new slot; a template's copy teaches
+// succ through the template's tlast instead (above), then sets its tlast.
+// A stanza that becomes a template (flags&8) sets its tlast to tnext and
+// tres once it is written. Every JID with a resource sets lastRes of its
+// bare slot to the resource's slot.
 //
 // Shapes: after every element stanza (not raw, not template), both ends
 // compute its shape, its flags byte then its full form with each
