@@ -205,9 +205,9 @@ type tables struct {
 	// root 'to' that followed slot s last time (both with a resource or
 	// both without), or -1. A server fans a presence or a PEP event out to
 	// a roster in the same order every time (and, the first time, usually
-	// in the order the contacts were first seen), so next predicts the
-	// recipient of the next copy: that bare JID, with its last resource
-	// (lastRes) when tres.
+	// in the order the contacts were first seen), so predict names the
+	// recipient of a template's next copy from the template's last one
+	// (tlast), or from tnext.
 	tnext int32
 	tres  bool
 	succ  []int32
