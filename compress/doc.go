@@ -49,8 +49,8 @@
 // w+1, where w is the template's tlast (the stream's tnext when the
 // template has none), and when w had a resource, with w' 's lastRes; a
 // copy's root 'to' in JID form teaches succ[tlast] (or succR) when both
-// are of one kind; any other stanza's root 'to' in JID form teaches
-// succ[tnext] (or succR) the same way. Servers fan out several senders'
+// are of one kind and differ; any other stanza's root 'to' in JID form
+// teaches succ[tnext] (or succR) the same way. Servers fan out several senders'
 // presences and PEP events interleaved (ejabberd does), each in its
 // roster's order. Every table operation (insert on a new string, touch on a
 // reference, a rank looked up) happens at the same point of the stream on
@@ -150,8 +150,9 @@
 // table. Every root 'to' written in JID form (a template's copy's
 // included) sets tnext to its bare slot and tres to whether it has a
 // resource; for a stanza other than a template's copy, when the old tnext
-// was a slot and the old tres equals the new, succ[old] (succR[old] when
-// both had a resource) becomes the new slot; a template's copy teaches
+// was a slot other than the new one and the old tres equals the new,
+// succ[old] (succR[old] when both had a resource) becomes the new slot; a
+// template's copy teaches
 // succ through the template's tlast instead (above), then sets its tlast.
 // A stanza that becomes a template (flags&8) sets its tlast to tnext and
 // tres once it is written. Every JID with a resource sets lastRes of its

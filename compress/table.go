@@ -327,7 +327,7 @@ func (t *tables) predict(slot int) (bare, res int32, ok bool) {
 // bare slot bare (hasRes: with a resource): the template's last 'to'
 // followed by this one teaches succ (or succR) the order of its fan-out.
 func (t *tables) copied(slot int, bare int32, hasRes bool) {
-	if w := t.tlast[slot]; w >= 0 && t.tlastRes[slot] == hasRes {
+	if w := t.tlast[slot]; w >= 0 && w != bare && t.tlastRes[slot] == hasRes {
 		if hasRes {
 			t.succR[w] = bare
 		} else {
@@ -388,7 +388,7 @@ func (t *tables) reset() {
 // resource (see tnext).
 func (t *tables) noteTo(slot int32, hasRes bool) {
 	t.noted = true
-	if t.learn && t.tnext >= 0 && slot >= 0 && t.tres == hasRes {
+	if t.learn && t.tnext >= 0 && slot >= 0 && slot != t.tnext && t.tres == hasRes {
 		if hasRes {
 			t.succR[t.tnext] = slot
 		} else {
