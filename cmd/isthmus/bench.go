@@ -62,9 +62,10 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 	batch := fs.Int("batch", 1, "stanzas per flush (`N`)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	noDict := fs.Bool("no-dict", false, "isthmus without the embedded dictionary")
+	dictFile := fs.String("dict", "", "isthmus with the dictionary in `FILE` (as train-dict writes it) instead of the embedded one")
 	classes := fs.Bool("classes", false, "also print figures per stanza class (MUC presence, groupchat, receipt, disco result, ...)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: isthmus bench [--batch N] [--classes] [--json] FILE...
+		fmt.Fprintln(stderr, `usage: isthmus bench [--batch N] [--classes] [--no-dict | --dict FILE] [--json] FILE...
 
 Each FILE is a raw capture of one direction of an S2S stream (.gz accepted).
 Per-kind and cold-start figures share each block among the stanzas of its
@@ -83,9 +84,20 @@ each block's own size at --batch 1.`)
 	}
 	var opts []compress.Option
 	dict := compress.Dictionary()
-	if *noDict {
+	switch {
+	case *noDict && *dictFile != "":
+		fmt.Fprintln(stderr, "bench: --no-dict and --dict exclude each other")
+		return errUsage
+	case *noDict:
 		opts = append(opts, compress.WithDict(nil))
 		dict = nil
+	case *dictFile != "":
+		d, err := os.ReadFile(*dictFile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		opts = append(opts, compress.WithDict(d))
+		dict = d
 	}
 	rep := &benchReport{Batch: *batch, Methods: map[string]*benchMethod{}, PerKind: map[string]int{}, PerClass: map[string]int{}, ColdN: coldN}
 	for _, m := range benchMethods {
