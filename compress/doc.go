@@ -50,9 +50,9 @@
 // template has none), and when w had a resource, with w' 's lastRes; a
 // copy's root 'to' in JID form teaches succ[tlast] (or succR) when both
 // are of one kind and differ; any other stanza's root 'to' in JID form
-// teaches succ[tnext] (or succR) the same way. Servers fan out several senders'
-// presences and PEP events interleaved (ejabberd does), each in its
-// roster's order. Every table operation (insert on a new string, touch on a
+// teaches succ[tnext] (or succR) the same way. Servers fan out several
+// senders' presences and PEP events interleaved (ejabberd does), each in
+// its roster's order. Every table operation (insert on a new string, touch on a
 // reference, a rank looked up) happens at the same point of the stream on
 // both ends, so slot numbers are never sent. The state therefore advances
 // only with the ordered link stream: the decoder must see every block of an
@@ -69,11 +69,15 @@
 //	        stream, which carry
 //	        uvarint(n) uvarint(len) stanza×n     (len bytes in all)
 //	mode 2: the same for n = 1: uvarint(size), zstd of uvarint(len) stanza
+//	mode 0x20|size (size 1..31): mode 1 with its size in the mode byte
+//	mode 0x40|size (size 1..63): mode 2 with its size in the mode byte
 //	mode&0x80: one stanza, plain; the mode byte is its flags byte with bit
 //	        7 set (stanza flags never use bit 7)
 //
 // size is the number of bytes of XML the batch decodes to, in units of 256
-// bytes rounded up (version 4 added it; version 3 blocks had none). A
+// bytes rounded up (version 4 added it; version 3 blocks had none; version
+// 6 puts a size that fits in the mode byte, one byte less a block: an
+// encoder always does, and a size of 0 is refused). A
 // decoder refuses a block whose size is above its bound (WithMaxDecoded; the link uses its configuration, which
 // it announces in HELLO, and an encoder is given the peer's), whose len is
 // above 2×256×size + 16×n + 16, or whose stanzas decode to another size;
@@ -152,8 +156,8 @@
 // resource; for a stanza other than a template's copy, when the old tnext
 // was a slot other than the new one and the old tres equals the new,
 // succ[old] (succR[old] when both had a resource) becomes the new slot; a
-// template's copy teaches
-// succ through the template's tlast instead (above), then sets its tlast.
+// template's copy teaches succ through the template's tlast instead
+// (above), then sets its tlast.
 // A stanza that becomes a template (flags&8) sets its tlast to tnext and
 // tres once it is written. Every JID with a resource sets lastRes of its
 // bare slot to the resource's slot.
