@@ -55,7 +55,7 @@ var vocab = []string{
 	"conflict", "undefined-condition", "not-acceptable", "policy-violation", "resource-constraint", "gone", "redirect", "jid-malformed",
 	"registration-required", "subscription-required", "unexpected-request", "payment-required", "item", "list", "devices", "device",
 	"label", "set", "retrieve", "options", "affiliations", "subscriptions", "configure", "default",
-	// 384 (version 6): MUC (XEP-0045: status codes, room features and
+	// 348 (version 6): MUC (XEP-0045: status codes, room features and
 	// the muc#roomconfig and muc#roominfo registries), data forms (XEP-0004,
 	// XEP-0122), addressing (XEP-0033), XHTML-IM, PEP payloads (tune,
 	// geoloc), pubsub features (XEP-0060): all from the specifications
