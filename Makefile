@@ -96,9 +96,10 @@ corpus:
 		ISTHMUS_CAPTURE_SEED=11 ISTHMUS_CAPTURE_USERS=6 ISTHMUS_CAPTURE_DURATION=80s $(CAPTURE_SERVERS)
 
 # Rebuild the codec's embedded dictionary from the training part of the
-# corpus (sim-seed9 and prosody-heldout are held out for `isthmus bench`;
+# corpus, set A of testdata/corpus/README (sim-seed9, prosody-heldout,
+# ejabberd-* and prosody-slixmpp-* are held out for `isthmus bench`;
 # see testdata/corpus/README). Same files, same bytes.
-DICT_TRAIN ?= $(sort $(wildcard testdata/corpus/sim-seed[123]-*.xml.gz) $(wildcard testdata/corpus/prosody-train-*.xml.gz))
+DICT_TRAIN ?= $(sort $(wildcard testdata/corpus/sim-seed[123]-*.xml.gz) $(wildcard testdata/corpus/prosody-train-*.xml.gz) $(wildcard testdata/corpus/prosody-mellium-*.xml.gz))
 dict:
 	$(GO) run ./cmd/isthmus train-dict -o compress/dict/isthmus.zdict $(DICT_TRAIN)
 

@@ -101,3 +101,78 @@ func BenchmarkEncodeB64Batch1(b *testing.B) {
 	}
 }
 func BenchmarkDecodeB64Batch1(b *testing.B) { benchDecodeSet(b, benchB64(b), 1) }
+
+// benchHeldOut is set A's held-out generators (testdata/corpus/README):
+// ejabberd and slixmpp traffic the dictionary was not trained on.
+func benchHeldOut(b *testing.B) [][]byte {
+	var all [][]byte
+	for _, g := range []string{"ejabberd-slixmpp-*", "ejabberd-mellium-*", "prosody-slixmpp-*"} {
+		all = append(all, benchFiles(b, filepath.Join("..", "testdata", "corpus", g+".xml.gz"))...)
+	}
+	return all
+}
+
+// benchEncrypted is the OMEMO-like messages of the held-out set.
+func benchEncrypted(b *testing.B) [][]byte {
+	var st [][]byte
+	for _, s := range benchHeldOut(b) {
+		if bytes.Contains(s, []byte("<encrypted")) {
+			st = append(st, s)
+		}
+	}
+	if len(st) == 0 {
+		b.Skip("no encrypted messages in the corpus")
+	}
+	return st
+}
+
+func BenchmarkEncodeHeldOutBatch1(b *testing.B) { benchEncodeSet(b, benchHeldOut(b), 1) }
+func BenchmarkDecodeHeldOutBatch1(b *testing.B) { benchDecodeSet(b, benchHeldOut(b), 1) }
+
+// BenchmarkEncodeEncryptedBatch1 runs one encoder on, as
+// BenchmarkEncodeB64Batch1 does.
+func BenchmarkEncodeEncryptedBatch1(b *testing.B) {
+	st := benchEncrypted(b)
+	e, _ := NewEncoder()
+	b.SetBytes(rawSize(st))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range st {
+			if _, err := e.Encode(st[i : i+1]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkDecodeEncryptedBatch1 leaves a new decoder's priming with the
+// dictionary (it weighs more than the small set) out of the time: each
+// pass decodes the first block untimed.
+func BenchmarkDecodeEncryptedBatch1(b *testing.B) {
+	st := benchEncrypted(b)
+	e, _ := NewEncoder()
+	var blocks [][]byte
+	for i := range st {
+		blk, err := e.Encode(st[i : i+1])
+		if err != nil {
+			b.Fatal(err)
+		}
+		blocks = append(blocks, bytes.Clone(blk))
+	}
+	b.SetBytes(rawSize(st[1:]))
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		d, _ := NewDecoder()
+		if _, err := d.Decode(blocks[0]); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for _, blk := range blocks[1:] {
+			if _, err := d.Decode(blk); err != nil {
+				b.Fatal(err)
+			}
+		}
+		d.Close()
+	}
+}

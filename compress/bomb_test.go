@@ -89,10 +89,10 @@ func TestDeclaredSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if blk[0] != modeZstd {
-		t.Fatalf("mode %d", blk[0])
+	if blk[0]&^0x1f != modeZstdS {
+		t.Fatalf("mode %#x, want the short form of mode 1", blk[0])
 	}
-	units, _ := binary.Uvarint(blk[1:])
+	units := uint64(blk[0] &^ modeZstdS)
 	size := int(units) * sizeUnit
 	got, err := dec.Decode(bytes.Clone(blk))
 	if err != nil {

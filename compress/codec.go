@@ -15,6 +15,11 @@ const (
 	modeZstd  = 1    // the bytes one flush of the epoch's zstd stream produced
 	modeZstd1 = 2    // the same for a batch of one stanza (its count is not sent)
 	modeOne   = 0x80 // bit set: a block of one stanza, outside the zstd stream, whose flags byte is this byte without the bit
+	// Short zstd modes (version 6): modeZstd and modeZstd1 with the
+	// decoded size (in sizeUnit, at least 1) in the mode byte's low bits
+	// instead of a uvarint after it, when it fits: one byte less a block.
+	modeZstdS  = 0x20 // | units (1..31): as modeZstd
+	modeZstd1S = 0x40 // | units (1..63): as modeZstd1
 	// A batch goes plain when its structural form, less its ids and
 	// hashes in binary (random to zstd), is at most plainMax bytes: a zstd
 	// block costs more than it saves there.
@@ -191,9 +196,16 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	} else {
 		e.tmp = binary.AppendUvarint(e.tmp, uint64(len(batch)))
 	}
-	e.out.WriteByte(mode)
-	var size [binary.MaxVarintLen64]byte
-	e.out.Write(size[:binary.PutUvarint(size[:], uint64(sizeUnits(total)))])
+	switch units := sizeUnits(total); {
+	case mode == modeZstd1 && units < modeZstd1S:
+		e.out.WriteByte(modeZstd1S | byte(units))
+	case mode == modeZstd && units < modeZstdS:
+		e.out.WriteByte(modeZstdS | byte(units))
+	default:
+		e.out.WriteByte(mode)
+		var size [binary.MaxVarintLen64]byte
+		e.out.Write(size[:binary.PutUvarint(size[:], uint64(units))])
+	}
 	e.tmp = binary.AppendUvarint(e.tmp, uint64(len(e.st.out)))
 	for i := range e.ends {
 		e.ends[i] += len(e.tmp)
@@ -307,7 +319,7 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 			return nil, fmt.Errorf("%w: batch header", ErrCorrupt)
 		}
 		d.st.in = block[1+k:]
-	case block[0] == modeZstd || block[0] == modeZstd1:
+	case block[0] == modeZstd || block[0] == modeZstd1 || block[0] >= modeZstdS:
 		var err error
 		if n, limit, err = d.zstdBatch(block); err != nil {
 			return nil, err
@@ -347,15 +359,28 @@ func (d *Decoder) decode(block []byte) ([][]byte, error) {
 	return batch, nil
 }
 
-// zstdBatch reads the header of a zstd block (mode 1 or 2) and its
-// batch's structural form into d.st.in. It returns the number of stanzas
-// and the size the block declares (rounded up to sizeUnit, at most the
-// decoder's bound). The decoded size comes first, outside the zstd stream:
-// a block declaring more than the bound is refused before zstd runs.
+// zstdBatch reads the header of a zstd block (mode 1 or 2, or their short
+// forms) and its batch's structural form into d.st.in. It returns the
+// number of stanzas and the size the block declares (rounded up to
+// sizeUnit, at most the decoder's bound). The decoded size comes first,
+// outside the zstd stream: a block declaring more than the bound is refused
+// before zstd runs.
 func (d *Decoder) zstdBatch(block []byte) (n uint64, size int, err error) {
-	units, k := binary.Uvarint(block[1:])
-	if k <= 0 {
-		return 0, 0, fmt.Errorf("%w: decoded size", ErrCorrupt)
+	var units uint64
+	k := 0
+	multi := block[0] == modeZstd
+	switch b := block[0]; {
+	case b >= modeZstd1S:
+		units = uint64(b &^ modeZstd1S)
+	case b >= modeZstdS:
+		units, multi = uint64(b&^modeZstdS), true
+	default:
+		if units, k = binary.Uvarint(block[1:]); k <= 0 {
+			return 0, 0, fmt.Errorf("%w: decoded size", ErrCorrupt)
+		}
+	}
+	if units == 0 {
+		return 0, 0, fmt.Errorf("%w: block mode %#x declares no decoded bytes", ErrCorrupt, block[0])
 	}
 	if units > uint64(sizeUnits(d.opts.maxDecoded)) {
 		return 0, 0, fmt.Errorf("%w: block declares %d decoded bytes, limit %d", ErrCorrupt, units*sizeUnit, d.opts.maxDecoded)
@@ -364,7 +389,7 @@ func (d *Decoder) zstdBatch(block []byte) (n uint64, size int, err error) {
 	d.in.b = block[1+k:]
 	br := byteReader{d.zr}
 	n = 1
-	if block[0] == modeZstd {
+	if multi {
 		if n, err = binary.ReadUvarint(br); err != nil {
 			return 0, 0, fmt.Errorf("%w: batch header: %v", ErrCorrupt, err)
 		}

@@ -151,23 +151,38 @@ func (d *structDecoder) template(flags byte) error {
 		return corrupt("bad template reference")
 	}
 	if flags&flagNext != 0 {
-		if d.t.tnext < 0 {
-			return corrupt("no bare JID to follow")
+		n, r, ok := d.t.predict(slot)
+		if !ok {
+			return corrupt("no recipient predicted for template %d", slot)
 		}
-		n := d.t.next()
 		s, ok := d.t.bare.get(uint64(n))
 		if !ok {
 			return corrupt("no bare JID in slot %d", n)
 		}
-		d.t.noteTo(n, false)
 		d.tmp = append(d.tmp[:0], s...)
+		if r >= 0 {
+			res, ok := d.t.res.get(uint64(r))
+			if !ok {
+				return corrupt("no resource in slot %d", r)
+			}
+			d.tmp = append(d.tmp, '/')
+			d.tmp = append(d.tmp, res...)
+		}
+		d.t.learn = false
+		d.t.noteTo(n, r >= 0)
+		d.t.learn = true
+		d.t.copied(slot, n, r >= 0)
 	} else {
 		var err error
 		d.rootTo = true
+		d.t.noted, d.t.learn = false, false
 		d.tmp, err = d.value(d.tmp[:0], "to", true)
-		d.rootTo = false
+		d.rootTo, d.t.learn = false, true
 		if err != nil {
 			return err
+		}
+		if d.t.noted {
+			d.t.copied(slot, d.t.tnext, d.t.tres)
 		}
 	}
 	d.out = append(d.out, d.t.tpre[slot]...)
@@ -370,7 +385,7 @@ func (d *structDecoder) end(flags byte, start, skStart int) error {
 		if d.toStart < 0 || len(d.out)-start > templateMax {
 			return corrupt("bad template")
 		}
-		d.t.storeHalves(bytes.Clone(d.out[start:d.toStart]), bytes.Clone(d.out[d.toEnd:]))
+		d.t.stored(d.t.storeHalves(bytes.Clone(d.out[start:d.toStart]), bytes.Clone(d.out[d.toEnd:])))
 	}
 	if d.shaped {
 		if d.pos != len(d.in) {
@@ -721,6 +736,7 @@ func (d *structDecoder) jid(dst []byte) ([]byte, error) {
 			return dst, corrupt("bare JID of %d bytes", len(dst)-start)
 		}
 		b = 1 + uint64(d.t.bare.insert(string(dst[start:])))
+		d.t.lastRes[b-1] = -1
 	} else {
 		s, ok := d.t.bare.get(b - 1)
 		if !ok {
@@ -749,14 +765,22 @@ func (d *structDecoder) jid(dst []byte) ([]byte, error) {
 		if err != nil {
 			return dst, err
 		}
-		d.t.res.insert(string(res))
+		d.t.lastRes[b-1] = d.t.res.insert(string(res))
 		dst = append(dst, '/')
 		dst = append(dst, res...)
 	default:
-		s, ok := d.t.res.get(r - 2)
-		if !ok {
-			return dst, corrupt("resource slot %d", r-2)
+		slot := r - 3
+		if r == 2 {
+			if d.t.lastRes[b-1] < 0 {
+				return dst, corrupt("no last resource for bare JID slot %d", b-1)
+			}
+			slot = uint64(d.t.lastRes[b-1])
 		}
+		s, ok := d.t.res.get(slot)
+		if !ok {
+			return dst, corrupt("resource slot %d", slot)
+		}
+		d.t.lastRes[b-1] = int32(slot)
 		dst = append(dst, '/')
 		dst = append(dst, s...)
 	}

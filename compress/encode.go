@@ -78,7 +78,7 @@ func (e *structEncoder) stanza(st []byte) {
 	if e.p.dq {
 		flags |= flagDQ
 	}
-	done, store := e.template(st, size)
+	done, store, tslot := e.template(st, size)
 	if done {
 		return
 	}
@@ -90,6 +90,9 @@ func (e *structEncoder) stanza(st []byte) {
 	e.holes = e.holes[:0]
 	e.vbytes = 0
 	e.walk(e.p.ev)
+	if store {
+		e.t.stored(tslot)
+	}
 	e.shape(base)
 	if e.acct != nil {
 		e.acct["structure"] += len(e.out) - base - e.vbytes
@@ -150,17 +153,17 @@ func (e *structEncoder) check(st []byte) (int, error) {
 
 // template writes the stanza as a reference to a kept template and its new
 // 'to' when it repeats one but for its 'to' (done), or else reports
-// whether the stanza becomes a template (store). The stanza was parsed
-// into e.p and decodes to size bytes.
-func (e *structEncoder) template(st []byte, size int) (done, store bool) {
+// whether the stanza becomes a template (store) and in which slot. The
+// stanza was parsed into e.p and decodes to size bytes.
+func (e *structEncoder) template(st []byte, size int) (done, store bool, tslot int) {
 	to := rootTo(e.p.ev)
 	if to == nil || len(st) > templateMax || size > templateMax {
-		return false, false
+		return false, false, 0
 	}
 	// The 'to' value is a slice of st when it had no entities.
 	off := cap(st) - cap(to)
 	if off <= 0 || off+len(to) > len(st) || &st[off] != &to[0] {
-		return false, false
+		return false, false, 0
 	}
 	e.key = strconv.AppendInt(e.key[:0], int64(off), 10)
 	e.key = append(e.key, ':')
@@ -168,23 +171,32 @@ func (e *structEncoder) template(st []byte, size int) (done, store bool) {
 	e.key = append(e.key, st[off+len(to):]...)
 	slot, ok := e.t.tkeys[string(e.key)]
 	if !ok {
-		e.t.storeKey(string(e.key))
-		return false, true
+		return false, true, e.t.storeKey(string(e.key))
 	}
 	p := len(e.out)
-	if s, ok := e.nextTo(to); ok {
+	if s, r, ok := e.nextTo(slot, to); ok {
 		e.out = e.t.tmplRef(e.out, slot, len(e.t.tnames), flagNext)
 		e.t.bare.touch(s)
-		e.t.noteTo(s, false)
+		if r >= 0 {
+			e.t.res.touch(r)
+		}
+		e.t.learn = false
+		e.t.noteTo(s, r >= 0)
+		e.t.learn = true
+		e.t.copied(slot, s, r >= 0)
 		e.count("template", p)
-		return true, false
+		return true, false, 0
 	}
 	e.out = e.t.tmplRef(e.out, slot, len(e.t.tnames), 0)
 	e.count("template", p)
 	e.rootTo = true
+	e.t.noted, e.t.learn = false, false
 	e.field([]byte("to"), to)
-	e.rootTo = false
-	return true, false
+	e.rootTo, e.t.learn = false, true
+	if e.t.noted {
+		e.t.copied(slot, e.t.tnext, e.t.tres)
+	}
+	return true, false, 0
 }
 
 // rootPair is what the encoder knows of the root's 'from' and 'to' (the
@@ -364,18 +376,26 @@ func (e *structEncoder) name(n []byte, r uint64) {
 	e.t.names.insert(string(n))
 }
 
-// nextTo reports whether a template's 'to' is the bare JID tables.next
-// predicts, and returns its slot.
-func (e *structEncoder) nextTo(to []byte) (int32, bool) {
-	if e.t.tnext < 0 {
-		return 0, false
+// nextTo reports whether the 'to' of a copy of template slot is the JID
+// tables.predict predicts, and returns its bare slot and its resource slot
+// (-1: none).
+func (e *structEncoder) nextTo(slot int, to []byte) (int32, int32, bool) {
+	ps, pr, ok := e.t.predict(slot)
+	if !ok {
+		return 0, 0, false
 	}
-	_, _, bare, _, hasRes, ok := splitJID(to)
-	if !ok || hasRes {
-		return 0, false
+	_, _, bare, res, hasRes, ok := splitJID(to)
+	if !ok || hasRes != (pr >= 0) {
+		return 0, 0, false
 	}
 	s, ok := e.t.bare.lookup(bare)
-	return s, ok && s == e.t.next()
+	if !ok || s != ps {
+		return 0, 0, false
+	}
+	if hasRes && e.t.res.vals[pr] != string(res) {
+		return 0, 0, false
+	}
+	return s, pr, true
 }
 
 // rootTo returns the value of the root element's 'to' attribute.
@@ -535,21 +555,20 @@ func (e *structEncoder) jid(v []byte) bool {
 // jidBody writes a JID that splitJID accepts without its form.
 func (e *structEncoder) jidBody(v []byte) {
 	local, domain, bare, res, hasRes, _ := splitJID(v)
-	if s, ok := e.t.bare.lookup(bare); ok {
-		e.t.bare.touch(s)
-		e.uv(1 + uint64(s))
-		if e.rootTo {
-			e.t.noteTo(s, hasRes)
-		}
+	b, ok := e.t.bare.lookup(bare)
+	if ok {
+		e.t.bare.touch(b)
+		e.uv(1 + uint64(b))
 	} else {
 		e.uv(0)
 		e.uv(uint64(len(local)))
 		e.out = append(e.out, local...)
 		e.value(nil, domain)
-		s := e.t.bare.insert(string(bare))
-		if e.rootTo {
-			e.t.noteTo(s, hasRes)
-		}
+		b = e.t.bare.insert(string(bare))
+		e.t.lastRes[b] = -1
+	}
+	if e.rootTo {
+		e.t.noteTo(b, hasRes)
 	}
 	switch {
 	case !hasRes:
@@ -557,12 +576,17 @@ func (e *structEncoder) jidBody(v []byte) {
 	default:
 		if s, ok := e.t.res.lookup(res); ok {
 			e.t.res.touch(s)
-			e.uv(2 + uint64(s))
+			if e.t.lastRes[b] == s {
+				e.uv(2)
+			} else {
+				e.uv(3 + uint64(s))
+			}
+			e.t.lastRes[b] = s
 		} else {
 			e.uv(1)
 			e.uv(uint64(len(res)))
 			e.out = append(e.out, res...)
-			e.t.res.insert(string(res))
+			e.t.lastRes[b] = e.t.res.insert(string(res))
 		}
 	}
 }

@@ -78,8 +78,29 @@ func FuzzStructure(f *testing.F) {
 			f.Add(bytes.Clone(blk))
 		}
 	}
+	// Two senders' presences fanned out, interleaved, to full JIDs (each
+	// template predicts its next recipient, with the bare JID's last
+	// resource), twice over: in batches of one and of eight (short zstd
+	// modes, resource code 2).
+	for _, size := range []int{1, 8} {
+		enc3, _ := NewEncoder()
+		var batch [][]byte
+		for round := range 2 {
+			for j := range 4 {
+				for s := range 2 {
+					batch = append(batch, fmt.Appendf(nil, `<presence from='s%d@a.test/r' to='u%d@b.test/res%d'><status>%d</status></presence>`, s, j, j, round))
+				}
+			}
+		}
+		for i := 0; i < len(batch); i += size {
+			blk, _ := enc3.Encode(batch[i:min(i+size, len(batch))])
+			f.Add(bytes.Clone(blk))
+		}
+	}
 	f.Add([]byte{modeOne | flagTemplate, 0, formJID, 1, 0})
 	f.Add([]byte{modeOne | flagTemplate | flagNext, 0})
+	f.Add([]byte{modeZstd1S | 1, 0x28, 0xb5, 0x2f, 0xfd, 0, 0})
+	f.Add([]byte{modeZstdS, 1, 2})
 	f.Add([]byte{modePlain, 2, 0, 4, 0, 0, 0, 4, 0, 0})
 	f.Fuzz(func(t *testing.T, block []byte) {
 		dec, _ := NewDecoder()

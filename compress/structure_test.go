@@ -271,3 +271,31 @@ func TestTimestampsCrossAsDifferences(t *testing.T) {
 		t.Errorf("stamps 73 years and 3 s from the previous one: blocks of %d and %d bytes, want a difference of 5", sizes[5], sizes[6])
 	}
 }
+
+// Two senders' presences fanned out interleaved to the same contacts' full
+// JIDs (ejabberd does so): once each template has seen the order of its
+// fan-out, every copy is one byte, its recipient predicted from the
+// template's last one, with that contact's last resource.
+func TestFanOutInterleavedFullJIDs(t *testing.T) {
+	enc, _ := NewEncoder()
+	dec, _ := NewDecoder()
+	defer dec.Close()
+	for round := range 3 {
+		for j := range 5 {
+			for s := range 2 {
+				st := fmt.Appendf(nil, `<presence from='s%d@a.test/r' to='u%d@b.test/res%d'><status>round %d</status></presence>`, s, j, j, round)
+				blk, err := enc.Encode([][]byte{st})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := dec.Decode(bytes.Clone(blk))
+				if err != nil || !bytes.Equal(out[0], st) {
+					t.Fatalf("round %d, sender %d, contact %d: %q, %v", round, s, j, out, err)
+				}
+				if round == 2 && j > 0 && len(blk) != 1 {
+					t.Errorf("round %d, sender %d, contact %d: a %d-byte block, want 1: % x", round, s, j, len(blk), blk)
+				}
+			}
+		}
+	}
+}

@@ -191,40 +191,49 @@ type tables struct {
 	tpre   [][]byte
 	tsuf   [][]byte
 	tpos   int
-	// tnext is the bare-JID slot of the last root 'to' written in JID form
-	// without a resource, or -1; succ[s] the slot of the root 'to' that
-	// followed slot s last time, or -1. A server fans a presence out to a
-	// roster in the same order every time (and, the first time, usually in
-	// the order the contacts were first seen), so next predicts the
-	// recipient of the next copy.
+	// tlast[slot] is the bare-JID slot of the root 'to' of template slot's
+	// last copy (or of its stanza), -1 if none in JID form; tlastRes
+	// whether it had a resource (see predict).
+	tlast    [templateSlots]int32
+	tlastRes [templateSlots]bool
+	// noted is set by noteTo: the root 'to' just written was a JID.
+	// learn is false while a template's copy is written: its 'to' teaches
+	// succ through the template (copied), not as the stream's next.
+	noted, learn bool
+	// tnext is the bare-JID slot of the last root 'to' written in JID form,
+	// or -1, and tres whether it had a resource; succ[s] the slot of the
+	// root 'to' that followed slot s last time (both with a resource or
+	// both without), or -1. A server fans a presence or a PEP event out to
+	// a roster in the same order every time (and, the first time, usually
+	// in the order the contacts were first seen), so predict names the
+	// recipient of a template's next copy from the template's last one
+	// (tlast), or from tnext.
 	tnext int32
+	tres  bool
 	succ  []int32
+	succR []int32 // the same for root 'to's with a resource
+	// lastRes[s] is the resource slot of the last JID written with bare
+	// slot s and a resource, or -1.
+	lastRes []int32
 	// lastTime is the last timestamp written (unix seconds): the next one
 	// crosses as the difference.
 	lastTime int64
 }
 
-// next is the predicted bare slot of the root 'to' after tnext (>= 0):
-// the one that followed it last time, else the slot after it.
-func (t *tables) next() int32 {
-	if s := t.succ[t.tnext]; s >= 0 {
-		return s
-	}
-	return t.tnext + 1
-}
-
-func (t *tables) storeKey(key string) {
+func (t *tables) storeKey(key string) int {
 	if len(t.tnames) < templateSlots {
 		t.tnames = append(t.tnames, key)
 		t.tkeys[key] = len(t.tnames) - 1
-		return
+		return len(t.tnames) - 1
 	}
 	if t.tkeys[t.tnames[t.tpos]] == t.tpos {
 		delete(t.tkeys, t.tnames[t.tpos])
 	}
+	slot := t.tpos
 	t.tnames[t.tpos] = key
 	t.tkeys[key] = t.tpos
 	t.tpos = (t.tpos + 1) % templateSlots
+	return slot
 }
 
 // tmplRef appends a reference to template slot of n kept.
@@ -260,29 +269,93 @@ func (t *tables) tmplSlot(b byte, in []byte, pos *int, n int) (int, bool) {
 	return (newest - age + n) % n, true
 }
 
-func (t *tables) storeHalves(pre, suf []byte) {
+func (t *tables) storeHalves(pre, suf []byte) int {
 	if len(t.tpre) < templateSlots {
 		t.tpre = append(t.tpre, pre)
 		t.tsuf = append(t.tsuf, suf)
-		return
+		return len(t.tpre) - 1
 	}
+	slot := t.tpos
 	t.tpre[t.tpos], t.tsuf[t.tpos] = pre, suf
 	t.tpos = (t.tpos + 1) % templateSlots
+	return slot
+}
+
+// stored records, for template slot just stored, the root 'to' its stanza
+// was written with (tnext and tres once the stanza is written): the
+// first copy of a fan-out is predicted from it.
+func (t *tables) stored(slot int) {
+	t.tlast[slot], t.tlastRes[slot] = t.tnext, t.tres
+}
+
+// predict returns the bare slot and the resource slot (-1: none) of the
+// predicted 'to' of the next copy of template slot: the root 'to' that
+// followed its last one (succ, or succR when that had a resource), else
+// the bare slot after it, with that bare JID's last resource when its last
+// one had a resource; a template with no last 'to' in JID form follows the
+// last root 'to' of the stream (tnext, tres) instead. ok is false when
+// there is no prediction (no last 'to', or no last resource).
+func (t *tables) predict(slot int) (bare, res int32, ok bool) {
+	w, wres := t.tlast[slot], t.tlastRes[slot]
+	if w < 0 {
+		w, wres = t.tnext, t.tres
+	}
+	if w < 0 {
+		return 0, 0, false
+	}
+	succ := t.succ
+	if wres {
+		succ = t.succR
+	}
+	bare = w + 1
+	if s := succ[w]; s >= 0 {
+		bare = s
+	}
+	if bare >= bareSlots {
+		return 0, 0, false
+	}
+	if !wres {
+		return bare, -1, true
+	}
+	if r := t.lastRes[bare]; r >= 0 {
+		return bare, r, true
+	}
+	return 0, 0, false
+}
+
+// copied records that a copy of template slot went to the root 'to' of
+// bare slot bare (hasRes: with a resource): the template's last 'to'
+// followed by this one teaches succ (or succR) the order of its fan-out.
+func (t *tables) copied(slot int, bare int32, hasRes bool) {
+	if w := t.tlast[slot]; w >= 0 && w != bare && t.tlastRes[slot] == hasRes {
+		if hasRes {
+			t.succR[w] = bare
+		} else {
+			t.succ[w] = bare
+		}
+	}
+	t.tlast[slot], t.tlastRes[slot] = bare, hasRes
 }
 
 func newTables(enc bool) *tables {
 	t := &tables{
-		values: newLRU(valueSlots, enc),
-		bare:   newLRU(bareSlots, enc),
-		res:    newLRU(resourceSlots, enc),
-		names:  newLRU(nameSlots, enc),
-		shapes: newLRU(shapeSlots, enc),
-		pairs:  newLRU(pairSlots, enc),
-		tnext:  -1,
-		succ:   make([]int32, bareSlots),
+		values:  newLRU(valueSlots, enc),
+		bare:    newLRU(bareSlots, enc),
+		res:     newLRU(resourceSlots, enc),
+		names:   newLRU(nameSlots, enc),
+		shapes:  newLRU(shapeSlots, enc),
+		pairs:   newLRU(pairSlots, enc),
+		tnext:   -1,
+		learn:   true,
+		succ:    make([]int32, bareSlots),
+		succR:   make([]int32, bareSlots),
+		lastRes: make([]int32, bareSlots),
 	}
 	for i := range t.succ {
-		t.succ[i] = -1
+		t.succ[i], t.succR[i], t.lastRes[i] = -1, -1, -1
+	}
+	for i := range t.tlast {
+		t.tlast[i] = -1
 	}
 	if enc {
 		t.ids.index = make(map[string]int, ringSize)
@@ -301,22 +374,28 @@ func (t *tables) reset() {
 	t.ids.reset()
 	clear(t.tkeys)
 	t.tnames, t.tpre, t.tsuf, t.tpos = t.tnames[:0], t.tpre[:0], t.tsuf[:0], 0
-	t.tnext = -1
+	t.tnext, t.tres = -1, false
+	for i := range t.tlast {
+		t.tlast[i], t.tlastRes[i] = -1, false
+	}
 	t.lastTime = 0
 	for i := range t.succ {
-		t.succ[i] = -1
+		t.succ[i], t.succR[i], t.lastRes[i] = -1, -1, -1
 	}
 }
 
-// noteTo records the bare slot of a root 'to' JID (see tnext).
+// noteTo records the bare slot of a root 'to' JID and whether it had a
+// resource (see tnext).
 func (t *tables) noteTo(slot int32, hasRes bool) {
-	if hasRes {
-		slot = -1
+	t.noted = true
+	if t.learn && t.tnext >= 0 && slot >= 0 && slot != t.tnext && t.tres == hasRes {
+		if hasRes {
+			t.succR[t.tnext] = slot
+		} else {
+			t.succ[t.tnext] = slot
+		}
 	}
-	if t.tnext >= 0 && slot >= 0 {
-		t.succ[t.tnext] = slot
-	}
-	t.tnext = slot
+	t.tnext, t.tres = slot, hasRes
 }
 
 // pairable reports whether a root's 'from' and 'to' go to the pair table.

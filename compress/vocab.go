@@ -55,6 +55,32 @@ var vocab = []string{
 	"conflict", "undefined-condition", "not-acceptable", "policy-violation", "resource-constraint", "gone", "redirect", "jid-malformed",
 	"registration-required", "subscription-required", "unexpected-request", "payment-required", "item", "list", "devices", "device",
 	"label", "set", "retrieve", "options", "affiliations", "subscriptions", "configure", "default",
+	// 348 (version 6): MUC (XEP-0045: status codes, room features and
+	// the muc#roomconfig and muc#roominfo registries), data forms (XEP-0004,
+	// XEP-0122), addressing (XEP-0033), XHTML-IM, PEP payloads (tune,
+	// geoloc), pubsub features (XEP-0060): all from the specifications
+	"110", "100", "170", "201", "210", "303", "307", "301",
+	"321", "322", "332", "104", "172", "173", "174", "outcast",
+	"http://jabber.org/protocol/muc#roomconfig", "http://jabber.org/protocol/muc#roominfo", "http://jabber.org/protocol/muc#request", "http://jabber.org/protocol/muc#stable_id", "http://jabber.org/protocol/muc#self-ping-optimization", "urn:xmpp:occupant-id:0", "occupant-id", "muc_rooms",
+	"muc_public", "muc_hidden", "muc_persistent", "muc_temporary", "muc_open", "muc_membersonly", "muc_moderated", "muc_unmoderated",
+	"muc_nonanonymous", "muc_semianonymous", "muc_passwordprotected", "muc_unsecured", "destroy", "actor", "maxstanzas", "maxchars",
+	"muc#roomconfig_allowinvites", "muc#roomconfig_allowpm", "muc#roomconfig_changesubject", "muc#roomconfig_enablelogging", "muc#roomconfig_getmemberlist", "muc#roomconfig_lang", "muc#roomconfig_pubsub", "muc#roomconfig_maxusers",
+	"muc#roomconfig_membersonly", "muc#roomconfig_moderatedroom", "muc#roomconfig_passwordprotectedroom", "muc#roomconfig_persistentroom", "muc#roomconfig_presencebroadcast", "muc#roomconfig_publicroom", "muc#roomconfig_roomadmins", "muc#roomconfig_roomdesc",
+	"muc#roomconfig_roomname", "muc#roomconfig_roomowners", "muc#roomconfig_roomsecret", "muc#roomconfig_whois", "muc#maxhistoryfetch", "muc#roominfo_contactjid", "muc#roominfo_description", "muc#roominfo_lang",
+	"muc#roominfo_ldapgroup", "muc#roominfo_logs", "muc#roominfo_occupants", "muc#roominfo_subject", "muc#roominfo_subjectmod", "muc#roominfo_pubsub", "muc#roominfo_changesubject", "muc#roominfo_avatarhash",
+	"anyone", "participants", "moderators", "title", "instructions", "option", "required", "reported",
+	"boolean", "fixed", "jid-multi", "jid-single", "list-multi", "list-single", "text-multi", "text-private",
+	"text-single", "validate", "http://jabber.org/protocol/xdata-validate", "datatype", "xs:integer", "xs:language", "xs:string", "xs:boolean",
+	"addresses", "address", "http://jabber.org/protocol/address", "replyto", "ofrom", "http://jabber.org/protocol/xhtml-im", "html", "http://www.w3.org/1999/xhtml",
+	"p", "span", "style", "em", "strong", "a", "href", "br",
+	"current", "tune", "artist", "length", "source", "track", "uri", "rating",
+	"geoloc", "lat", "lon", "accuracy", "alt", "country", "locality", "timestamp",
+	"mood", "http://jabber.org/protocol/shim", "http://jabber.org/protocol/shim#SubID", "jabber:iq:oob", "urn:xmpp:mam:2#extended", "http://jabber.org/protocol/offline", "presence-in", "headers",
+	"http://jabber.org/protocol/pubsub#access-authorize", "http://jabber.org/protocol/pubsub#access-open", "http://jabber.org/protocol/pubsub#access-presence", "http://jabber.org/protocol/pubsub#access-whitelist", "http://jabber.org/protocol/pubsub#auto-create", "http://jabber.org/protocol/pubsub#auto-subscribe", "http://jabber.org/protocol/pubsub#collections", "http://jabber.org/protocol/pubsub#config-node",
+	"http://jabber.org/protocol/pubsub#create-and-configure", "http://jabber.org/protocol/pubsub#create-nodes", "http://jabber.org/protocol/pubsub#delete-items", "http://jabber.org/protocol/pubsub#delete-nodes", "http://jabber.org/protocol/pubsub#filtered-notifications", "http://jabber.org/protocol/pubsub#get-pending", "http://jabber.org/protocol/pubsub#instant-nodes", "http://jabber.org/protocol/pubsub#item-ids",
+	"http://jabber.org/protocol/pubsub#last-published", "http://jabber.org/protocol/pubsub#manage-subscriptions", "http://jabber.org/protocol/pubsub#member-affiliation", "http://jabber.org/protocol/pubsub#modify-affiliations", "http://jabber.org/protocol/pubsub#multi-items", "http://jabber.org/protocol/pubsub#outcast-affiliation", "http://jabber.org/protocol/pubsub#persistent-items", "http://jabber.org/protocol/pubsub#presence-notifications",
+	"http://jabber.org/protocol/pubsub#presence-subscribe", "http://jabber.org/protocol/pubsub#publish-options", "http://jabber.org/protocol/pubsub#publish-only-affiliation", "http://jabber.org/protocol/pubsub#publisher-affiliation", "http://jabber.org/protocol/pubsub#purge-nodes", "http://jabber.org/protocol/pubsub#retract-items", "http://jabber.org/protocol/pubsub#retrieve-affiliations", "http://jabber.org/protocol/pubsub#retrieve-default",
+	"http://jabber.org/protocol/pubsub#retrieve-subscriptions", "http://jabber.org/protocol/pubsub#shim", "http://jabber.org/protocol/pubsub#subscribe", "http://jabber.org/protocol/pubsub#subscription-notifications", "http://jabber.org/protocol/pubsub#config-node-max", "http://jabber.org/protocol/pubsub#owner", "urn:xmpp:pep-vcard-conversion:0", "urn:xmpp:vcard4",
 }
 
 // vocabIndex maps a static string to its index (the first occurrence wins).

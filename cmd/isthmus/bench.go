@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sort"
 	"time"
 
 	"github.com/isthmus-xmpp/isthmus/compress"
@@ -33,7 +34,9 @@ type benchMethod struct {
 	DecodeMBs  float64            `json:"decode_mb_s,omitempty"`
 	PerKind    map[string]float64 `json:"per_kind_bytes"`
 	ColdBytes  int64              `json:"cold_bytes,omitempty"` // first coldN stanzas of each stream
+	PerClass   map[string]float64 `json:"per_class_bytes,omitempty"`
 	kindFloats map[string]float64
+	classFloat map[string]float64
 	coldFloat  float64
 }
 
@@ -43,6 +46,7 @@ type benchReport struct {
 	Methods   map[string]*benchMethod `json:"methods"`
 	Files     []string                `json:"files"`
 	PerKind   map[string]int          `json:"per_kind_stanzas"`
+	PerClass  map[string]int          `json:"per_class_stanzas,omitempty"`
 	ColdN     int                     `json:"cold_stanzas"`
 	Verified  int                     `json:"verified"`
 	Identical int                     `json:"identical"`
@@ -58,8 +62,10 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 	batch := fs.Int("batch", 1, "stanzas per flush (`N`)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	noDict := fs.Bool("no-dict", false, "isthmus without the embedded dictionary")
+	dictFile := fs.String("dict", "", "isthmus with the dictionary in `FILE` (as train-dict writes it) instead of the embedded one")
+	classes := fs.Bool("classes", false, "also print figures per stanza class (MUC presence, groupchat, receipt, disco result, ...)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: isthmus bench [--batch N] [--json] FILE...
+		fmt.Fprintln(stderr, `usage: isthmus bench [--batch N] [--classes] [--no-dict | --dict FILE] [--json] FILE...
 
 Each FILE is a raw capture of one direction of an S2S stream (.gz accepted).
 Per-kind and cold-start figures share each block among the stanzas of its
@@ -78,11 +84,22 @@ each block's own size at --batch 1.`)
 	}
 	var opts []compress.Option
 	dict := compress.Dictionary()
-	if *noDict {
+	switch {
+	case *noDict && *dictFile != "":
+		fmt.Fprintln(stderr, "bench: --no-dict and --dict exclude each other")
+		return errUsage
+	case *noDict:
 		opts = append(opts, compress.WithDict(nil))
 		dict = nil
+	case *dictFile != "":
+		d, err := os.ReadFile(*dictFile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		opts = append(opts, compress.WithDict(d))
+		dict = d
 	}
-	rep := &benchReport{Batch: *batch, Methods: map[string]*benchMethod{}, PerKind: map[string]int{}, ColdN: coldN}
+	rep := &benchReport{Batch: *batch, Methods: map[string]*benchMethod{}, PerKind: map[string]int{}, PerClass: map[string]int{}, ColdN: coldN}
 	for _, m := range benchMethods {
 		rep.Methods[m] = &benchMethod{PerKind: map[string]float64{}}
 	}
@@ -112,6 +129,7 @@ each block's own size at --batch 1.`)
 		rep.Stanzas += len(st)
 		for _, s := range st {
 			rep.PerKind[compress.Kind(s)]++
+			rep.PerClass[stanzaClass(s)]++
 			rawTotal += int64(len(s))
 		}
 		if err := benchStream(rep, st, *batch, opts, dict); err != nil {
@@ -136,6 +154,15 @@ each block's own size at --batch 1.`)
 		for k, v := range m.kindFloats {
 			m.PerKind[k] = float64(int64(v*10+0.5)) / 10
 		}
+		if *classes {
+			m.PerClass = map[string]float64{}
+			for k, v := range m.classFloat {
+				m.PerClass[k] = float64(int64(v*10+0.5)) / 10
+			}
+		}
+	}
+	if !*classes {
+		rep.PerClass = nil
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -204,9 +231,11 @@ func benchStream(rep *benchReport, st [][]byte, batch int, opts []compress.Optio
 			m.Bytes += int64(n)
 			if m.kindFloats == nil {
 				m.kindFloats = map[string]float64{}
+				m.classFloat = map[string]float64{}
 			}
 			for j, share := range shareBlock(n, weights[name], b) {
 				m.kindFloats[compress.Kind(b[j])] += share
+				m.classFloat[stanzaClass(b[j])] += share
 				if i+j < coldN {
 					m.coldFloat += share
 				}
@@ -440,10 +469,103 @@ func printBench(w io.Writer, rep *benchReport) {
 		row(k, rep.PerKind[k], func(m *benchMethod) float64 { return m.kindFloats[k] })
 	}
 	row("total", rep.Stanzas, func(m *benchMethod) float64 { return float64(m.Bytes) })
+	if len(rep.PerClass) > 0 {
+		fmt.Fprintf(w, "\n%-26s %7s %9s %9s %9s %9s %10s %11s\n", "class", "stanzas", "raw", "zlib", "zstd", "isthmus", "raw/isth", "zlib/isth")
+		var names []string
+		for c := range rep.PerClass {
+			names = append(names, c)
+		}
+		sort.Strings(names)
+		for _, c := range names {
+			n := rep.PerClass[c]
+			v := map[string]float64{}
+			for _, m := range benchMethods {
+				v[m] = rep.Methods[m].classFloat[c] / float64(n)
+			}
+			fmt.Fprintf(w, "%-26s %7d %9.1f %9.1f %9.1f %9.1f %9.1fx %10.2fx\n", c, n, v["raw"], v["zlib"], v["zstd"], v["isthmus"], v["raw"]/v["isthmus"], v["zlib"]/v["isthmus"])
+		}
+	}
 	is := rep.Methods["isthmus"]
 	fmt.Fprintf(w, "\nisthmus: encode %.1f MB/s, decode %.1f MB/s of raw XML (one core)\n", is.EncodeMBs, is.DecodeMBs)
 	cold := min(rep.ColdN*len(rep.Files), rep.Stanzas)
 	fmt.Fprintf(w, "cold start: first %d stanzas of each stream %.1f B/stanza (zlib %.1f), whole run %.1f B/stanza\n",
 		rep.ColdN, float64(is.ColdBytes)/float64(cold), float64(rep.Methods["zlib"].ColdBytes)/float64(cold), float64(is.Bytes)/float64(rep.Stanzas))
 	fmt.Fprintf(w, "verified: %d stanzas decoded to their input (%d byte for byte, the rest canonicalized)\n", rep.Verified, rep.Identical)
+}
+
+// stanzaClass names what kind of traffic a stanza is, for --classes: the
+// classes the codec is tuned and judged on (issue 11: MUC presence,
+// groupchat, receipts, disco results, ...). It looks at the XML text only.
+func stanzaClass(s []byte) string {
+	has := func(sub string) bool { return bytes.Contains(s, []byte(sub)) }
+	typ := func(t string) bool { return has("type='"+t+"'") || has(`type="`+t+`"`) }
+	switch compress.Kind(s) {
+	case "presence":
+		switch {
+		case has("protocol/muc#user"):
+			if typ("unavailable") {
+				return "presence muc leave"
+			}
+			return "presence muc occupant"
+		case has("protocol/muc'") || has(`protocol/muc"`):
+			return "presence muc join"
+		case typ("unavailable"):
+			return "presence unavailable"
+		case typ("subscribe") || typ("subscribed") || typ("unsubscribe") || typ("unsubscribed"):
+			return "presence subscription"
+		case typ("probe"):
+			return "presence probe"
+		}
+		return "presence available"
+	case "message":
+		switch {
+		case has("<encrypted"):
+			return "message encrypted"
+		case has("pubsub#event"):
+			return "message pep event"
+		case typ("groupchat") && has("<subject"):
+			return "message muc subject"
+		case typ("groupchat"):
+			return "message groupchat"
+		case has("protocol/muc#user"):
+			return "message muc private"
+		case has("jabber:x:conference"):
+			return "message muc invite"
+		case has("<body"):
+			return "message chat"
+		case has("urn:xmpp:receipts"):
+			return "message receipt"
+		case has("chat-markers"):
+			return "message marker"
+		case has("chatstates"):
+			return "message chat state"
+		}
+		return "message other"
+	case "iq":
+		t := "other"
+		for _, x := range []string{"get", "set", "result", "error"} {
+			if typ(x) {
+				t = x
+				break
+			}
+		}
+		switch {
+		case has("muc#owner"):
+			return "iq muc#owner " + t
+		case has("muc#admin"):
+			return "iq muc#admin " + t
+		case has("disco#info"):
+			return "iq disco#info " + t
+		case has("disco#items"):
+			return "iq disco#items " + t
+		case has("vcard-temp"):
+			return "iq vcard " + t
+		case has("protocol/pubsub"):
+			return "iq pubsub " + t
+		case has("urn:xmpp:mam"):
+			return "iq mam " + t
+		}
+		return "iq " + t
+	}
+	return "other"
 }

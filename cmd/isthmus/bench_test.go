@@ -98,3 +98,79 @@ func TestBenchPerKindExact(t *testing.T) {
 		t.Errorf("batch 16 charges a presence %.1f bytes, batch 1 %.1f: shared by raw size?", p16, p1)
 	}
 }
+
+// TestBenchClasses: --classes counts every stanza in one class and its
+// per-class bytes add up to the blocks; the capture's presences and
+// messages land in the classes stanzaClass names for them.
+func TestBenchClasses(t *testing.T) {
+	path := benchCapture(t)
+	for _, batch := range []int{1, 16} {
+		var out bytes.Buffer
+		if err := runBench(&out, io.Discard, []string{"--json", "--classes", "--batch", fmt.Sprint(batch), path}); err != nil {
+			t.Fatal(err)
+		}
+		var rep benchReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.PerClass["presence available"] != 64 || rep.PerClass["message other"] != 64 || len(rep.PerClass) != 2 {
+			t.Fatalf("batch %d: classes %v, want 64 presence available and 64 message other", batch, rep.PerClass)
+		}
+		for name, m := range rep.Methods {
+			sum := 0.0
+			for _, v := range m.PerClass {
+				sum += v
+			}
+			if math.Abs(sum-float64(m.Bytes)) > 0.2 {
+				t.Errorf("batch %d: %s per class adds up to %.1f, the blocks to %d", batch, name, sum, m.Bytes)
+			}
+		}
+	}
+}
+
+func TestStanzaClass(t *testing.T) {
+	for st, want := range map[string]string{
+		`<presence from='r@muc.b/n' to='u@a/r'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/></x></presence>`: "presence muc occupant",
+		`<presence from='u@a/r' to='r@muc.b/n'><x xmlns='http://jabber.org/protocol/muc'/></presence>`:                                                      "presence muc join",
+		`<presence from='u@a' to='v@b' type='subscribe'/>`:                                                                                                  "presence subscription",
+		`<message from='r@muc.b/n' to='u@a/r' type='groupchat'><body>hi</body></message>`:                                                                   "message groupchat",
+		`<message from='u@a/r' to='r@muc.b/n' type='chat'><x xmlns='http://jabber.org/protocol/muc#user'/><body>hi</body></message>`:                        "message muc private",
+		`<message from='u@a/r' to='v@b/r'><received xmlns='urn:xmpp:receipts' id='x'/></message>`:                                                           "message receipt",
+		`<iq from='u@a/r' to='r@muc.b' type='set' id='1'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`:                                        "iq muc#owner set",
+		`<iq from='a' to='u@b/r' type='result' id='1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`:                                          "iq disco#info result",
+	} {
+		if got := stanzaClass([]byte(st)); got != want {
+			t.Errorf("%s: class %q, want %q", st, got, want)
+		}
+	}
+}
+
+// TestBenchDict: --dict measures with the dictionary in a file; the
+// embedded one read back from a file gives the same bytes.
+func TestBenchDict(t *testing.T) {
+	path := benchCapture(t)
+	dict := filepath.Join(t.TempDir(), "d.zdict")
+	if err := os.WriteFile(dict, compress.Dictionary(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	if err := runBench(&a, io.Discard, []string{"--json", path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runBench(&b, io.Discard, []string{"--json", "--dict", dict, path}); err != nil {
+		t.Fatal(err)
+	}
+	var ra, rb benchReport
+	if err := json.Unmarshal(a.Bytes(), &ra); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b.Bytes(), &rb); err != nil {
+		t.Fatal(err)
+	}
+	if ra.Methods["isthmus"].Bytes != rb.Methods["isthmus"].Bytes {
+		t.Errorf("embedded dictionary %d bytes, the same from a file %d", ra.Methods["isthmus"].Bytes, rb.Methods["isthmus"].Bytes)
+	}
+	if err := runBench(io.Discard, io.Discard, []string{"--dict", dict, "--no-dict", path}); err == nil {
+		t.Error("--dict with --no-dict accepted")
+	}
+}
