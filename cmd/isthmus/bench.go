@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"time"
 
@@ -63,9 +64,10 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	noDict := fs.Bool("no-dict", false, "isthmus without the embedded dictionary")
 	dictFile := fs.String("dict", "", "isthmus with the dictionary in `FILE` (as train-dict writes it) instead of the embedded one")
+	maxSize := fs.Int("max-size", 0, "leave out stanzas of `N` bytes or more (0: none), as for the issue's \"stanzas < 2000 B\" rows")
 	classes := fs.Bool("classes", false, "also print figures per stanza class (MUC presence, groupchat, receipt, disco result, ...)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: isthmus bench [--batch N] [--classes] [--no-dict | --dict FILE] [--json] FILE...
+		fmt.Fprintln(stderr, `usage: isthmus bench [--batch N] [--max-size N] [--classes] [--no-dict | --dict FILE] [--json] FILE...
 
 Each FILE is a raw capture of one direction of an S2S stream (.gz accepted).
 Per-kind and cold-start figures share each block among the stanzas of its
@@ -103,6 +105,9 @@ each block's own size at --batch 1.`)
 	for _, m := range benchMethods {
 		rep.Methods[m] = &benchMethod{PerKind: map[string]float64{}}
 	}
+	if *maxSize < 0 {
+		return fmt.Errorf("bench: --max-size %d is negative", *maxSize)
+	}
 	var streams [][][]byte
 	pr := newProgress(stderr) // quiet unless stderr is a terminal
 	defer pr.Done()
@@ -111,6 +116,9 @@ each block's own size at --batch 1.`)
 		st, err := compress.ReadCapture(path)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
+		}
+		if *maxSize > 0 {
+			st = slices.DeleteFunc(st, func(s []byte) bool { return len(s) >= *maxSize })
 		}
 		if len(st) == 0 {
 			fmt.Fprintf(stderr, "bench: %s: no stanzas\n", path)

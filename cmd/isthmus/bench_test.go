@@ -11,6 +11,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/isthmus-xmpp/isthmus/compress"
@@ -172,5 +173,39 @@ func TestBenchDict(t *testing.T) {
 	}
 	if err := runBench(io.Discard, io.Discard, []string{"--dict", dict, "--no-dict", path}); err == nil {
 		t.Error("--dict with --no-dict accepted")
+	}
+}
+
+// --max-size leaves out the stanzas of that size or more, as the issue's
+// "stanzas < 2000 B" rows do, and refuses a negative size.
+func TestBenchMaxSize(t *testing.T) {
+	path := filepath.Join("..", "..", "testdata", "corpus", "ejabberd-slixmpp-ej2pr-1.xml.gz")
+	run := func(args ...string) benchReport {
+		var out bytes.Buffer
+		if err := runBench(&out, io.Discard, append(append([]string{"--json"}, args...), path)); err != nil {
+			t.Fatal(err)
+		}
+		var rep benchReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	all, small := run(), run("--max-size", "2000")
+	streams, err := compress.ReadCapture(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, s := range streams {
+		if len(s) < 2000 {
+			want++
+		}
+	}
+	if small.Stanzas != want || want == all.Stanzas {
+		t.Errorf("--max-size 2000: %d stanzas of %d, want %d (the file must have larger ones)", small.Stanzas, all.Stanzas, want)
+	}
+	if err := runBench(io.Discard, io.Discard, []string{"--max-size", "-1", path}); err == nil || !strings.Contains(err.Error(), "-1") {
+		t.Errorf("--max-size -1: %v, want an error naming the value", err)
 	}
 }
