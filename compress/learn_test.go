@@ -235,7 +235,7 @@ func coldSteady(t *testing.T, streams [][][]byte, opts ...Option) (cold, steady,
 //
 //	go test -run TestLearnedGain -v ./compress/
 func TestLearnedGain(t *testing.T) {
-	for _, set := range []string{"ejabberd-slixmpp", "prosody-slixmpp"} {
+	for _, set := range []string{"ejabberd-slixmpp", "prosody-slixmpp", "ejabberd-aioxmpp", "prosody-aioxmpp"} {
 		files, _ := filepath.Glob(filepath.Join("..", "testdata", "corpus", set+"-*.xml.gz"))
 		var train [][]byte
 		var test [][][]byte
