@@ -147,7 +147,10 @@ func (l *Link) newDatagram() (*datagramTransport, error) {
 	}
 	mtu := datagramMTU(l.cfg)
 	st, err := dgram.LoadState(l.cfg.DatagramState, keys.Peer)
-	known := err == nil && st.Path != ""
+	// A record is complete only if it holds a stamp: a missing file (a
+	// first start, or a lost state_dir) or one of another peer holds none,
+	// and any recorded MsgInit would pass as fresh against it.
+	known := err == nil && st.Path != "" && st.Accepted > 0
 	if err != nil {
 		// Start anyway, as without a record: handshakes the peer starts
 		// wait for its first datagram until one is confirmed, which
@@ -310,8 +313,22 @@ func (t *datagramTransport) handle(now time.Time, d []byte, addr net.Addr) {
 }
 
 func (t *datagramTransport) onInit(now time.Time, d []byte, addr net.Addr) {
-	if t.init != nil && bytes.Compare(t.keys.Static.Public, t.keys.Peer) > 0 {
-		return // both sides initiate: the larger key's handshake goes on
+	if t.init != nil && bytes.Compare(t.keys.Static.Public, t.keys.Peer) > 0 &&
+		(sameAddr(addr, t.initTo) || t.initTries < 2) {
+		// Both sides initiate: the larger key's handshake goes on. Only a
+		// real crossing defers (the peer's MsgInit comes from where ours
+		// goes, or ours is young): a handshake towards an address that
+		// never answers (a forged source, the peer's old address) must
+		// not make us ignore the peer for good. The ignored MsgInit's
+		// stamp is still recorded, or a copy replayed later would pass as
+		// fresh and replace the session.
+		if _, _, stamp, err := dgram.Respond(now, t.keys, d, t.state.Accepted, t.chcfg); err == nil {
+			t.state.Accepted = stamp
+			if err := t.state.Save(); err != nil {
+				t.l.log.Error("link: datagram state", "err", err)
+			}
+		}
+		return
 	}
 	switch {
 	case t.pending != nil && bytes.Equal(d, t.pendMsg):
@@ -370,6 +387,11 @@ func (t *datagramTransport) onInit(now time.Time, d []byte, addr net.Addr) {
 	// goes on; the session becomes current when the initiator's first
 	// transport datagram opens under it.
 	t.pending, t.pendMsg, t.pendResp = s, bytes.Clone(d), resp
+}
+
+// sameAddr reports whether a and b are the same address (nil: none).
+func sameAddr(a, b net.Addr) bool {
+	return a != nil && b != nil && a.Network() == b.Network() && a.String() == b.String()
 }
 
 func (t *datagramTransport) onResp(now time.Time, d []byte, addr net.Addr) {

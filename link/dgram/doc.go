@@ -34,8 +34,9 @@
 // started) takes a fresh MsgInit at once: its session replaces the current
 // one and its first transport datagram (the Session's HELLO) goes right
 // behind MsgResp, so a restarted gateway's handshake and HELLO exchange take
-// one round trip. A responder without a record (no state file, since its
-// start) cannot tell a replay: it answers, but keeps the session pending
+// one round trip. A responder without a record (no state file, or one
+// without an accepted stamp or of another peer, since its start) cannot
+// tell a replay: it answers, but keeps the session pending
 // until a transport datagram authenticates under it (one round trip more),
 // and a replay costs one MsgResp and nothing else.
 //
@@ -48,7 +49,12 @@
 // datagrams no key of its opens, and has no session that has been hearing
 // the peer, initiates towards their source (a restarted listening side).
 // When both initiate at once, the handshake of the side with the larger
-// static public key goes on.
+// static public key goes on: that side ignores the other's MsgInit but
+// records its stamp as accepted (so a copy replayed later is stale). It
+// defers only to a real crossing: its own handshake goes to the address
+// the other's MsgInit came from, or has been sent fewer than two times; a
+// handshake towards an address that never answers (a forged source, the
+// peer's old address) does not make it ignore the peer for good.
 //
 // # Transport datagrams
 //
