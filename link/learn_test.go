@@ -420,3 +420,84 @@ func TestHelloEpochDicts(t *testing.T) {
 		}
 	}
 }
+
+// The peer's HELLO names an epoch primed with a dictionary we lack
+// (decNoDict); its EPOCH then starts another epoch with the same name:
+// the DATA is refused as a DictError (before, primeDecoder cleared decNoDict
+// and kept the old decoder, decoding with the wrong dictionary), and after
+// a reconnect the sender's new epoch delivers everything (before, a failed
+// decode was resumed, the same bytes into the same failure each time).
+func TestLearnedDictMissingNamedTwice(t *testing.T) {
+	st := learnCorpus(t, "ejabberd-slixmpp-ej2pr-1.xml.gz")
+	x := trained(t, st[:1000])
+	a, b := newPair(t)
+	a.Connected(t0)
+	b.Connected(t0)
+	a.primeEncoder(x) // a's epoch named with X, which b never had
+	ha, hb := a.Poll(t0), b.Poll(t0)
+	deliver(t, t0, b, ha)
+	if !b.decNoDict {
+		t.Fatal("setup: b should lack X")
+	}
+	deliver(t, t0, a, hb) // a reprimes: new epoch with the built-in dict
+	a.primeEncoder(x)     // a buggy/hostile peer: its new epoch uses X anyway
+	for i, s := range st[1000:1010] {
+		a.Enqueue(t0, uint64(i+1), Item{Data: s, Class: ClassMessage})
+	}
+	now := t0.Add(time.Second)
+	br := bufio.NewReader(bytes.NewReader(a.Poll(now)))
+	var err error
+	var got [][]byte
+	for err == nil {
+		var f Frame
+		if f, err = ReadFrame(br); err == nil {
+			var batch [][]byte
+			batch, err = b.Receive(now, f)
+			got = append(got, batch...)
+		}
+	}
+	// Reconnect: does the link recover, or resend the same block forever?
+	for round := 0; round < 3; round++ {
+		a.Disconnected()
+		b.Disconnected()
+		now = now.Add(time.Minute)
+		a.Connected(now)
+		b.Connected(now)
+		var rerr error
+		for i := 0; i < 100 && rerr == nil; i++ {
+			fa, fb := a.Poll(now), b.Poll(now)
+			if fa == nil && fb == nil {
+				break
+			}
+			for _, x := range []struct {
+				s   *Session
+				buf []byte
+			}{{b, fa}, {a, fb}} {
+				r := bufio.NewReader(bytes.NewReader(x.buf))
+				for rerr == nil {
+					f, e := ReadFrame(r)
+					if e != nil {
+						break
+					}
+					var batch [][]byte
+					batch, rerr = x.s.Receive(now, f)
+					if x.s == b {
+						got = append(got, batch...)
+					}
+				}
+			}
+		}
+		t.Logf("reconnect %d: error %v; %d stanzas so far", round, rerr, len(got))
+	}
+	if len(got) != 10 {
+		t.Errorf("%d of 10 stanzas delivered after the reconnects", len(got))
+	}
+	if b.DictErrors != 1 {
+		t.Errorf("DictErrors = %d, want 1; got %d stanzas, last error %v", b.DictErrors, len(got), err)
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], st[1000+i]) {
+			t.Errorf("stanza %d delivered corrupt: %.60q", i, got[i])
+		}
+	}
+}

@@ -90,11 +90,11 @@ func (s *Session) primeEncoder(d compress.Dict) {
 // have dropped since) and our next HELLO reports the decoder lost, so the
 // peer starts another epoch, with a dictionary our HELLO names.
 func (s *Session) primeDecoder(h compress.DictHash) {
-	s.decNoDict = false
-	if h == s.decDict {
+	if h == s.decDict && !s.decNoDict {
 		s.dec.Reset()
 		return
 	}
+	s.decNoDict = false
 	opts := append(slices.Clip(s.cfg.Codec), compress.WithMaxDecoded(s.cfg.MaxDecoded))
 	if !h.IsZero() {
 		d, ok := s.recvDict(h)

@@ -30,6 +30,19 @@ func (s *Session) Enqueue(now time.Time, id uint64, it Item) error {
 	if it.Expires.IsZero() {
 		it.Expires = now.Add(s.cfg.MaxAge)
 	}
+	// The sender's share first, before a coalesced presence is replaced or
+	// removed: a refused stanza must leave the queue as it was. The queued
+	// presence it would replace counts as freed.
+	if k := senderOf(it.Pair); k != "" {
+		free := 0
+		if old := s.coalesce[it.Coalesce]; it.Class.Low() && it.Coalesce != "" && old != nil && senderOf(old.Pair) == k {
+			free = len(old.Data)
+		}
+		if s.bySender[k]-free+len(it.Data) > s.cfg.MaxSenderBytes {
+			s.Drops.SenderFull++
+			return ErrSenderFull
+		}
+	}
 	if it.Class.Low() && it.Coalesce != "" {
 		if old := s.coalesce[it.Coalesce]; old != nil {
 			d := len(it.Data) - len(old.Data)
@@ -51,10 +64,6 @@ func (s *Session) Enqueue(now time.Time, id uint64, it Item) error {
 				return nil
 			}
 		}
-	}
-	if k := senderOf(it.Pair); k != "" && s.bySender[k]+len(it.Data) > s.cfg.MaxSenderBytes {
-		s.Drops.SenderFull++
-		return ErrSenderFull
 	}
 	var dropped []uint64
 	for s.held+len(it.Data) > s.cfg.MaxQueueBytes && len(s.lo) > 0 {

@@ -95,6 +95,11 @@ func (s *Session) receive(now time.Time, f Frame) ([][]byte, error) {
 		}
 		batch, err := s.dec.Decode(block)
 		if err != nil {
+			// The decoder's state is gone with this block: a plain resume
+			// would send the same bytes into the same failure on every
+			// reconnect. Our next HELLO reports the decoder lost, so the
+			// peer starts another epoch.
+			s.decLost = true
 			return nil, fmt.Errorf("link: DATA frame %d of epoch %d: %w", s.h+1, s.peerEpoch, err)
 		}
 		s.h++

@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,5 +72,64 @@ func TestSenderShare(t *testing.T) {
 	}
 	if err := enqueue(msg("eve@a.test", 500)); err != nil {
 		t.Errorf("eve refused after her stanzas were acknowledged: %v", err)
+	}
+}
+
+// A sender fills its share with small presences, one per recipient (each
+// its own Coalesce key and Pair), then replaces each in place with a big
+// one: replacing a presence in place is held to MaxSenderBytes too.
+func TestSenderShareCoalescedPresence(t *testing.T) {
+	cfg := SessionConfig{MaxQueueBytes: 40000, MaxSenderBytes: 1000}
+	a, err := NewSession(cfg, counterIDs(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres := func(to string, pad int) Item {
+		d := fmt.Appendf(nil, "<presence from='eve@a.test/r' to='%s'><status>%s</status></presence>", to, strings.Repeat("x", pad))
+		return Item{Data: d, Class: ClassPresence, Pair: "eve@a.test|" + to, Coalesce: "eve@a.test/r|" + to}
+	}
+	var id uint64
+	var tos []string
+	for i := 0; ; i++ {
+		to := fmt.Sprintf("u%d@b.test", i)
+		id++
+		if err := a.Enqueue(t0, id, pres(to, 0)); errors.Is(err, ErrSenderFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		tos = append(tos, to)
+	}
+	for _, to := range tos {
+		id++
+		if err := a.Enqueue(t0, id, pres(to, 900)); err != nil && !errors.Is(err, ErrSenderFull) {
+			t.Fatal(err)
+		}
+	}
+	if got := a.bySender["eve@a.test"]; got > cfg.MaxSenderBytes {
+		t.Errorf("eve holds %d B, over her share of %d B", got, cfg.MaxSenderBytes)
+	}
+}
+
+// Two presences of one pair queued (two resources): a newer presence of
+// the first resource that is refused by the sender check leaves the older
+// one queued (before, the older one was removed first and both were lost).
+func TestSenderShareRefusalKeepsQueuedPresence(t *testing.T) {
+	cfg := SessionConfig{MaxQueueBytes: 40000, MaxSenderBytes: 1000}
+	a, _ := NewSession(cfg, counterIDs(100))
+	pres := func(res string, pad int) Item {
+		d := fmt.Appendf(nil, "<presence from='eve@a.test/%s' to='bob@b.test'><status>%s</status></presence>", res, strings.Repeat("x", pad))
+		return Item{Data: d, Class: ClassPresence, Pair: "eve@a.test|bob@b.test", Coalesce: "eve@a.test/" + res + "|bob@b.test"}
+	}
+	if err := a.Enqueue(t0, 1, pres("a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Enqueue(t0, 2, pres("b", 700)); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Enqueue(t0, 3, pres("a", 300))
+	w, _ := a.Queued()
+	if errors.Is(err, ErrSenderFull) && w == 1 {
+		t.Errorf("resource a: old presence dropped and new one refused (%v); %d queued", err, w)
 	}
 }
