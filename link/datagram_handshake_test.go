@@ -46,28 +46,11 @@ func (d dropTo) WriteTo(p []byte, a net.Addr) (int, error) {
 	return d.PacketConn.WriteTo(p, a)
 }
 
-type runPair struct {
-	a, b     *Link
-	atA, atB *sink
-	cancel   func()
-	wg       sync.WaitGroup
-}
-
-func startPair(t *testing.T, ca, cb Config) *runPair {
-	p := &runPair{atA: &sink{}, atB: &sink{}}
+// startPair runs Links made from ca and cb, delivering into fresh sinks.
+func startPair(t *testing.T, ca, cb Config) *emuPair {
+	p := &emuPair{atA: &sink{}, atB: &sink{}}
 	ca.Deliver, cb.Deliver = p.atA.deliver, p.atB.deliver
-	var err error
-	if p.a, err = New(ca); err != nil {
-		t.Fatal(err)
-	}
-	if p.b, err = New(cb); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	p.wg.Add(2)
-	go func() { defer p.wg.Done(); p.a.Run(ctx) }()
-	go func() { defer p.wg.Done(); p.b.Run(ctx) }()
+	p.start(t, ca, cb)
 	return p
 }
 

@@ -57,6 +57,14 @@ func newEmuPair(t *testing.T, transport, profile string, keepalive time.Duration
 			o(c)
 		}
 	}
+	p.start(t, ca, cb)
+	return p
+}
+
+// start makes the two Links from ca and cb and runs them until p.cancel.
+func (p *emuPair) start(t *testing.T, ca, cb Config) {
+	t.Helper()
+	var err error
 	if p.a, err = New(ca); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +76,6 @@ func newEmuPair(t *testing.T, transport, profile string, keepalive time.Duration
 	p.wg.Add(2)
 	go func() { defer p.wg.Done(); p.a.Run(ctx) }()
 	go func() { defer p.wg.Done(); p.b.Run(ctx) }()
-	return p
 }
 
 func (p *emuPair) close() {
