@@ -520,6 +520,13 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		dst = append(dst, d.t.ids.vals[d.in[d.pos]]...)
 		d.pos++
 		return dst, nil
+	case formEcho, formEchoEpoch:
+		if !isID {
+			return dst, corrupt("echoed id in %q", attr)
+		}
+		if dst, err = d.readEcho(dst, form); err != nil {
+			return dst, err
+		}
 	case formJID:
 		if !jidOK {
 			return dst, corrupt("JID inside a JID")
@@ -626,7 +633,7 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		d.t.values.insert(string(v))
 	}
 	if isID {
-		d.t.ids.push(string(v))
+		d.t.pushID(string(v))
 	}
 	return dst, nil
 }

@@ -61,7 +61,7 @@
 // empties every table and starts a new zstd stream primed with the
 // dictionary.
 //
-// # Block format (codec version 6: Version)
+// # Block format (codec version 7: Version)
 //
 //	block := mode(1 byte) rest
 //	mode 0: uvarint(n) stanza×n                  plain, outside the zstd stream
@@ -117,7 +117,8 @@
 //	           pair's second half, 19+r (r < 64) the
 //	           value-table entry of recency rank r (0 = the most recently
 //	           used), 83.. vocab entries then value-table slots, then
-//	           (83+len(vocab)+valueSlots) long base64 (below)
+//	           (83+len(vocab)+valueSlots) long base64 (below), then
+//	           echo and echo naming its epoch (below, "Echoed ids")
 //	JID     := uvarint(0) uvarint(len) local value(domain) | uvarint(1+slot)
 //	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2
 //	           the bare JID's lastRes (version 6), 3+slot
@@ -205,37 +206,32 @@
 // longer than maxInterned bytes, a canonical form longer than
 // MaxStanzaSize, and anything that is not exactly one well-formed element.
 //
-// # Future: ids echoed from the other direction (not in the wire format)
+// # Echoed ids (version 7)
 //
 // A receipt, a chat marker or an iq result carries an id the other
-// direction of the same link sent: on set A's held-out pairs (the two
-// directions of one ejabberd-Prosody session), about 1,850 of the 10,377
-// stanzas carry an id the other direction sent first, 16 random bytes
-// each in binary, some 2.5 B/stanza (8% at batch 1, 12% of the stanzas
-// under 2000 B). Today those ids cross whole: each direction's tables see
-// only its own stream. The design, to be built with the link (link/ and
-// gateway/ own HELLO and epochs):
+// direction of the same link carried first. Each gateway keeps two IDLogs:
+// the ids its encoder wrote (sent) and the ids its decoder read
+// (received), every id that enters a recent-id ring, numbered from 0 in
+// each epoch of that direction (a generation, named by the epoch number
+// the link passes to IDLog.Start). A gateway's encoder echoes from its
+// received log (Encoder.EchoIDs); the peer's decoder resolves from its
+// sent log (Decoder.EchoIDs), which holds everything the encoder can name,
+// and more.
 //
-//   - Gateway 1 encodes A→B and decodes B→A; gateway 2 the reverse. Both
-//     keep the id values of the B→A stream in the order written, numbered
-//     from 0 in each B→A epoch: gateway 2 as its encoder writes them,
-//     gateway 1 as its decoder reads them. Gateway 1 can name only what it
-//     has decoded; gateway 2 has encoded all of that, and more.
-//   - A block of A→B that echoes names its horizon: the B→A epoch and the
-//     number h of its ids gateway 1 had decoded when it encoded the block
-//     (a mode bit, then two uvarints). An id value equal to B→A id p < h
-//     crosses as a new value form, uvarint(h-1-p), for p within echoSlots
-//     of h; it then enters the A→B ring like any id, on both ends.
-//   - Gateway 2 keeps the last echoSlots B→A ids of its current and its
-//     previous B→A epoch; a horizon it does not hold (an epoch it no longer
-//     keeps, h above what it wrote) is ErrCorrupt, and the link starts a new
-//     A→B epoch. So an encoder must not echo across a B→A epoch change it
-//     has not yet decoded the start of, and the link must not let the
-//     B→A encoder start two epochs while A→B is in flight with the older
-//     horizon (the epoch exchange already orders them).
-//   - API: Pair(enc, dec) joins the two codecs of one gateway; echo is on
-//     only when both ends announce it in HELLO, so a pair of builds that
-//     differ falls back to today's format.
+// An id of at least echoMinLen characters that is not in the ring and is
+// among the last echoWindow ids of the received log's current generation
+// crosses as formEchoEpoch (the generation's epoch and the id's number)
+// the first time in an epoch of this direction or after the generation
+// changed, else as formEcho, the number's difference from the last echoed
+// number plus one. Either then enters the ring like any id. A decoder
+// keeps the last echoLogSize ids of the current and the previous
+// generation; a reference to anything else is ErrCorrupt, and the link
+// starts a new epoch for this direction. The generations are the link's
+// business: it starts one in the sent log when its encoder starts an epoch
+// and one in the received log when its decoder does (link/session_dict.go).
+// Both gateways of a pair run the same build (HELLO carries Version), so
+// no negotiation is needed; a stream whose codecs have no logs never
+// echoes.
 //
 // # Limits
 //

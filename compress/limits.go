@@ -9,7 +9,7 @@ import (
 // structural form, vocabulary and limits. Both ends must speak the same;
 // the link checks it in HELLO. Any change to vocab, to a table size or
 // limit below, or to the format bumps it.
-const Version = 6
+const Version = 7
 
 // The limits of the codec, in one place: the encoder and the decoder read
 // the same constants, and the encoder never writes a block the decoder

@@ -218,6 +218,11 @@ type tables struct {
 	// lastTime is the last timestamp written (unix seconds): the next one
 	// crosses as the difference.
 	lastTime int64
+	// log, when set, is where ids entering the ring are logged; echo the
+	// other direction's log, and echoes what this stream echoed from it
+	// (echo.go). The logs outlive epochs; echoes starts over.
+	log, echo *IDLog
+	echoes    echoState
 }
 
 func (t *tables) storeKey(key string) int {
@@ -379,6 +384,7 @@ func (t *tables) reset() {
 		t.tlast[i], t.tlastRes[i] = -1, false
 	}
 	t.lastTime = 0
+	t.echoes = echoState{}
 	for i := range t.succ {
 		t.succ[i], t.succR[i], t.lastRes[i] = -1, -1, -1
 	}

@@ -34,11 +34,12 @@ const (
 	kindPacked                   // formB64URL(I)
 	kindLiteral                  // formLit(I)
 	kindPair                     // formPair, formPaired: the root's 'from' and 'to'
+	kindEcho                     // formEcho, formEchoEpoch: an id the other direction carried
 )
 
 var kindNames = [...]string{kindNone: "none", kindEmpty: "empty", kindLast: "last", kindRing: "ring",
 	kindVocab: "vocab", kindTable: "table", kindJID: "jid", kindTime: "time", kindUUID: "uuid",
-	kindHex: "hex", kindB64: "b64", kindB64L: "b64long", kindPacked: "packed", kindLiteral: "literal", kindPair: "pair"}
+	kindHex: "hex", kindB64: "b64", kindB64L: "b64long", kindPacked: "packed", kindLiteral: "literal", kindPair: "pair", kindEcho: "echo"}
 
 // String is the kind's name in the accounting (tests and tuning only).
 func (k valueKind) String() string { return kindNames[k] }
@@ -72,6 +73,8 @@ func kindOf(form uint64) valueKind {
 		return kindLast
 	case formPair, formPaired:
 		return kindPair
+	case formEcho, formEchoEpoch:
+		return kindEcho
 	}
 	if form >= formStatic && form-formStatic < uint64(len(vocab)) {
 		return kindVocab
@@ -93,7 +96,7 @@ func (k valueKind) hole(attr bool) bool {
 // stanza: their form varies from one stanza to the next.
 func (k valueKind) typed() bool {
 	switch k {
-	case kindUUID, kindJID, kindTime, kindRing, kindPair, kindB64L:
+	case kindUUID, kindJID, kindTime, kindRing, kindPair, kindB64L, kindEcho:
 		return true
 	}
 	return k.sized()

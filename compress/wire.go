@@ -61,6 +61,17 @@ const (
 // slots: a form for long values, placed where it moves no other code.
 var formB64L = uint64(formStatic + len(vocab) + valueSlots)
 
+// Echo forms (version 7), after formB64L: an id the other direction of the
+// link carried, from the log of its ids (echo.go). formEchoEpoch names the
+// generation (the other direction's epoch) then the id's number in it:
+// uvarint(epoch), uvarint(number); formEcho, in the generation last named
+// in this epoch, carries uvarint(zigzag(number - (last echoed number +
+// 1))). A shape keeps the form; the rest is the stanza's.
+var (
+	formEcho      = formB64L + 1
+	formEchoEpoch = formB64L + 2
+)
+
 // A template reference is one byte, flagTemplate (and flagNext) with the
 // template's age in bits 0-3 (0 = the newest template), or with tmplAgeMax
 // there and the slot in the next byte.

@@ -1,0 +1,229 @@
+package compress
+
+// Echoed ids: an id one direction of the link carries that the other
+// direction carried first (a receipt or a marker naming a message, an iq
+// result answering a get) crosses as a reference into the other
+// direction's log of ids instead of its bytes. See the package doc
+// ("Echoed ids") for the wire format and for what the link must keep.
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Echo log sizes: a log keeps the last echoLogSize ids of each of its last
+// two generations; an encoder echoes an id only while it is among the last
+// echoWindow ids its log has, so that the peer's log, which may have moved
+// on by the ids still in flight toward us, still holds it when the
+// reference arrives.
+const (
+	echoLogSize = 4096
+	echoWindow  = 1024
+	// echoMinLen: shorter ids (counters such as "1", names such as
+	// "disco") cost no more as they are than as a reference.
+	echoMinLen = 8
+)
+
+// IDLog is one direction's ids in stream order: every id its codec wrote
+// or read for the recent-id ring (see the package doc), numbered from 0 in
+// each generation. A generation is one epoch of that direction, named by
+// the epoch number the link gives Start.
+//
+// A gateway keeps two: the ids it sent (its encoder logs them) and the
+// ids it received (its decoder logs them). Its encoder echoes from the
+// received log, and its decoder resolves the peer's echoes from the sent
+// log, which at that point holds every id the peer's encoder could have
+// seen: the peer received them from us. It is safe for concurrent use
+// (the link session and a learning goroutine need not share one).
+type IDLog struct {
+	mu   sync.Mutex
+	gens [2]idGen // [0] the current generation, [1] the one before
+}
+
+type idGen struct {
+	epoch uint32
+	live  bool
+	n     uint64              // ids logged in this generation
+	vals  [echoLogSize]string // id i at vals[i%echoLogSize]
+	index map[string]uint64   // the latest number of each id kept
+}
+
+// NewIDLog returns an empty log whose generation is epoch 0.
+func NewIDLog() *IDLog {
+	l := &IDLog{}
+	l.gens[0] = idGen{live: true, index: make(map[string]uint64)}
+	return l
+}
+
+// Start begins a new generation for epoch: the ids logged from now on are
+// numbered from 0. The current generation stays readable as the previous
+// one (a reference to it may still be in flight).
+func (l *IDLog) Start(epoch uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gens[0].live && l.gens[0].epoch == epoch && l.gens[0].n == 0 {
+		return
+	}
+	old := l.gens[1].index
+	l.gens[1] = l.gens[0]
+	if old != nil {
+		clear(old)
+	} else {
+		old = make(map[string]uint64)
+	}
+	l.gens[0] = idGen{epoch: epoch, live: true, index: old}
+}
+
+// Len returns the number of ids logged in the current generation, and its
+// epoch.
+func (l *IDLog) Len() (n uint64, epoch uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gens[0].n, l.gens[0].epoch
+}
+
+func (l *IDLog) add(v string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	g := &l.gens[0]
+	slot := g.n % echoLogSize
+	if g.n >= echoLogSize {
+		if old := g.vals[slot]; g.index[old] == g.n-echoLogSize {
+			delete(g.index, old)
+		}
+	}
+	g.vals[slot] = v
+	g.index[v] = g.n
+	g.n++
+}
+
+// find returns the number of v in the current generation, and that
+// generation's epoch, when it is among the last echoWindow ids.
+func (l *IDLog) find(v []byte) (idx uint64, epoch uint32, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	g := &l.gens[0]
+	i, ok := g.index[string(v)]
+	if !ok || g.n-i > echoWindow {
+		return 0, 0, false
+	}
+	return i, g.epoch, true
+}
+
+// get returns id idx of epoch's generation (current or previous) if the
+// log still holds it.
+func (l *IDLog) get(epoch uint32, idx uint64) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.gens {
+		g := &l.gens[i]
+		if !g.live || g.epoch != epoch {
+			continue
+		}
+		if idx >= g.n || g.n-idx > echoLogSize {
+			return "", fmt.Errorf("echoed id %d of epoch %#x: the log holds %d..%d", idx, epoch, g.n-min(g.n, echoLogSize), g.n)
+		}
+		return g.vals[idx%echoLogSize], nil
+	}
+	return "", fmt.Errorf("echoed id %d of epoch %#x: no such generation in the log", idx, epoch)
+}
+
+// echoState is what one stream's echoes remember (part of tables: it
+// starts over with the epoch).
+type echoState struct {
+	set   bool   // an epoch was named in this stream
+	epoch uint32 // ...this one
+	last  uint64 // the number of the last id echoed
+}
+
+// LogIDs makes the encoder log the ids it writes to l (the ids this
+// direction sent). Set it before the first Encode of an epoch.
+func (e *Encoder) LogIDs(l *IDLog) { e.st.t.log = l }
+
+// EchoIDs lets the encoder write an id found in l (the ids the other
+// direction brought, as this end's decoder logged them) as a reference.
+// The peer's decoder must resolve with the log of what it sent
+// (Decoder.EchoIDs).
+func (e *Encoder) EchoIDs(l *IDLog) { e.st.t.echo = l }
+
+// LogIDs makes the decoder log the ids it reads to l (the ids this
+// direction received).
+func (d *Decoder) LogIDs(l *IDLog) { d.st.t.log = l }
+
+// EchoIDs makes the decoder resolve echoed ids from l, the log of the ids
+// this end's encoder sent.
+func (d *Decoder) EchoIDs(l *IDLog) { d.st.t.echo = l }
+
+// pushID enters an id in the recent-id ring and the log.
+func (t *tables) pushID(v string) {
+	t.ids.push(v)
+	if t.log != nil {
+		t.log.add(v)
+	}
+}
+
+// writeEcho writes id v as an echo when the other direction's log has it.
+func (e *structEncoder) writeEcho(v []byte) bool {
+	if e.t.echo == nil || len(v) < echoMinLen {
+		return false
+	}
+	idx, epoch, ok := e.t.echo.find(v)
+	if !ok {
+		return false
+	}
+	es := &e.t.echoes
+	if !es.set || es.epoch != epoch {
+		e.uv(formEchoEpoch)
+		e.uv(uint64(epoch))
+		e.uv(idx)
+		es.set, es.epoch = true, epoch
+	} else {
+		e.uv(formEcho)
+		e.uv(zigzag(int64(idx) - int64(es.last) - 1))
+	}
+	es.last = idx
+	e.echoed++
+	e.t.pushID(string(v))
+	return true
+}
+
+// readEcho reads the rest of an echo form and appends the id it names.
+func (d *structDecoder) readEcho(dst []byte, form uint64) ([]byte, error) {
+	if d.t.echo == nil {
+		return dst, corrupt("echoed id without a log of sent ids")
+	}
+	es := &d.t.echoes
+	var idx uint64
+	if form == formEchoEpoch {
+		ep, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		if ep > 1<<32-1 {
+			return dst, corrupt("echo epoch %d", ep)
+		}
+		if idx, err = d.uv(); err != nil {
+			return dst, err
+		}
+		es.set, es.epoch = true, uint32(ep)
+	} else {
+		if !es.set {
+			return dst, corrupt("echoed id before an epoch was named")
+		}
+		x, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		i := int64(es.last) + 1 + unzigzag(x)
+		if i < 0 {
+			return dst, corrupt("echoed id %d", i)
+		}
+		idx = uint64(i)
+	}
+	v, err := d.t.echo.get(es.epoch, idx)
+	if err != nil {
+		return dst, corrupt("%v", err)
+	}
+	es.last = idx
+	return append(dst, v...), nil
+}
