@@ -61,7 +61,11 @@ func NewIDLog() *IDLog {
 func (l *IDLog) Start(epoch uint32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.gens[0].live && l.gens[0].epoch == epoch && l.gens[0].n == 0 {
+	if l.gens[0].n == 0 {
+		// Nothing was logged in the current generation (an epoch started
+		// again before it carried anything): replace it, and keep the
+		// previous one, which a reference in flight may still name.
+		l.gens[0].epoch, l.gens[0].live = epoch, true
 		return
 	}
 	old := l.gens[1].index

@@ -184,6 +184,7 @@ func TestEchoGenerations(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.sent.Start(9)
+	b.sent.add(id(20)) // (an empty generation is replaced, not kept)
 	b.sent.Start(10)
 	if _, err := send(a, b, receipt(id(11))); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("echo of a dropped generation: %v, want ErrCorrupt", err)

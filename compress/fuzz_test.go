@@ -97,6 +97,28 @@ func FuzzStructure(f *testing.F) {
 			f.Add(bytes.Clone(blk))
 		}
 	}
+	// Echoed ids: the decoder resolves from a log of "sent" ids that the
+	// seeds' encoder saw as received, in two generations.
+	sent := NewIDLog()
+	sent.Start(7)
+	for i := range 40 {
+		if i == 20 {
+			sent.Start(8)
+		}
+		sent.add(fmt.Sprintf("%032x", i*2654435761))
+	}
+	for _, size := range []int{1, 4} {
+		enc4, _ := NewEncoder()
+		enc4.EchoIDs(sent)
+		var batch [][]byte
+		for i := range 8 {
+			batch = append(batch, fmt.Appendf(nil, `<message from='a@a.test/r' to='b@b.test/r' id='r%d'><received xmlns='urn:xmpp:receipts' id='%032x'/></message>`, i, (20+i*3)*2654435761))
+		}
+		for i := 0; i < len(batch); i += size {
+			blk, _ := enc4.Encode(batch[i:min(i+size, len(batch))])
+			f.Add(bytes.Clone(blk))
+		}
+	}
 	f.Add([]byte{modeOne | flagTemplate, 0, formJID, 1, 0})
 	f.Add([]byte{modeOne | flagTemplate | flagNext, 0})
 	f.Add([]byte{modeZstd1S | 1, 0x28, 0xb5, 0x2f, 0xfd, 0, 0})
@@ -105,6 +127,8 @@ func FuzzStructure(f *testing.F) {
 	f.Fuzz(func(t *testing.T, block []byte) {
 		dec, _ := NewDecoder()
 		defer dec.Close()
+		dec.EchoIDs(sent)
+		dec.LogIDs(NewIDLog())
 		for i := 0; i < 3; i++ {
 			batch, err := dec.Decode(block)
 			if err != nil {

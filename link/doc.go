@@ -78,7 +78,7 @@
 // it acknowledges nearly every packet with one of its own, and after an
 // outage it waits for its backed-off probe timer.
 //
-// # Frames (protocol version 5)
+// # Frames (protocol version 6)
 //
 // Everything inside TLS is a sequence of frames:
 //
@@ -87,7 +87,7 @@
 //	payload length bytes
 //
 //	type  name     payload
-//	0x01  HELLO    version (1 byte, =5) | flags (1 byte) | epoch uvarint | peerEpoch uvarint | h uvarint |
+//	0x01  HELLO    version (1 byte, =6) | flags (1 byte) | epoch uvarint | peerEpoch uvarint | h uvarint |
 //	               codec uvarint | maxDecoded uvarint | [dict 8 bytes, flag 0x02] |
 //	               n (1 byte, at most 4) | n × dictionary name (8 bytes)
 //	0x02  DATA     ack uvarint | block (the rest)
@@ -101,7 +101,15 @@
 // Version history: 1, the first; 2 added the HELLO flags byte; 3 tags acks
 // with the low two bits of the epoch they count; 4 added codec and
 // maxDecoded to HELLO; 5 added learned dictionaries: HELLO's dict (flag
-// 0x02) and list, EPOCH's dict (see "Learned dictionaries").
+// 0x02) and list, EPOCH's dict (see "Learned dictionaries"); 6 couples
+// the two directions' codecs (compress version 7, "Echoed ids"): an id
+// one direction carried first (a message's, that a receipt names; an iq
+// get's, that its result repeats) crosses the other way as a reference
+// into a log of the ids each side sent and received. Each send epoch is a
+// generation of the sender's log of sent ids, each peer epoch one of the
+// receiver's log of received ids (Session.attachLogs); a reference to an
+// id the receiver no longer holds fails the block like any corrupt one,
+// and the sender starts a new epoch. No frame changed.
 //
 // codec is the sender's compress.Version: a HELLO with another is refused
 // (ErrProtocol), so two builds whose codecs differ (vocabulary, tables,

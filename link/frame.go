@@ -20,7 +20,7 @@ const (
 )
 
 // Version is the link protocol version carried in HELLO.
-const Version = 5
+const Version = 6
 
 // MaxHelloDicts is the most dictionary names a HELLO may list.
 const MaxHelloDicts = 4

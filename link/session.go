@@ -200,6 +200,12 @@ type Session struct {
 	decDict              compress.DictHash   // the dictionary peerEpoch is primed with
 	decNoDict            bool                // ...which we do not have: DATA in it is refused
 
+	// echoed ids (compress.IDLog): the ids our encoder sent, one
+	// generation per epoch, and those our decoder received, one per peer
+	// epoch. Our encoder echoes from recvIDs; our decoder resolves the
+	// peer's echoes from sentIDs. attachLogs wires every new codec.
+	sentIDs, recvIDs *compress.IDLog
+
 	// receive side
 	dec       *compress.Decoder
 	peerEpoch uint32
@@ -249,8 +255,10 @@ func NewSession(cfg SessionConfig, newID func() uint32) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec, coalesce: map[string]*entry{}, loPairs: map[string]int{}, bySender: map[string]int{},
-		peerMax: compress.MaxBatchBytes}
+		peerMax: compress.MaxBatchBytes, sentIDs: compress.NewIDLog(), recvIDs: compress.NewIDLog()}
+	s.attachLogs()
 	s.epoch = s.nextEpoch()
+	s.sentIDs.Start(s.epoch)
 	return s, nil
 }
 
@@ -266,6 +274,7 @@ func (s *Session) Restore(r Restored, now time.Time) {
 	}
 	if r.Epoch != 0 {
 		s.epoch, s.acked = r.Epoch, r.Acked
+		s.sentIDs.Start(s.epoch)
 		s.sentData = r.Acked + uint32(len(r.Frames))
 		s.encLost = s.sentData > 0
 		for _, ids := range r.Frames {
@@ -287,6 +296,7 @@ func (s *Session) Restore(r Restored, now time.Time) {
 	}
 	if r.PeerEpoch != 0 {
 		s.peerEpoch, s.h = r.PeerEpoch, r.H
+		s.recvIDs.Start(s.peerEpoch)
 		s.decLost = r.H > 0
 	}
 }

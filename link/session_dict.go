@@ -62,6 +62,7 @@ func (s *Session) helloDicts() []compress.DictHash {
 // dictionary TrainDict built), the epoch uses the built-in one, counted in
 // DictErrors.
 func (s *Session) primeEncoder(d compress.Dict) {
+	s.sentIDs.Start(s.epoch)
 	if d.Hash == s.encDict {
 		s.enc.Reset()
 		return
@@ -81,6 +82,18 @@ func (s *Session) primeEncoder(d compress.Dict) {
 	}
 	enc.SetMaxDecoded(s.peerMax)
 	s.enc, s.encDict = enc, d.Hash
+	s.attachLogs()
+}
+
+// attachLogs wires the session's codecs to its id logs (compress.IDLog):
+// the encoder logs what it sends and echoes what the decoder received; the
+// decoder logs what it receives and resolves echoes from what the encoder
+// sent.
+func (s *Session) attachLogs() {
+	s.enc.LogIDs(s.sentIDs)
+	s.enc.EchoIDs(s.recvIDs)
+	s.dec.LogIDs(s.recvIDs)
+	s.dec.EchoIDs(s.sentIDs)
 }
 
 // primeDecoder starts the decoder of the peer's new epoch with the
@@ -113,6 +126,7 @@ func (s *Session) primeDecoder(h compress.DictHash) {
 	}
 	s.dec.Close()
 	s.dec, s.decDict = dec, h
+	s.attachLogs()
 }
 
 // recvDict finds a dictionary of ours by name: among those our last HELLO

@@ -120,6 +120,7 @@ func (s *Session) receive(now time.Time, f Frame) ([][]byte, error) {
 // newPeerEpoch starts decoding the peer's epoch e, primed with the
 // dictionary named dict.
 func (s *Session) newPeerEpoch(e uint32, dict compress.DictHash) {
+	s.recvIDs.Start(e)
 	s.primeDecoder(dict)
 	s.peerEpoch, s.h, s.decLost = e, 0, false
 	s.op(Op{Kind: OpRecv, Epoch: e})
