@@ -605,6 +605,20 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 			return dst, err
 		}
 		dst = unpackB64URL(dst, b, int(n))
+	case formB64URLP:
+		x, err := d.uv()
+		if err != nil {
+			return dst, err
+		}
+		n, c := x>>7, byte(x&127)
+		if !isID || n < 8 || n > MaxStanzaSize || c < 0x20 || b64urlIndex[c] >= 0 {
+			return dst, corrupt("prefixed packed value: %d chars after %q in %q", n, c, attr)
+		}
+		b, err := d.bytes((n*6 + 7) / 8)
+		if err != nil {
+			return dst, err
+		}
+		dst = unpackB64URL(append(dst, c), b, int(n))
 	case formTime:
 		x, err := d.uv()
 		if err != nil {

@@ -118,7 +118,10 @@
 //	           value-table entry of recency rank r (0 = the most recently
 //	           used), 83.. vocab entries then value-table slots, then
 //	           (83+len(vocab)+valueSlots) long base64 (below), then
-//	           echo and echo naming its epoch (below, "Echoed ids")
+//	           echo and echo naming its epoch (below, "Echoed ids"), then
+//	           an id of one ASCII character outside base64url (aioxmpp's
+//	           ':') and 8 or more base64url characters: uvarint(chars<<7 |
+//	           character), the characters packed as in 9/10
 //	JID     := uvarint(0) uvarint(len) local value(domain) | uvarint(1+slot)
 //	           then uvarint: 0 no resource, 1 new (uvarint len, bytes), 2
 //	           the bare JID's lastRes (version 6), 3+slot

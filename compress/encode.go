@@ -511,6 +511,14 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 			e.rnd += len(v) * 6 / 8
 		}
 		return kindPacked
+	case isID && len(v) >= 9 && v[0] >= 0x20 && v[0] < 0x80 && b64urlIndex[v[0]] < 0 && isB64URLAlpha(v[1:]):
+		e.uv(formB64URLP)
+		e.uv(uint64(len(v)-1)<<7 | uint64(v[0]))
+		e.out = packB64URL(e.out, v[1:])
+		if len(v) <= internMax {
+			e.rnd += (len(v) - 1) * 6 / 8
+		}
+		return kindPacked
 	default:
 		e.uv(formLit + intern)
 		e.uv(uint64(len(v)))

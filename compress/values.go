@@ -59,7 +59,7 @@ func kindOf(form uint64) valueKind {
 		return kindB64
 	case formB64L:
 		return kindB64L
-	case formB64URL, formB64URLI:
+	case formB64URL, formB64URLI, formB64URLP:
 		return kindPacked
 	case formJID:
 		return kindJID

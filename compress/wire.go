@@ -70,6 +70,12 @@ var formB64L = uint64(formStatic + len(vocab) + valueSlots)
 var (
 	formEcho      = formB64L + 1
 	formEchoEpoch = formB64L + 2
+	// formB64URLP (version 7): an id of one ASCII character that is not
+	// in the base64url alphabet (':' in aioxmpp's ids) then at least 8
+	// characters of it: uvarint(chars<<7 | the character), then the chars
+	// packed as formB64URL packs them. Sized: a shape keeps the form and
+	// that uvarint.
+	formB64URLP = formB64L + 3
 )
 
 // A template reference is one byte, flagTemplate (and flagNext) with the
