@@ -20,9 +20,15 @@ import (
 // cut) yields the stanzas before it; an error is returned only when the
 // data is not an XML stream at all.
 func SplitStream(data []byte) ([][]byte, error) {
+	st, _, _, err := splitStream(data)
+	return st, err
+}
+
+// splitStream is SplitStream that also returns the 'from' and 'to' of the
+// stream header (empty when it has none).
+func splitStream(data []byte) (out [][]byte, from, to string, err error) {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
-	var out [][]byte
 	depth := 0
 	start := int64(0)
 	keep := false
@@ -32,9 +38,9 @@ func SplitStream(data []byte) ([][]byte, error) {
 		tok, err := d.RawToken()
 		if err != nil {
 			if err == io.EOF || sawStream {
-				return out, nil
+				return out, from, to, nil
 			}
-			return nil, fmt.Errorf("compress: capture: %w", err)
+			return nil, "", "", fmt.Errorf("compress: capture: %w", err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -42,6 +48,15 @@ func SplitStream(data []byte) ([][]byte, error) {
 			switch depth {
 			case 1:
 				sawStream = true
+				for _, a := range t.Attr {
+					switch {
+					case a.Name.Space != "":
+					case a.Name.Local == "from":
+						from = a.Value
+					case a.Name.Local == "to":
+						to = a.Value
+					}
+				}
 			case 2:
 				start = off
 				keep = t.Name.Space == "" && (t.Name.Local == "message" || t.Name.Local == "presence" || t.Name.Local == "iq")
@@ -52,7 +67,7 @@ func SplitStream(data []byte) ([][]byte, error) {
 			}
 			depth--
 			if depth == 0 {
-				return out, nil
+				return out, from, to, nil
 			}
 		}
 	}
@@ -61,29 +76,38 @@ func SplitStream(data []byte) ([][]byte, error) {
 // ReadCapture reads a capture file (gzip-compressed if its name ends in
 // .gz) and returns its stanzas.
 func ReadCapture(path string) ([][]byte, error) {
+	st, _, _, err := ReadCaptureHeader(path)
+	return st, err
+}
+
+// ReadCaptureHeader reads a capture file as ReadCapture does and also
+// returns the 'from' and 'to' of its stream header (empty when the header
+// has none). The two directions of one S2S session have them swapped:
+// `isthmus bench` pairs its files by them.
+func ReadCaptureHeader(path string) (stanzas [][]byte, from, to string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("compress: %w", err)
+		return nil, "", "", fmt.Errorf("compress: %w", err)
 	}
 	defer f.Close()
 	var r io.Reader = bufio.NewReader(f)
 	if strings.HasSuffix(path, ".gz") {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, fmt.Errorf("compress: %s: %w", path, err)
+			return nil, "", "", fmt.Errorf("compress: %s: %w", path, err)
 		}
 		defer zr.Close()
 		r = zr
 	}
 	data, err := io.ReadAll(io.LimitReader(r, 1<<30))
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, fmt.Errorf("compress: %s: %w", path, err)
+		return nil, "", "", fmt.Errorf("compress: %s: %w", path, err)
 	}
-	st, err := SplitStream(data)
+	stanzas, from, to, err = splitStream(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, path)
+		return nil, "", "", fmt.Errorf("%w (%s)", err, path)
 	}
-	return st, nil
+	return stanzas, from, to, nil
 }
 
 // Kind names a stanza's top-level element ("message", "presence", "iq",

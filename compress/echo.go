@@ -150,6 +150,10 @@ func (e *Encoder) LogIDs(l *IDLog) { e.st.t.log = l }
 // (Decoder.EchoIDs).
 func (e *Encoder) EchoIDs(l *IDLog) { e.st.t.echo = l }
 
+// Echoed returns how many ids the encoder has written as echoes since it
+// was made (`isthmus bench` reports it).
+func (e *Encoder) Echoed() int { return e.st.echoed }
+
 // LogIDs makes the decoder log the ids it reads to l (the ids this
 // direction received).
 func (d *Decoder) LogIDs(l *IDLog) { d.st.t.log = l }

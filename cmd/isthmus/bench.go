@@ -49,8 +49,16 @@ type benchReport struct {
 	PerKind   map[string]int          `json:"per_kind_stanzas"`
 	PerClass  map[string]int          `json:"per_class_stanzas,omitempty"`
 	ColdN     int                     `json:"cold_stanzas"`
+	ColdCount int                     `json:"cold_count"` // stanzas among the first ColdN of their stream
 	Verified  int                     `json:"verified"`
 	Identical int                     `json:"identical"`
+	// Echoed ids: the two directions of a session run through two
+	// gateways (Sessions, PairedFiles of the Files); Echoed ids crossed as
+	// references to the other direction's. NoEcho: --no-echo.
+	NoEcho      bool        `json:"no_echo,omitempty"`
+	Sessions    [][2]string `json:"sessions,omitempty"`
+	PairedFiles int         `json:"paired_files"`
+	Echoed      int         `json:"echoed_ids"`
 }
 
 const coldN = 32
@@ -66,10 +74,18 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 	dictFile := fs.String("dict", "", "isthmus with the dictionary in `FILE` (as train-dict writes it) instead of the embedded one")
 	maxSize := fs.Int("max-size", 0, "leave out stanzas of `N` bytes or more (0: none), as for the issue's \"stanzas < 2000 B\" rows")
 	classes := fs.Bool("classes", false, "also print figures per stanza class (MUC presence, groupchat, receipt, disco result, ...)")
+	noEcho := fs.Bool("no-echo", false, "run every file alone: no sessions, so no echoed ids")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: isthmus bench [--batch N] [--max-size N] [--classes] [--no-dict | --dict FILE] [--json] FILE...
+		fmt.Fprintln(stderr, `usage: isthmus bench [--batch N] [--max-size N] [--classes] [--no-echo] [--no-dict | --dict FILE] [--json] FILE...
 
 Each FILE is a raw capture of one direction of an S2S stream (.gz accepted).
+Two files whose stream headers have from and to swapped are the two
+directions of one session (each file pairs at most once, with the first
+later free file that fits): they run through two gateways in the order
+compress.Interleave gives, each stream still flushing every N of its own
+stanzas, so ids one direction echoes from the other (receipts, markers,
+iq results) cross as references. Other files run alone, as all do with
+--no-echo. The zlib and zstd figures are per file either way.
 Per-kind and cold-start figures share each block among the stanzas of its
 batch by the bytes each one added to a copy of that method's compressed
 stream flushed after every stanza (for isthmus: its structural form in the
@@ -108,12 +124,12 @@ each block's own size at --batch 1.`)
 	if *maxSize < 0 {
 		return fmt.Errorf("bench: --max-size %d is negative", *maxSize)
 	}
-	var streams [][][]byte
+	var files []benchFile
 	pr := newProgress(stderr) // quiet unless stderr is a terminal
 	defer pr.Done()
 	for i, path := range fs.Args() {
 		pr.Set("bench: reading %s (%d/%d)", path, i+1, fs.NArg())
-		st, err := compress.ReadCapture(path)
+		st, from, to, err := compress.ReadCaptureHeader(path)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
@@ -125,34 +141,47 @@ each block's own size at --batch 1.`)
 			continue
 		}
 		rep.Files = append(rep.Files, path)
-		streams = append(streams, st)
+		files = append(files, benchFile{path: path, from: from, to: to, st: st})
 	}
-	if len(streams) == 0 {
+	if len(files) == 0 {
 		return errors.New("bench: no stanzas in the files given")
 	}
+	rep.NoEcho = *noEcho
+	units := benchUnits(files, !*noEcho)
 	var rawTotal int64
-	var encTime, decTime time.Duration
-	for i, st := range streams {
-		pr.Set("bench: compressing stream %d/%d (%d stanzas)", i+1, len(streams), len(st))
-		rep.Stanzas += len(st)
-		for _, s := range st {
+	for _, f := range files {
+		rep.Stanzas += len(f.st)
+		rep.ColdCount += min(len(f.st), coldN)
+		for _, s := range f.st {
 			rep.PerKind[compress.Kind(s)]++
 			rep.PerClass[stanzaClass(s)]++
 			rawTotal += int64(len(s))
 		}
-		if err := benchStream(rep, st, *batch, opts, dict); err != nil {
-			return err
+	}
+	var encTime, decTime time.Duration
+	for i, u := range units {
+		if len(u) == 2 {
+			rep.Sessions = append(rep.Sessions, [2]string{files[u[0]].path, files[u[1]].path})
+			rep.PairedFiles += 2
+			pr.Set("bench: compressing session %d/%d: %s and %s", i+1, len(units), files[u[0]].path, files[u[1]].path)
+		} else {
+			pr.Set("bench: compressing stream %d/%d: %s", i+1, len(units), files[u[0]].path)
 		}
-		et, dt, err := timeIsthmus(st, *batch, opts)
+		st := make([][][]byte, len(u))
+		for s, f := range u {
+			st[s] = files[f].st
+		}
+		sched := benchSchedule(st, *batch)
+		blocks, err := benchUnit(rep, files, u, sched, opts, dict)
 		if err != nil {
 			return err
 		}
+		et, dt, err := timeIsthmus(st, sched, blocks, opts)
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", files[u[0]].path, err)
+		}
 		encTime += et
 		decTime += dt
-	}
-	pr.Set("bench: verifying %d streams", len(streams))
-	if err := verifyStreams(rep, streams, *batch, opts); err != nil {
-		return err
 	}
 	is := rep.Methods["isthmus"]
 	is.EncodeMBs = float64(rawTotal) / 1e6 / encTime.Seconds()
@@ -180,73 +209,254 @@ each block's own size at --batch 1.`)
 	return nil
 }
 
-// benchStream runs every method over one stream's stanzas, in the same
-// batches, and adds up the bytes. Each block's bytes are then shared among
-// its stanzas (per-kind and cold-start figures; see shareBlock).
-func benchStream(rep *benchReport, st [][]byte, batch int, opts []compress.Option, dict []byte) error {
-	var zb bytes.Buffer
-	zw, err := zlib.NewWriterLevel(&zb, 6)
-	if err != nil {
-		return err
-	}
-	var sb bytes.Buffer
-	sw, err := zstd.NewWriter(&sb, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(compress.WindowSize), zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true))
-	if err != nil {
-		return err
-	}
-	defer sw.Close()
-	enc, err := compress.NewEncoder(opts...)
-	if err != nil {
-		return err
-	}
-	sh, err := newShadows(dict)
-	if err != nil {
-		return err
-	}
-	defer sh.close()
-	weights := map[string][]float64{}
-	for i := 0; i < len(st); i += batch {
-		b := st[i:min(i+batch, len(st))]
-		raw := 0
-		for _, s := range b {
-			raw += len(s)
+// benchFile is one capture: one direction of an S2S stream, its stream
+// header's from and to, and its stanzas (after --max-size).
+type benchFile struct {
+	path, from, to string
+	st             [][]byte
+}
+
+// benchUnits groups the files into what runs through one pair of
+// gateways: the two directions of a session (two files whose headers have
+// from and to swapped), or a file alone. Each file is paired at most once,
+// in argument order: a file takes the first later file that is still free
+// and has its from and to swapped (so with several sessions between the
+// same two domains, the k-th file of one direction pairs with the k-th of
+// the other). A file without from or to, or without a partner, runs alone,
+// as does every file when pair is false (--no-echo).
+func benchUnits(files []benchFile, pair bool) [][]int {
+	taken := make([]bool, len(files))
+	var units [][]int
+	for i, f := range files {
+		if taken[i] {
+			continue
 		}
-		zb.Reset()
-		for _, s := range b {
-			zw.Write(s)
-		}
-		if err := zw.Flush(); err != nil {
-			return err
-		}
-		sb.Reset()
-		for _, s := range b {
-			sw.Write(s)
-		}
-		if err := sw.Flush(); err != nil {
-			return err
-		}
-		block, err := enc.Encode(b)
-		if err != nil {
-			return fmt.Errorf("bench: isthmus: %w", err)
-		}
-		if err := sh.weigh(weights, b, enc); err != nil {
-			return err
-		}
-		sizes := map[string]int{"raw": raw, "zlib": zb.Len(), "zstd": sb.Len(), "isthmus": len(block)}
-		for name, n := range sizes {
-			m := rep.Methods[name]
-			m.Bytes += int64(n)
-			if m.kindFloats == nil {
-				m.kindFloats = map[string]float64{}
-				m.classFloat = map[string]float64{}
-			}
-			for j, share := range shareBlock(n, weights[name], b) {
-				m.kindFloats[compress.Kind(b[j])] += share
-				m.classFloat[stanzaClass(b[j])] += share
-				if i+j < coldN {
-					m.coldFloat += share
+		taken[i] = true
+		u := []int{i}
+		if pair && f.from != "" && f.to != "" && f.from != f.to {
+			for j := i + 1; j < len(files); j++ {
+				if !taken[j] && files[j].from == f.to && files[j].to == f.from {
+					taken[j] = true
+					u = append(u, j)
+					break
 				}
+			}
+		}
+		units = append(units, u)
+	}
+	return units
+}
+
+// benchBlock is one block of a unit: stanzas start..end-1 of its stream s.
+type benchBlock struct{ s, start, end int }
+
+// benchSchedule returns the blocks of a unit (one stream, or the two
+// directions of a session) in the order they cross. A stream alone is cut
+// into batches of batch stanzas. A session's stanzas are taken in the
+// order compress.Interleave gives, and a block of a stream goes as soon as
+// batch of that stream's stanzas are taken; at the end each stream's last,
+// partial block goes, the one whose first stanza was taken earlier first.
+func benchSchedule(st [][][]byte, batch int) []benchBlock {
+	var out []benchBlock
+	if len(st) == 1 {
+		for i := 0; i < len(st[0]); i += batch {
+			out = append(out, benchBlock{0, i, min(i+batch, len(st[0]))})
+		}
+		return out
+	}
+	var taken, start, first [2]int
+	for k, s := range compress.Interleave(st[0], st[1]) {
+		if taken[s] == start[s] {
+			first[s] = k
+		}
+		taken[s]++
+		if taken[s]-start[s] == batch {
+			out = append(out, benchBlock{int(s), start[s], taken[s]})
+			start[s] = taken[s]
+		}
+	}
+	order := [2]int{0, 1}
+	if first[1] < first[0] {
+		order = [2]int{1, 0}
+	}
+	for _, s := range order {
+		if start[s] < taken[s] {
+			out = append(out, benchBlock{s, start[s], taken[s]})
+		}
+	}
+	return out
+}
+
+// unitCodecs returns an encoder for each stream of a unit and the decoder
+// at its other end. For a session, the two ends are wired as two gateways
+// are (link/session_dict.go; newGateway in compress/echo_test.go): each
+// end's encoder logs the ids it sends and echoes ids from what its decoder
+// received, and each end's decoder logs what it receives and resolves the
+// peer's echoes from what its encoder sent. Stream 0 goes from end A to
+// end B: enc[0] and dec[1] are A's, enc[1] and dec[0] are B's.
+func unitCodecs(n int, opts []compress.Option) ([]*compress.Encoder, []*compress.Decoder, error) {
+	enc := make([]*compress.Encoder, n)
+	dec := make([]*compress.Decoder, n)
+	for s := range n {
+		var err error
+		if enc[s], err = compress.NewEncoder(opts...); err != nil {
+			return nil, nil, err
+		}
+		if dec[s], err = compress.NewDecoder(opts...); err != nil {
+			for _, d := range dec[:s] {
+				d.Close()
+			}
+			return nil, nil, err
+		}
+	}
+	if n == 2 {
+		sent := [2]*compress.IDLog{compress.NewIDLog(), compress.NewIDLog()} // sent[s]: stream s's ids as its encoder wrote them
+		recv := [2]*compress.IDLog{compress.NewIDLog(), compress.NewIDLog()} // recv[s]: ...as its decoder read them
+		for s := range 2 {
+			o := 1 - s
+			enc[s].LogIDs(sent[s])
+			enc[s].EchoIDs(recv[o]) // this end's received log
+			dec[s].LogIDs(recv[s])
+			dec[s].EchoIDs(sent[o]) // that end's sent log
+		}
+	}
+	return enc, dec, nil
+}
+
+// benchUnit runs every method over a unit's streams in the blocks of
+// sched, adds up the bytes, and decodes each isthmus block at the other end
+// before the next block is encoded (as the link would: a gateway's encoder
+// echoes only ids its decoder has read) and checks each stanza against its
+// input: identical bytes, or the same infoset (the documented
+// canonicalization). It returns the isthmus blocks in sched's order.
+func benchUnit(rep *benchReport, files []benchFile, u []int, sched []benchBlock, opts []compress.Option, dict []byte) ([][]byte, error) {
+	enc, dec, err := unitCodecs(len(u), opts)
+	if err != nil {
+		return nil, err
+	}
+	sb := make([]*streamBench, len(u))
+	defer func() {
+		for s := range u {
+			dec[s].Close()
+			if sb[s] != nil {
+				sb[s].close()
+			}
+		}
+	}()
+	for s := range u {
+		if sb[s], err = newStreamBench(dict); err != nil {
+			return nil, err
+		}
+	}
+	blocks := make([][]byte, 0, len(sched))
+	for _, bl := range sched {
+		path := files[u[bl.s]].path
+		in := files[u[bl.s]].st[bl.start:bl.end]
+		block, err := enc[bl.s].Encode(in)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s: isthmus: batch at stanza %d: %w", path, bl.start, err)
+		}
+		if err := sb[bl.s].add(rep, bl.start, in, block, enc[bl.s]); err != nil {
+			return nil, err
+		}
+		block = bytes.Clone(block)
+		blocks = append(blocks, block)
+		out, err := dec[bl.s].Decode(block)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s: decoding batch at stanza %d: %w", path, bl.start, err)
+		}
+		if len(out) != len(in) {
+			return nil, fmt.Errorf("bench: %s: batch at stanza %d: %d stanzas decoded, want %d", path, bl.start, len(out), len(in))
+		}
+		for j := range in {
+			switch {
+			case bytes.Equal(out[j], in[j]):
+				rep.Identical++
+			case compress.EqualInfoset(out[j], in[j]):
+			default:
+				return nil, fmt.Errorf("bench: %s: stanza %d decoded differently:\n in: %s\nout: %s", path, bl.start+j, in[j], out[j])
+			}
+			rep.Verified++
+		}
+	}
+	for _, e := range enc {
+		rep.Echoed += e.Echoed()
+	}
+	return blocks, nil
+}
+
+// streamBench is one stream's zlib and zstd streams (the baselines, one
+// each per stream as XEP-0138 and a streaming zstd would run them) and its
+// shadows.
+type streamBench struct {
+	zb, sb  bytes.Buffer
+	zw      *zlib.Writer
+	sw      *zstd.Encoder
+	sh      *shadows
+	weights map[string][]float64
+}
+
+func newStreamBench(dict []byte) (*streamBench, error) {
+	x := &streamBench{weights: map[string][]float64{}}
+	var err error
+	if x.zw, err = zlib.NewWriterLevel(&x.zb, 6); err != nil {
+		return nil, err
+	}
+	if x.sw, err = zstd.NewWriter(&x.sb, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(compress.WindowSize), zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true)); err != nil {
+		return nil, err
+	}
+	if x.sh, err = newShadows(dict); err != nil {
+		x.sw.Close()
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *streamBench) close() {
+	x.sw.Close()
+	x.sh.close()
+}
+
+// add counts the batch b, stanzas i.. of the stream, that enc has just
+// encoded into block: the other methods compress it too, and each block's
+// bytes are shared among its stanzas (per-kind and cold-start figures; see
+// shareBlock).
+func (x *streamBench) add(rep *benchReport, i int, b [][]byte, block []byte, enc *compress.Encoder) error {
+	raw := 0
+	for _, s := range b {
+		raw += len(s)
+	}
+	x.zb.Reset()
+	for _, s := range b {
+		x.zw.Write(s)
+	}
+	if err := x.zw.Flush(); err != nil {
+		return err
+	}
+	x.sb.Reset()
+	for _, s := range b {
+		x.sw.Write(s)
+	}
+	if err := x.sw.Flush(); err != nil {
+		return err
+	}
+	if err := x.sh.weigh(x.weights, b, enc); err != nil {
+		return err
+	}
+	sizes := map[string]int{"raw": raw, "zlib": x.zb.Len(), "zstd": x.sb.Len(), "isthmus": len(block)}
+	for name, n := range sizes {
+		m := rep.Methods[name]
+		if m.kindFloats == nil {
+			m.kindFloats = map[string]float64{}
+			m.classFloat = map[string]float64{}
+		}
+		m.Bytes += int64(n)
+		for j, share := range shareBlock(n, x.weights[name], b) {
+			m.kindFloats[compress.Kind(b[j])] += share
+			m.classFloat[stanzaClass(b[j])] += share
+			if i+j < coldN {
+				m.coldFloat += share
 			}
 		}
 	}
@@ -381,87 +591,79 @@ func (sh *shadows) weigh(weights map[string][]float64, b [][]byte, enc *compress
 	return nil
 }
 
-// timeIsthmus measures encoding and decoding of one stream on one core:
-// the best of a few passes.
-func timeIsthmus(st [][]byte, batch int, opts []compress.Option) (enc, dec time.Duration, err error) {
-	var blocks [][]byte
+// timeIsthmus measures encoding and decoding of one unit on one core, the
+// best of a few passes: every block of sched encoded, then every block
+// decoded, in sched's order. A session's two encoders echo from each
+// other's sent log, and its two decoders resolve from each other's
+// received log: the same ids in the same order as the gateways' own logs
+// (benchUnit), since a decoder logs exactly the ids its peer's encoder
+// logged; the blocks must come out as benchUnit's (want).
+func timeIsthmus(st [][][]byte, sched []benchBlock, want [][]byte, opts []compress.Option) (enc, dec time.Duration, err error) {
+	blocks := make([][]byte, len(sched))
 	enc, dec = time.Duration(1<<62), time.Duration(1<<62)
 	for pass := 0; pass < 5; pass++ {
-		e, err := compress.NewEncoder(opts...)
-		if err != nil {
-			return 0, 0, err
+		es := make([]*compress.Encoder, len(st))
+		ds := make([]*compress.Decoder, len(st))
+		logs := make([]*compress.IDLog, len(st))
+		for s := range st {
+			if es[s], err = compress.NewEncoder(opts...); err != nil {
+				return 0, 0, err
+			}
+			logs[s] = compress.NewIDLog()
 		}
-		blocks = blocks[:0]
+		if len(st) == 2 {
+			for s := range 2 {
+				es[s].LogIDs(logs[s])
+				es[s].EchoIDs(logs[1-s])
+			}
+		}
 		runtime.GC()
 		t0 := time.Now()
-		for i := 0; i < len(st); i += batch {
-			b, err := e.Encode(st[i:min(i+batch, len(st))])
+		for k, bl := range sched {
+			b, err := es[bl.s].Encode(st[bl.s][bl.start:bl.end])
 			if err != nil {
 				return 0, 0, err
 			}
-			blocks = append(blocks, bytes.Clone(b))
+			blocks[k] = bytes.Clone(b)
 		}
 		enc = min(enc, time.Since(t0))
-		d, err := compress.NewDecoder(opts...)
-		if err != nil {
-			return 0, 0, err
+		for k := range blocks {
+			if !bytes.Equal(blocks[k], want[k]) {
+				return 0, 0, fmt.Errorf("timing pass: block %d (stream %d, stanza %d) encoded to other bytes than the measured run", k, sched[k].s, sched[k].start)
+			}
+		}
+		for s := range st {
+			if ds[s], err = compress.NewDecoder(opts...); err != nil {
+				return 0, 0, err
+			}
+			logs[s] = compress.NewIDLog()
+		}
+		if len(st) == 2 {
+			for s := range 2 {
+				ds[s].LogIDs(logs[s])
+				ds[s].EchoIDs(logs[1-s])
+			}
 		}
 		t0 = time.Now()
-		for _, b := range blocks {
-			if _, err := d.Decode(b); err != nil {
+		for k, bl := range sched {
+			if _, err := ds[bl.s].Decode(blocks[k]); err != nil {
 				return 0, 0, err
 			}
 		}
 		dec = min(dec, time.Since(t0))
-		d.Close()
+		for _, d := range ds {
+			d.Close()
+		}
 	}
 	return enc, dec, nil
 }
 
-// verifyStreams decodes every stream and checks each stanza against its
-// input: identical bytes, or the same infoset (the documented
-// canonicalization).
-func verifyStreams(rep *benchReport, streams [][][]byte, batch int, opts []compress.Option) error {
-	for f, st := range streams {
-		e, err := compress.NewEncoder(opts...)
-		if err != nil {
-			return err
-		}
-		d, err := compress.NewDecoder(opts...)
-		if err != nil {
-			return err
-		}
-		for i := 0; i < len(st); i += batch {
-			in := st[i:min(i+batch, len(st))]
-			b, err := e.Encode(in)
-			if err != nil {
-				return err
-			}
-			out, err := d.Decode(bytes.Clone(b))
-			if err != nil {
-				return fmt.Errorf("bench: %s: decoding batch at stanza %d: %w", rep.Files[f], i, err)
-			}
-			if len(out) != len(in) {
-				return fmt.Errorf("bench: %s: batch at stanza %d: %d stanzas decoded, want %d", rep.Files[f], i, len(out), len(in))
-			}
-			for j := range in {
-				switch {
-				case bytes.Equal(out[j], in[j]):
-					rep.Identical++
-				case compress.EqualInfoset(out[j], in[j]):
-				default:
-					return fmt.Errorf("bench: %s: stanza %d decoded differently:\n in: %s\nout: %s", rep.Files[f], i+j, in[j], out[j])
-				}
-				rep.Verified++
-			}
-		}
-		d.Close()
-	}
-	return nil
-}
-
 func printBench(w io.Writer, rep *benchReport) {
-	fmt.Fprintf(w, "%d stanzas from %d file(s), batch %d; bytes per stanza (per-kind figures share each block by each stanza's compressed bytes)\n\n", rep.Stanzas, len(rep.Files), rep.Batch)
+	echo := fmt.Sprintf("%d file(s) paired into %d session(s), %d ids echoed", rep.PairedFiles, len(rep.Sessions), rep.Echoed)
+	if rep.NoEcho {
+		echo = "no sessions (--no-echo)"
+	}
+	fmt.Fprintf(w, "%d stanzas from %d file(s), batch %d; %s; bytes per stanza (per-kind figures share each block by each stanza's compressed bytes)\n\n", rep.Stanzas, len(rep.Files), rep.Batch, echo)
 	fmt.Fprintf(w, "%-9s %7s %9s %9s %9s %9s %10s %11s\n", "kind", "stanzas", "raw", "zlib", "zstd", "isthmus", "raw/isth", "zlib/isth")
 	row := func(name string, n int, get func(m *benchMethod) float64) {
 		if n == 0 {
@@ -495,9 +697,12 @@ func printBench(w io.Writer, rep *benchReport) {
 	}
 	is := rep.Methods["isthmus"]
 	fmt.Fprintf(w, "\nisthmus: encode %.1f MB/s, decode %.1f MB/s of raw XML (one core)\n", is.EncodeMBs, is.DecodeMBs)
-	cold := min(rep.ColdN*len(rep.Files), rep.Stanzas)
+	cold := rep.ColdCount
 	fmt.Fprintf(w, "cold start: first %d stanzas of each stream %.1f B/stanza (zlib %.1f), whole run %.1f B/stanza\n",
 		rep.ColdN, float64(is.ColdBytes)/float64(cold), float64(rep.Methods["zlib"].ColdBytes)/float64(cold), float64(is.Bytes)/float64(rep.Stanzas))
+	for _, p := range rep.Sessions {
+		fmt.Fprintf(w, "session: %s <-> %s\n", p[0], p[1])
+	}
 	fmt.Fprintf(w, "verified: %d stanzas decoded to their input (%d byte for byte, the rest canonicalized)\n", rep.Verified, rep.Identical)
 }
 

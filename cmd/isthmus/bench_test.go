@@ -209,3 +209,260 @@ func TestBenchMaxSize(t *testing.T) {
 		t.Errorf("--max-size -1: %v, want an error naming the value", err)
 	}
 }
+
+// writeCapture writes a capture (plain XML) of stanzas under a stream
+// header from from to to, named name in dir.
+func writeCapture(t *testing.T, dir, name, from, to string, stanzas []string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:server' xmlns:db='jabber:server:dialback' to='%s' version='1.0' from='%s'>", to, from)
+	for _, s := range stanzas {
+		b.WriteString(s)
+	}
+	b.WriteString("</stream:stream>")
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// sessionCaptures writes the two directions of a tiny session: a.test
+// sends messages and iq gets with long random ids, b.test answers each
+// with a receipt or an iq result naming that id. The names say nothing of
+// the pairing (the answers' file sorts first).
+func sessionCaptures(t *testing.T, dir string) (x, y string) {
+	r := rand.New(rand.NewSource(2))
+	id := func() string { return fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64()) }
+	var xs, ys []string
+	for i := 0; i < 48; i++ {
+		v := id()
+		if i%4 == 3 {
+			xs = append(xs, fmt.Sprintf("<iq from='u%d@a.test/r' to='v%d@b.test/r' type='get' id='%s'><query xmlns='jabber:iq:version'/></iq>", i%5, i%7, v))
+			ys = append(ys, fmt.Sprintf("<iq from='v%d@b.test/r' to='u%d@a.test/r' type='result' id='%s'><query xmlns='jabber:iq:version'><name>x</name></query></iq>", i%7, i%5, v))
+			continue
+		}
+		xs = append(xs, fmt.Sprintf("<message from='u%d@a.test/r' to='v%d@b.test' type='chat' id='%s'><body>hello %d</body><request xmlns='urn:xmpp:receipts'/></message>", i%5, i%7, v, i))
+		ys = append(ys, fmt.Sprintf("<message from='v%d@b.test/r' to='u%d@a.test/r' id='%s'><received xmlns='urn:xmpp:receipts' id='%s'/></message>", i%7, i%5, id(), v))
+	}
+	return writeCapture(t, dir, "q.xml", "a.test", "b.test", xs), writeCapture(t, dir, "p.xml", "b.test", "a.test", ys)
+}
+
+func benchRun(t *testing.T, args ...string) benchReport {
+	t.Helper()
+	var out bytes.Buffer
+	if err := runBench(&out, io.Discard, append([]string{"--json"}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestReadCaptureHeader(t *testing.T) {
+	st, from, to, err := compress.ReadCaptureHeader(filepath.Join("..", "..", "testdata", "corpus", "prosody-slixmpp-prmuc2ej-1.xml.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from != "conference.pr.test" || to != "ej.test" || len(st) == 0 {
+		t.Errorf("from %q to %q, %d stanzas; want conference.pr.test, ej.test and some", from, to, len(st))
+	}
+}
+
+// TestBenchSession: two captures whose headers have from and to swapped
+// run as one session, and the answers' ids echo the requests': fewer
+// isthmus bytes than with --no-echo, every stanza verified, and the zlib
+// and zstd figures (per file) unchanged.
+func TestBenchSession(t *testing.T) {
+	x, y := sessionCaptures(t, t.TempDir())
+	for _, batch := range []string{"1", "16"} {
+		with := benchRun(t, "--batch", batch, y, x)
+		without := benchRun(t, "--batch", batch, "--no-echo", y, x)
+		if len(with.Sessions) != 1 || with.Sessions[0] != [2]string{y, x} || with.PairedFiles != 2 {
+			t.Fatalf("batch %s: sessions %v (%d files paired), want [%s %s]", batch, with.Sessions, with.PairedFiles, y, x)
+		}
+		if len(without.Sessions) != 0 || without.PairedFiles != 0 || without.Echoed != 0 || !without.NoEcho {
+			t.Errorf("batch %s: --no-echo: sessions %v, %d paired, %d echoed", batch, without.Sessions, without.PairedFiles, without.Echoed)
+		}
+		wi, wo := with.Methods["isthmus"].Bytes, without.Methods["isthmus"].Bytes
+		t.Logf("batch %s: %d ids echoed, %d bytes with, %d without", batch, with.Echoed, wi, wo)
+		// Every answer follows its request in Interleave's order, and at
+		// batch 16 each block of answers goes after the block of requests
+		// they answer (the streams alternate): all 48 ids echo.
+		if with.Echoed != 48 || wi >= wo {
+			t.Errorf("batch %s: %d ids echoed, %d bytes with, %d without", batch, with.Echoed, wi, wo)
+		}
+		if with.Verified != 96 || with.Stanzas != 96 {
+			t.Errorf("batch %s: %d of %d stanzas verified, want 96", batch, with.Verified, with.Stanzas)
+		}
+		for _, m := range []string{"raw", "zlib", "zstd"} {
+			if with.Methods[m].Bytes != without.Methods[m].Bytes {
+				t.Errorf("batch %s: %s %d bytes in a session, %d alone", batch, m, with.Methods[m].Bytes, without.Methods[m].Bytes)
+			}
+		}
+	}
+}
+
+// TestBenchSessionPerKindExact: in a session, per-kind and cold-start
+// bytes at --batch 1 are each block's own size (the blocks of a replay of
+// the session through two gateways wired as newGateway in
+// compress/echo_test.go, in Interleave order), and at --batch 16 the
+// per-kind and per-class bytes add up to the blocks.
+func TestBenchSessionPerKindExact(t *testing.T) {
+	x, y := sessionCaptures(t, t.TempDir())
+	xs, err := compress.ReadCapture(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ys, err := compress.ReadCapture(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type end struct {
+		enc        *compress.Encoder
+		dec        *compress.Decoder
+		sent, recv *compress.IDLog
+	}
+	var ends [2]end
+	for i := range ends {
+		e, err := compress.NewEncoder()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := compress.NewDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		g := end{e, d, compress.NewIDLog(), compress.NewIDLog()}
+		e.LogIDs(g.sent)
+		e.EchoIDs(g.recv)
+		d.LogIDs(g.recv)
+		d.EchoIDs(g.sent)
+		ends[i] = g
+	}
+	st := [2][][]byte{xs, ys}
+	var pos [2]int
+	want := map[string]int{}
+	cold := 0
+	for _, s := range compress.Interleave(xs, ys) {
+		in := st[s][pos[s]]
+		blk, err := ends[s].enc.Encode([][]byte{in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ends[1-s].dec.Decode(bytes.Clone(blk)); err != nil {
+			t.Fatal(err)
+		}
+		want[compress.Kind(in)] += len(blk)
+		if pos[s] < coldN {
+			cold += len(blk)
+		}
+		pos[s]++
+	}
+	if ends[0].enc.Echoed()+ends[1].enc.Echoed() == 0 {
+		t.Fatal("the replay echoed nothing")
+	}
+	one := benchRun(t, x, y)
+	for k, n := range want {
+		if got := one.Methods["isthmus"].PerKind[k]; math.Abs(got-float64(n)) > 0.1 {
+			t.Errorf("batch 1: %s %.1f bytes, the blocks hold %d", k, got, n)
+		}
+	}
+	if got := one.Methods["isthmus"].ColdBytes; got != int64(cold) {
+		t.Errorf("batch 1: cold start %d bytes, the blocks hold %d", got, cold)
+	}
+	if one.ColdCount != 64 {
+		t.Errorf("cold count %d, want 64 (32 of each stream)", one.ColdCount)
+	}
+	sixteen := benchRun(t, "--batch", "16", "--classes", x, y)
+	for name, m := range sixteen.Methods {
+		kinds, classes := 0.0, 0.0
+		for _, v := range m.PerKind {
+			kinds += v
+		}
+		for _, v := range m.PerClass {
+			classes += v
+		}
+		if math.Abs(kinds-float64(m.Bytes)) > 0.2 || math.Abs(classes-float64(m.Bytes)) > 0.2 {
+			t.Errorf("batch 16: %s per kind adds up to %.1f, per class to %.1f, the blocks to %d", name, kinds, classes, m.Bytes)
+		}
+	}
+}
+
+// TestBenchUnpaired: a file without a partner runs as with --no-echo,
+// and each file pairs at most once, the first later free file that fits,
+// in argument order; the files run alone add their own figures.
+func TestBenchUnpaired(t *testing.T) {
+	dir := t.TempDir()
+	x, y := sessionCaptures(t, dir)
+	data, err := os.ReadFile(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x2 := filepath.Join(dir, "x2.xml") // the same header as x
+	if err := os.WriteFile(x2, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lone := benchCapture(t) // a.test -> b.test too
+	alone := benchRun(t, lone)
+	if alone.PairedFiles != 0 || alone.Echoed != 0 {
+		t.Fatalf("one file: %d paired, %d echoed", alone.PairedFiles, alone.Echoed)
+	}
+	noEcho := benchRun(t, "--no-echo", lone)
+	if alone.Methods["isthmus"].Bytes != noEcho.Methods["isthmus"].Bytes || alone.Methods["isthmus"].ColdBytes != noEcho.Methods["isthmus"].ColdBytes {
+		t.Errorf("a file alone: %d bytes, %d with --no-echo", alone.Methods["isthmus"].Bytes, noEcho.Methods["isthmus"].Bytes)
+	}
+	pair := benchRun(t, x, y)
+	x2Alone := benchRun(t, x2)
+	for _, c := range []struct {
+		args []string
+		want [2]string
+	}{
+		{[]string{x, y, x2}, [2]string{x, y}},
+		{[]string{x2, x, y}, [2]string{x2, y}},
+		{[]string{y, x2, x}, [2]string{y, x2}},
+	} {
+		rep := benchRun(t, c.args...)
+		if len(rep.Sessions) != 1 || rep.Sessions[0] != c.want {
+			t.Errorf("%v: sessions %v, want %v", c.args, rep.Sessions, c.want)
+			continue
+		}
+		if got, want := rep.Methods["isthmus"].Bytes, pair.Methods["isthmus"].Bytes+x2Alone.Methods["isthmus"].Bytes; got != want {
+			t.Errorf("%v: %d bytes, the session and a file alone %d", c.args, got, want)
+		}
+		if rep.Echoed != pair.Echoed || rep.Verified != 144 {
+			t.Errorf("%v: %d echoed (the session alone %d), %d verified", c.args, rep.Echoed, pair.Echoed, rep.Verified)
+		}
+	}
+}
+
+// TestBenchSchedule: a session's blocks hold every stanza once, each
+// stream in order, and batch stanzas each but for each stream's last.
+func TestBenchSchedule(t *testing.T) {
+	mk := func(n int) [][]byte {
+		out := make([][]byte, n)
+		for i := range out {
+			out[i] = []byte(fmt.Sprintf("<message id='%d'/>", i))
+		}
+		return out
+	}
+	st := [][][]byte{mk(37), mk(20)}
+	for _, batch := range []int{1, 5, 16, 64} {
+		next := [2]int{}
+		for k, bl := range benchSchedule(st, batch) {
+			if bl.start != next[bl.s] || bl.end <= bl.start {
+				t.Fatalf("batch %d: block %d is %+v, stream %d is at %d", batch, k, bl, bl.s, next[bl.s])
+			}
+			if bl.end-bl.start != batch && bl.end != len(st[bl.s]) {
+				t.Fatalf("batch %d: block %d is %+v: short before the end", batch, k, bl)
+			}
+			next[bl.s] = bl.end
+		}
+		if next[0] != 37 || next[1] != 20 {
+			t.Fatalf("batch %d: blocks end at %v", batch, next)
+		}
+	}
+}
