@@ -34,7 +34,7 @@ const (
 	bareSlots     = 1024 // bare JIDs (local@domain or domain)
 	resourceSlots = 1024 // JID resources
 	nameSlots     = 256  // element and attribute names missing from vocab
-	ringSize      = 64   // recent id attribute values
+	ringSize      = 256  // recent id attribute values
 	maxInterned   = 256  // longest string a table holds, and longest element or attribute name carried structurally
 	internMax     = 64   // longest generic value the encoder interns
 	maxDepth      = 64   // deepest element nesting carried structurally
