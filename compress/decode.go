@@ -521,9 +521,6 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		d.pos++
 		return dst, nil
 	case formEcho, formEchoEpoch:
-		if !isID {
-			return dst, corrupt("echoed id in %q", attr)
-		}
 		if dst, err = d.readEcho(dst, form); err != nil {
 			return dst, err
 		}
@@ -640,7 +637,12 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 		return d.tableValue(dst, form)
 	}
 	v := dst[start:]
-	if form == formLitI || form == formUUIDI || form == formHexI || form == formB64I || form == formB64URLI {
+	echo := form == formEcho || form == formEchoEpoch
+	if echo && !isID && (len(v) < echoValueMin || len(v) > echoValueMax) || echo && isID && len(v) < echoMinLen {
+		return dst, corrupt("echoed value of %d bytes in %q", len(v), attr)
+	}
+	if form == formLitI || form == formUUIDI || form == formHexI || form == formB64I || form == formB64URLI ||
+		echo && !isID && len(v) <= internMax {
 		if len(v) > maxInterned {
 			return dst, corrupt("interned value of %d bytes", len(v))
 		}
@@ -648,6 +650,8 @@ func (d *structDecoder) value(dst []byte, attr string, jidOK bool) ([]byte, erro
 	}
 	if isID {
 		d.t.pushID(string(v))
+	} else if echoLogged(kindOf(form), len(v)) {
+		d.t.logValue(v)
 	}
 	return dst, nil
 }

@@ -118,7 +118,7 @@
 //	           value-table entry of recency rank r (0 = the most recently
 //	           used), 83.. vocab entries then value-table slots, then
 //	           (83+len(vocab)+valueSlots) long base64 (below), then
-//	           echo and echo naming its epoch (below, "Echoed ids"), then
+//	           echo and echo naming its epoch (below, "Echoed ids and values"), then
 //	           an id of one ASCII character outside base64url (aioxmpp's
 //	           ':') and 8 or more base64url characters: uvarint(chars<<7 |
 //	           character), the characters packed as in 9/10
@@ -209,32 +209,40 @@
 // longer than maxInterned bytes, a canonical form longer than
 // MaxStanzaSize, and anything that is not exactly one well-formed element.
 //
-// # Echoed ids (version 7)
+// # Echoed ids and values (version 7)
 //
 // A receipt, a chat marker or an iq result carries an id the other
-// direction of the same link carried first. Each gateway keeps two IDLogs:
-// the ids its encoder wrote (sent) and the ids its decoder read
-// (received), every id that enters a recent-id ring, numbered from 0 in
-// each epoch of that direction (a generation, named by the epoch number
-// the link passes to IDLog.Start). A gateway's encoder echoes from its
-// received log (Encoder.EchoIDs); the peer's decoder resolves from its
+// direction of the same link carried first; a MUC reflects a message, a
+// status or an occupant's presence back to its sender's side; a client
+// submits the form it was sent. Each gateway keeps two IDLogs: what its
+// encoder wrote (sent) and what its decoder read (received), numbered from
+// 0 in each epoch of that direction (a generation, named by the epoch
+// number the link passes to IDLog.Start). A log holds every id that enters
+// a recent-id ring, and every other value of echoValueMin to echoValueMax
+// bytes that crossed as a literal, UUID, hex, base64, packed id or echo
+// (echoLogged; not a vocab entry, a table reference, a JID or a timestamp),
+// in the order the stream carries them. A gateway's encoder echoes from
+// its received log (Encoder.EchoIDs); the peer's decoder resolves from its
 // sent log (Decoder.EchoIDs), which holds everything the encoder can name,
 // and more.
 //
-// An id of at least echoMinLen characters that is not in the ring and is
-// among the last echoWindow ids of the received log's current generation
-// crosses as formEchoEpoch (the generation's epoch and the id's number)
-// the first time in an epoch of this direction or after the generation
-// changed, else as formEcho, the number's difference from the last echoed
-// number plus one. Either then enters the ring like any id. A decoder
-// keeps the last echoLogSize ids of the current and the previous
-// generation; a reference to anything else is ErrCorrupt, and the link
-// starts a new epoch for this direction. The generations are the link's
-// business: it starts one in the sent log when its encoder starts an epoch
-// and one in the received log when its decoder does (link/session_dict.go).
-// Both gateways of a pair run the same build (HELLO carries Version), so
-// no negotiation is needed; a stream whose codecs have no logs never
-// echoes.
+// An id of at least echoMinLen characters that is not in the ring, or
+// another value of echoValueMin to echoValueMax bytes that is not in the
+// value table, a JID or a timestamp, and that is among the last echoWindow
+// entries of the received log's current generation, crosses as
+// formEchoEpoch (the generation's epoch and the entry's number) the first
+// time in an epoch of this direction or after the generation changed, else
+// as formEcho, the number's difference from the last echoed number plus
+// one. Either then enters the ring (an id) or the value table (another
+// value of at most internMax bytes), as it would have as a literal. A
+// decoder keeps the last echoLogSize entries of the current and the
+// previous generation; a reference to anything else is ErrCorrupt, and
+// the link starts a new epoch for this direction. The generations are the
+// link's business: it starts one in the sent log when its encoder starts
+// an epoch and one in the received log when its decoder does
+// (link/session_dict.go). Both gateways of a pair run the same build
+// (HELLO carries Version), so no negotiation is needed; a stream whose
+// codecs have no logs never echoes.
 //
 // # Limits
 //

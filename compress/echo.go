@@ -22,6 +22,13 @@ const (
 	// echoMinLen: shorter ids (counters such as "1", names such as
 	// "disco") cost no more as they are than as a reference.
 	echoMinLen = 8
+	// Other values (texts, hashes) are logged and echoed from
+	// echoValueMin to echoValueMax bytes: a message body a MUC reflects,
+	// a status, a form's labels, a photo hash; longer ones are left to
+	// zstd, and bound the log's memory (at most 4 × echoLogSize values of
+	// echoValueMax bytes a session).
+	echoValueMin = 6
+	echoValueMax = 256
 )
 
 // IDLog is one direction's ids in stream order: every id its codec wrote
@@ -170,9 +177,11 @@ func (t *tables) pushID(v string) {
 	}
 }
 
-// writeEcho writes id v as an echo when the other direction's log has it.
-func (e *structEncoder) writeEcho(v []byte) bool {
-	if e.t.echo == nil || len(v) < echoMinLen {
+// writeEcho writes v (an id or another value of at least minLen bytes) as
+// an echo when the other direction's log has it. The caller enters v in
+// the ring (an id) or the value table (another value, as a literal would).
+func (e *structEncoder) writeEcho(v []byte, minLen int) bool {
+	if e.t.echo == nil || len(v) < minLen {
 		return false
 	}
 	idx, epoch, ok := e.t.echo.find(v)
@@ -191,8 +200,26 @@ func (e *structEncoder) writeEcho(v []byte) bool {
 	}
 	es.last = idx
 	e.echoed++
-	e.t.pushID(string(v))
 	return true
+}
+
+// echoLogged reports whether a value other than an id, of n bytes, that
+// crossed as kind k enters the log of its direction: values the other
+// direction may echo (a MUC reflecting a message, a status or a form back
+// to its sender's side). Both ends apply it to what they wrote and read.
+func echoLogged(k valueKind, n int) bool {
+	switch k {
+	case kindUUID, kindHex, kindB64, kindB64L, kindPacked, kindLiteral, kindEcho:
+		return n >= echoValueMin && n <= echoValueMax
+	}
+	return false
+}
+
+// logValue enters a value other than an id in the log.
+func (t *tables) logValue(v []byte) {
+	if t.log != nil {
+		t.log.add(string(v))
+	}
 }
 
 // readEcho reads the rest of an echo form and appends the id it names.

@@ -421,8 +421,19 @@ func jidAttr(name []byte) bool {
 	return false
 }
 
-// value writes v in the best form for it and returns the form's kind.
+// value writes v in the best form for it and returns the form's kind. A
+// value other than an id that crossed in one of the forms echoLogged names
+// enters the log of this direction's values (the other direction may echo
+// it), as the decoder's value does.
 func (e *structEncoder) value(attr, v []byte) valueKind {
+	k := e.writeValue(attr, v)
+	if string(attr) != "id" && echoLogged(k, len(v)) {
+		e.t.logValue(v)
+	}
+	return k
+}
+
+func (e *structEncoder) writeValue(attr, v []byte) valueKind {
 	if len(v) == 0 {
 		e.uv(formEmpty)
 		return kindEmpty
@@ -457,7 +468,8 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 		}
 	}
 	if isID {
-		if e.writeEcho(v) {
+		if e.writeEcho(v, echoMinLen) {
+			e.t.pushID(string(v))
 			return kindEcho
 		}
 		e.t.pushID(string(v))
@@ -473,6 +485,12 @@ func (e *structEncoder) value(attr, v []byte) valueKind {
 			e.t.lastTime = t
 			return kindTime
 		}
+	}
+	if !isID && len(v) <= echoValueMax && e.writeEcho(v, echoValueMin) {
+		if len(v) <= internMax {
+			e.t.values.insert(string(v)) // as a literal would be
+		}
+		return kindEcho
 	}
 	intern := uint64(0)
 	if !isID && len(v) <= internMax {
