@@ -169,10 +169,12 @@ func (d *Decoder) LogIDs(l *IDLog) { d.st.t.log = l }
 // this end's encoder sent.
 func (d *Decoder) EchoIDs(l *IDLog) { d.st.t.echo = l }
 
-// pushID enters an id in the recent-id ring and the log.
+// pushID enters an id in the recent-id ring, and in the log when it is at
+// most echoValueMax bytes (which bounds the log's memory whatever the peer
+// sends).
 func (t *tables) pushID(v string) {
 	t.ids.push(v)
-	if t.log != nil {
+	if t.log != nil && len(v) <= echoValueMax {
 		t.log.add(v)
 	}
 }

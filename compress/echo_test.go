@@ -220,3 +220,35 @@ func TestEchoWindow(t *testing.T) {
 		t.Fatal("get past the end")
 	}
 }
+
+// TestEchoLogBounded: what a peer sends cannot make a log hold more than
+// echoLogSize entries of at most echoValueMax bytes per generation: a
+// stream of stanzas with huge ids and texts leaves it within that bound.
+func TestEchoLogBounded(t *testing.T) {
+	a, b := newGateway(t, true), newGateway(t, true)
+	big := strings.Repeat("x", 4000)
+	for i := range echoLogSize + 100 {
+		st := fmt.Appendf(nil, `<message from='x@b.test/r' to='y@a.test' id='%s%d'><body>%s%d</body></message>`, big, i, big, i)
+		block, err := b.enc.Encode([][]byte{st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.dec.Decode(block); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range []*IDLog{a.recv, b.sent} {
+		n, total := 0, 0
+		for _, g := range l.gens {
+			for _, v := range g.vals {
+				if v != "" {
+					n++
+					total += len(v)
+				}
+			}
+		}
+		if total > 2*echoLogSize*echoValueMax {
+			t.Fatalf("the log holds %d bytes in %d entries, above %d", total, n, 2*echoLogSize*echoValueMax)
+		}
+	}
+}
