@@ -235,9 +235,12 @@
 // as formEcho, the number's difference from the last echoed number plus
 // one. Either then enters the ring (an id) or the value table (another
 // value of at most internMax bytes), as it would have as a literal. A
-// decoder keeps the last echoLogSize entries of the current and the
-// previous generation; a reference to anything else is ErrCorrupt, and
-// the link starts a new epoch for this direction. The generations are the
+// log keeps the last echoLogSize entries of its current and previous
+// generation, and a sent log on a link (IDLog.RetainUnacked) also every
+// entry from echoWindow before what the peer acknowledged on, so that an
+// echo resolves however far ahead of the peer this end runs; a reference
+// to anything else is ErrCorrupt, and the link starts a new epoch for this
+// direction. The generations are the
 // link's business: it starts one in the sent log when its encoder starts
 // an epoch and one in the received log when its decoder does
 // (link/session_dict.go). Both gateways of a pair run the same build

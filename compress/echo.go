@@ -31,28 +31,37 @@ const (
 	echoValueMax = 256
 )
 
-// IDLog is one direction's ids in stream order: every id its codec wrote
-// or read for the recent-id ring (see the package doc), numbered from 0 in
-// each generation. A generation is one epoch of that direction, named by
-// the epoch number the link gives Start.
+// IDLog is one direction's ids and values in stream order (see the
+// package doc, "Echoed ids and values"), numbered from 0 in each
+// generation. A generation is one epoch of that direction, named by the
+// epoch number the link gives Start.
 //
-// A gateway keeps two: the ids it sent (its encoder logs them) and the
-// ids it received (its decoder logs them). Its encoder echoes from the
-// received log, and its decoder resolves the peer's echoes from the sent
-// log, which at that point holds every id the peer's encoder could have
-// seen: the peer received them from us. It is safe for concurrent use
-// (the link session and a learning goroutine need not share one).
+// A gateway keeps two: what it sent (its encoder logs it) and what it
+// received (its decoder logs it). Its encoder echoes from the received
+// log, and its decoder resolves the peer's echoes from the sent log. A log
+// keeps the last echoLogSize entries of its current and previous
+// generation; a sent log the link marks with RetainUnacked keeps, besides,
+// every entry from echoWindow before the peer's acknowledgement (Acked)
+// on: the peer echoes only within echoWindow of what it received, so
+// however far ahead of the peer this end runs (a backlog draining, a
+// stall), an echo the peer writes after acknowledging resolves. It is safe
+// for concurrent use.
 type IDLog struct {
-	mu   sync.Mutex
-	gens [2]idGen // [0] the current generation, [1] the one before
+	mu       sync.Mutex
+	gens     [2]idGen // [0] the current generation, [1] the one before
+	unacked  bool     // RetainUnacked
+	maxStore int      // the most entries any generation held (tests)
 }
 
 type idGen struct {
 	epoch uint32
 	live  bool
-	n     uint64              // ids logged in this generation
-	vals  [echoLogSize]string // id i at vals[i%echoLogSize]
-	index map[string]uint64   // the latest number of each id kept
+	n     uint64            // entries logged in this generation
+	base  uint64            // the number of vals[head]
+	head  int               // vals[head:] are kept
+	vals  []string          // entry base+i at vals[head+i]
+	floor uint64            // RetainUnacked: entries from floor on are kept
+	index map[string]uint64 // the latest number of each value kept
 }
 
 // NewIDLog returns an empty log whose generation is epoch 0.
@@ -62,9 +71,32 @@ func NewIDLog() *IDLog {
 	return l
 }
 
-// Start begins a new generation for epoch: the ids logged from now on are
-// numbered from 0. The current generation stays readable as the previous
-// one (a reference to it may still be in flight).
+// RetainUnacked makes the log keep, besides its last echoLogSize entries,
+// every entry from echoWindow before the number Acked last gave on (from
+// 0 until then): the log of what this end sent, on a link whose peer
+// acknowledges it.
+func (l *IDLog) RetainUnacked() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unacked = true
+}
+
+// Acked records that the peer received the first n entries of epoch's
+// generation: entries before n-echoWindow may go (RetainUnacked).
+func (l *IDLog) Acked(epoch uint32, n uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.gens {
+		if g := &l.gens[i]; g.live && g.epoch == epoch && n <= g.n {
+			g.floor = max(g.floor, n-min(n, echoWindow))
+			l.trim(g)
+		}
+	}
+}
+
+// Start begins a new generation for epoch: the entries logged from now on
+// are numbered from 0. The current generation stays readable as the
+// previous one (a reference to it may still be in flight).
 func (l *IDLog) Start(epoch uint32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -75,18 +107,19 @@ func (l *IDLog) Start(epoch uint32) {
 		l.gens[0].epoch, l.gens[0].live = epoch, true
 		return
 	}
-	old := l.gens[1].index
+	old := l.gens[1]
 	l.gens[1] = l.gens[0]
-	if old != nil {
-		clear(old)
+	if old.index != nil {
+		clear(old.index)
 	} else {
-		old = make(map[string]uint64)
+		old.index = make(map[string]uint64)
 	}
-	l.gens[0] = idGen{epoch: epoch, live: true, index: old}
+	clear(old.vals)
+	l.gens[0] = idGen{epoch: epoch, live: true, index: old.index, vals: old.vals[:0]}
 }
 
-// Len returns the number of ids logged in the current generation, and its
-// epoch.
+// Len returns the number of entries logged in the current generation, and
+// its epoch.
 func (l *IDLog) Len() (n uint64, epoch uint32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -97,19 +130,38 @@ func (l *IDLog) add(v string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	g := &l.gens[0]
-	slot := g.n % echoLogSize
-	if g.n >= echoLogSize {
-		if old := g.vals[slot]; g.index[old] == g.n-echoLogSize {
-			delete(g.index, old)
-		}
-	}
-	g.vals[slot] = v
+	g.vals = append(g.vals, v)
 	g.index[v] = g.n
 	g.n++
+	l.trim(g)
+	l.maxStore = max(l.maxStore, len(g.vals)-g.head)
+}
+
+// trim drops the oldest entries beyond the last echoLogSize that the log
+// need not keep.
+func (l *IDLog) trim(g *idGen) {
+	keep := g.n - min(g.n, echoLogSize)
+	if l.unacked {
+		keep = min(keep, g.floor)
+	}
+	for g.base < keep {
+		v := g.vals[g.head]
+		if g.index[v] == g.base {
+			delete(g.index, v)
+		}
+		g.vals[g.head] = ""
+		g.head++
+		g.base++
+	}
+	if g.head > 1024 && g.head > len(g.vals)/2 {
+		n := copy(g.vals, g.vals[g.head:])
+		clear(g.vals[n:])
+		g.vals, g.head = g.vals[:n], 0
+	}
 }
 
 // find returns the number of v in the current generation, and that
-// generation's epoch, when it is among the last echoWindow ids.
+// generation's epoch, when it is among the last echoWindow entries.
 func (l *IDLog) find(v []byte) (idx uint64, epoch uint32, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -121,7 +173,7 @@ func (l *IDLog) find(v []byte) (idx uint64, epoch uint32, ok bool) {
 	return i, g.epoch, true
 }
 
-// get returns id idx of epoch's generation (current or previous) if the
+// get returns entry idx of epoch's generation (current or previous) if the
 // log still holds it.
 func (l *IDLog) get(epoch uint32, idx uint64) (string, error) {
 	l.mu.Lock()
@@ -131,12 +183,12 @@ func (l *IDLog) get(epoch uint32, idx uint64) (string, error) {
 		if !g.live || g.epoch != epoch {
 			continue
 		}
-		if idx >= g.n || g.n-idx > echoLogSize {
-			return "", fmt.Errorf("echoed id %d of epoch %#x: the log holds %d..%d", idx, epoch, g.n-min(g.n, echoLogSize), g.n)
+		if idx >= g.n || idx < g.base {
+			return "", fmt.Errorf("echoed entry %d of epoch %#x: the log holds %d..%d", idx, epoch, g.base, g.n)
 		}
-		return g.vals[idx%echoLogSize], nil
+		return g.vals[g.head+int(idx-g.base)], nil
 	}
-	return "", fmt.Errorf("echoed id %d of epoch %#x: no such generation in the log", idx, epoch)
+	return "", fmt.Errorf("echoed entry %d of epoch %#x: no such generation in the log", idx, epoch)
 }
 
 // echoState is what one stream's echoes remember (part of tables: it

@@ -252,3 +252,41 @@ func TestEchoLogBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestIDLogRetainUnacked: a sent log keeps everything the peer has not
+// acknowledged (and echoWindow before it), beyond echoLogSize, and lets go
+// of the rest once acknowledged.
+func TestIDLogRetainUnacked(t *testing.T) {
+	l := NewIDLog()
+	l.RetainUnacked()
+	l.Start(5)
+	const n = 3 * echoLogSize
+	for i := range n {
+		l.add(fmt.Sprintf("v%08d", i))
+	}
+	if v, err := l.get(5, 0); err != nil || v != "v00000000" {
+		t.Fatalf("nothing acknowledged: entry 0 = %q, %v", v, err)
+	}
+	l.Acked(5, 2*echoLogSize)
+	if _, err := l.get(5, 2*echoLogSize-echoWindow-1); err == nil {
+		t.Fatal("an entry before the window of the acknowledged ones is kept")
+	}
+	if v, err := l.get(5, 2*echoLogSize-echoWindow); err != nil || v != fmt.Sprintf("v%08d", 2*echoLogSize-echoWindow) {
+		t.Fatalf("the window's first entry: %q, %v", v, err)
+	}
+	l.Acked(5, n)
+	for range 10 {
+		l.add("x")
+	}
+	if l.gens[0].n-l.gens[0].base != echoLogSize {
+		t.Fatalf("after acknowledging all: %d entries kept, want %d", l.gens[0].n-l.gens[0].base, echoLogSize)
+	}
+	// A log without RetainUnacked keeps the last echoLogSize only.
+	r := NewIDLog()
+	for i := range n {
+		r.add(fmt.Sprintf("v%08d", i))
+	}
+	if r.maxStore != echoLogSize {
+		t.Fatalf("a received log held %d entries, want %d", r.maxStore, echoLogSize)
+	}
+}

@@ -89,6 +89,7 @@
 //	type  name     payload
 //	0x01  HELLO    version (1 byte, =6) | flags (1 byte) | epoch uvarint | peerEpoch uvarint | h uvarint |
 //	               codec uvarint | maxDecoded uvarint | [dict 8 bytes, flag 0x02] |
+//	               (flags: 0x01 decoder lost, 0x02 dict, 0x04 encoder lost)
 //	               n (1 byte, at most 4) | n × dictionary name (8 bytes)
 //	0x02  DATA     ack uvarint | block (the rest)
 //	0x03  ACK      ack uvarint
@@ -107,9 +108,16 @@
 // get's, that its result repeats) crosses the other way as a reference
 // into a log of the ids each side sent and received. Each send epoch is a
 // generation of the sender's log of sent ids, each peer epoch one of the
-// receiver's log of received ids (Session.attachLogs); a reference to an
-// id the receiver no longer holds fails the block like any corrupt one,
-// and the sender starts a new epoch. No frame changed.
+// receiver's log of received ids (Session.attachLogs). The log of sent ids
+// keeps what the peer has not acknowledged (each sent frame records the
+// log's length after it, and an ack releases all but the last echoWindow
+// before it), so an echo the peer writes resolves however far ahead we
+// run. HELLO flag 0x04 (encoder lost: the sender restarted from its spool
+// and lost its encoder, and so its log of sent ids) tells the receiver to
+// echo nothing of the sender's old epoch and not to resume frames that do;
+// they are re-encoded in a new epoch. A reference to an id the receiver
+// no longer holds fails the block like any corrupt one, and the sender
+// starts a new epoch.
 //
 // codec is the sender's compress.Version: a HELLO with another is refused
 // (ErrProtocol), so two builds whose codecs differ (vocabulary, tables,

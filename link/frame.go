@@ -38,6 +38,11 @@ const (
 	// HelloDict: Dict follows (Epoch is primed with a learned dictionary,
 	// not the built-in one).
 	HelloDict byte = 1 << 1
+	// HelloEncoderLost: the sender restarted and lost the encoder of Epoch,
+	// and with it the log of what it sent in Epoch: a new epoch follows,
+	// and the receiver must not echo anything of Epoch meanwhile (nor
+	// resume frames that do), since the sender cannot resolve it.
+	HelloEncoderLost byte = 1 << 2
 )
 
 // MaxFrameSize bounds a frame's payload.

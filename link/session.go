@@ -154,6 +154,8 @@ type sentFrame struct {
 	entries []entry   // its stanzas, for re-encoding in a new epoch
 	queued  time.Time // when its oldest stanza was queued (zero: unknown)
 	sent    time.Time // first sent; zero once sent again (no RTT sample, as Karn's rule)
+	logged  uint64    // entries in sentIDs after its block (0: unknown, restored)
+	echoes  bool      // its block echoes what the peer sent (compress "Echoed ids and values")
 }
 
 // Session is the pure state machine of one side of the link session. It
@@ -257,6 +259,9 @@ func NewSession(cfg SessionConfig, newID func() uint32) (*Session, error) {
 	s := &Session{cfg: cfg, newID: newID, enc: enc, dec: dec, coalesce: map[string]*entry{}, loPairs: map[string]int{}, bySender: map[string]int{},
 		peerMax: compress.MaxBatchBytes, sentIDs: compress.NewIDLog(), recvIDs: compress.NewIDLog()}
 	s.attachLogs()
+	// The peer echoes only within a window of what it received: our log
+	// keeps everything it has not acknowledged, however far ahead we run.
+	s.sentIDs.RetainUnacked()
 	s.epoch = s.nextEpoch()
 	s.sentIDs.Start(s.epoch)
 	return s, nil

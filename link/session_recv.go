@@ -117,6 +117,17 @@ func (s *Session) receive(now time.Time, f Frame) ([][]byte, error) {
 	}
 }
 
+// unackedEchoes reports whether a frame not yet acknowledged echoes what
+// the peer sent: a peer that lost its log cannot read it again as it is.
+func (s *Session) unackedEchoes() bool {
+	for _, f := range s.unacked {
+		if f.echoes {
+			return true
+		}
+	}
+	return false
+}
+
 // newPeerEpoch starts decoding the peer's epoch e, primed with the
 // dictionary named dict.
 func (s *Session) newPeerEpoch(e uint32, dict compress.DictHash) {
@@ -140,10 +151,16 @@ func (s *Session) onHello(now time.Time, h Hello) {
 	} else if s.h == 0 && !s.decLost && h.Dict != s.decDict {
 		s.primeDecoder(h.Dict)
 	}
+	peerLostLog := h.Flags&HelloEncoderLost != 0
+	if peerLostLog {
+		// The peer lost what it sent in its epoch: echo nothing of it
+		// until its new epoch starts (epoch 0 is never one).
+		s.recvIDs.Start(0)
+	}
 	// Send side.
 	if h.PeerEpoch == s.epoch && s.ackable(h.H) {
 		s.dropAcked(h.H)
-		if h.Flags&HelloDecoderLost == 0 && !s.encLost {
+		if h.Flags&HelloDecoderLost == 0 && !s.encLost && !(peerLostLog && s.unackedEchoes()) {
 			s.resend = 0 // every remaining unacked frame goes again, as it was
 			if len(s.unacked) > 0 {
 				s.Resumes++

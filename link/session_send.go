@@ -28,6 +28,9 @@ func (s *Session) Poll(now time.Time) []byte {
 		if s.decLost {
 			flags |= HelloDecoderLost
 		}
+		if s.encLost {
+			flags |= HelloEncoderLost
+		}
 		h := hello(flags, s.epoch, s.peerEpoch, s.h, s.cfg.MaxDecoded)
 		h.Dict, h.Dicts = s.encDict, s.helloDicts()
 		out = s.frame(out, FrameHello, h.append(nil))
@@ -121,6 +124,7 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 	for i, e := range ents {
 		stanzas[i] = e.Data
 	}
+	echoed := s.enc.Echoed()
 	block, err := s.enc.Encode(stanzas)
 	requeued := false // stanzas left for the next frame go at once
 	for err != nil {
@@ -164,7 +168,9 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 	if len(s.hi) > 0 && !requeued {
 		s.firstHi = now
 	}
-	s.unacked = append(s.unacked, sentFrame{block: append([]byte(nil), block...), entries: ents, queued: queued, sent: now})
+	logged, _ := s.sentIDs.Len()
+	s.unacked = append(s.unacked, sentFrame{block: append([]byte(nil), block...), entries: ents, queued: queued, sent: now,
+		logged: logged, echoes: s.enc.Echoed() != echoed})
 	s.resend = len(s.unacked)
 	s.Out.Stanzas += uint64(len(ents))
 	s.Out.StanzaBytes += uint64(size)
@@ -251,6 +257,9 @@ func (s *Session) dropAcked(a uint32) {
 	n := int(a - s.acked)
 	if n == 0 {
 		return
+	}
+	if f := s.unacked[n-1]; f.logged > 0 {
+		s.sentIDs.Acked(s.epoch, f.logged)
 	}
 	for _, f := range s.unacked[:n] {
 		for i := range f.entries {

@@ -1,0 +1,103 @@
+package link
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestEchoStall: b's receipt echoing a's message id is in flight when the
+// path stalls; a keeps sending, more than echoLogSize ids, into the dead
+// connection. After the reconnect both resume byte for byte, and a must
+// still resolve b's receipt: its log keeps what b has not acknowledged
+// (IDLog.RetainUnacked). Before, a refused the receipt, b re-encoded it
+// echoing the same id, and that repeated on every reconnection until b had
+// received about a thousand more of a's ids.
+func TestEchoStall(t *testing.T) { testEchoStall(t, 0, 4) }
+
+// Frames of one stanza (a trickle rather than a backlog).
+func TestEchoStallSmallFrames(t *testing.T) { testEchoStall(t, 200, 3000) }
+
+func testEchoStall(t *testing.T, maxBatch, conns int) {
+	a, err := NewSession(SessionConfig{MaxBatchBytes: maxBatch}, counterIDs(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewSession(SessionConfig{}, counterIDs(200))
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	now := t0.Add(time.Second)
+	for i := range 4 {
+		a.Enqueue(now, uint64(i)+1, Item{Data: echoMsg(i)})
+	}
+	var got0 []string
+	for k := 0; k < 10; k++ {
+		now = now.Add(time.Second)
+		g, _ := exchange(t, now, a, b)
+		got0 = append(got0, g...)
+	}
+	if len(got0) != 4 {
+		t.Fatalf("b got %d", len(got0))
+	}
+	b.Enqueue(now, 1, Item{Data: echoReceipt(0, echoID(0))})
+	now = now.Add(time.Second)
+	if f := b.Poll(now); f == nil { // the receipt: lost in the stall
+		t.Fatal("b sent nothing")
+	}
+	// a sends 5000 more messages into the stalled path (e.g. a MUC backlog).
+	const n = 5000
+	for i := range n {
+		a.Enqueue(now, uint64(10+i), Item{Data: fmt.Appendf(nil, "<message to='u@b.test/r' from='w@a.test/r' id='%s' type='chat'><body>m</body></message>", echoID(10000+i))})
+	}
+	for k := 0; k < 20000; k++ {
+		now = now.Add(100 * time.Millisecond)
+		a.Poll(now)
+	}
+	if w, u := a.Queued(); w != 0 || u < n {
+		t.Fatalf("a: %d waiting, %d unacked", w, u)
+	}
+	a.Disconnected()
+	b.Disconnected()
+	now = now.Add(time.Minute)
+	conn := 1
+	for ; conn <= conns; conn++ {
+		a.Connected(now)
+		b.Connected(now)
+		var errA, errB error
+		gotA, gotB := 0, 0
+		for i := 0; i < 2000; i++ {
+			fa, fb := a.Poll(now), b.Poll(now)
+			if fa == nil && fb == nil {
+				break
+			}
+			g, err := feed(now, b, fa)
+			gotB += len(g)
+			if err != nil {
+				errB = err
+			}
+			g, err = feed(now, a, fb)
+			gotA += len(g)
+			if err != nil {
+				errA = err
+			}
+			if errA != nil || errB != nil {
+				break
+			}
+			now = now.Add(10 * time.Millisecond)
+		}
+		if conn <= 3 || errA == nil && errB == nil {
+			t.Logf("connection %d: b got %d, a got %d receipts; a err %v; b err %v; epoch changes a %d b %d",
+				conn, gotB, gotA, errA, errB, a.EpochChanges, b.EpochChanges)
+		}
+		a.Disconnected()
+		b.Disconnected()
+		if errA == nil && errB == nil {
+			break
+		}
+		now = now.Add(5 * time.Second)
+	}
+	if a.ProtocolErrors+b.ProtocolErrors != 0 {
+		t.Errorf("protocol errors a %d, b %d", a.ProtocolErrors, b.ProtocolErrors)
+	}
+}
