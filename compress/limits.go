@@ -44,7 +44,7 @@ const (
 	// Templates: a stanza sent again to another recipient (a presence
 	// fanned out to every contact, the same probe to each) crosses as a
 	// slot number and its new 'to'.
-	templateSlots = 32   // FIFO of stanzas kept as templates
+	templateSlots = 256  // FIFO of stanzas kept as templates
 	templateMax   = 4096 // longest stanza kept as a template (decoded bytes)
 )
 
