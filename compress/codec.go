@@ -169,6 +169,7 @@ func (e *Encoder) Encode(batch [][]byte) ([]byte, error) {
 	e.out.Reset()
 	e.st.out = e.st.out[:0]
 	e.st.rnd = 0
+	e.st.echoMinSet = false
 	e.ends = e.ends[:0]
 	e.st.cur = 0
 	for _, st := range batch {

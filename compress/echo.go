@@ -11,6 +11,11 @@ import (
 	"sync"
 )
 
+// EchoWindow is how far back in its log of received values an encoder
+// echoes (echoWindow): a peer keeps what it sent from that far before our
+// acknowledgement on (the link's resumption rule).
+const EchoWindow = echoWindow
+
 // Echo log sizes: a log keeps the last echoLogSize ids of each of its last
 // two generations; an encoder echoes an id only while it is among the last
 // echoWindow ids its log has, so that the peer's log, which may have moved
@@ -29,6 +34,12 @@ const (
 	// echoValueMax bytes a session).
 	echoValueMin = 6
 	echoValueMax = 256
+	// echoRetainMax bounds a sent log that keeps what the peer has not
+	// acknowledged (RetainUnacked): past it, the oldest entries go anyway
+	// (an echo of one then fails as corrupt, once, and the peer starts a
+	// new epoch), so a log holds at most echoRetainMax × echoValueMax
+	// bytes a generation whatever the backlog.
+	echoRetainMax = 32768
 )
 
 // IDLog is one direction's ids and values in stream order (see the
@@ -42,10 +53,10 @@ const (
 // keeps the last echoLogSize entries of its current and previous
 // generation; a sent log the link marks with RetainUnacked keeps, besides,
 // every entry from echoWindow before the peer's acknowledgement (Acked)
-// on: the peer echoes only within echoWindow of what it received, so
-// however far ahead of the peer this end runs (a backlog draining, a
-// stall), an echo the peer writes after acknowledging resolves. It is safe
-// for concurrent use.
+// on, up to echoRetainMax entries: the peer echoes only within echoWindow
+// of what it received, so however far ahead of the peer this end runs (a
+// backlog draining, a stall), an echo the peer writes after acknowledging
+// resolves. It is safe for concurrent use.
 type IDLog struct {
 	mu       sync.Mutex
 	gens     [2]idGen // [0] the current generation, [1] the one before
@@ -142,7 +153,7 @@ func (l *IDLog) add(v string) {
 func (l *IDLog) trim(g *idGen) {
 	keep := g.n - min(g.n, echoLogSize)
 	if l.unacked {
-		keep = min(keep, g.floor)
+		keep = max(min(keep, g.floor), g.n-min(g.n, echoRetainMax))
 	}
 	for g.base < keep {
 		v := g.vals[g.head]
@@ -254,7 +265,17 @@ func (e *structEncoder) writeEcho(v []byte, minLen int) bool {
 	}
 	es.last = idx
 	e.echoed++
+	if !e.echoMinSet || idx < e.echoMin || epoch != e.echoMinEpoch {
+		e.echoMin, e.echoMinEpoch, e.echoMinSet = idx, epoch, true
+	}
 	return true
+}
+
+// LastEchoMin returns the lowest entry number the last Encode echoed, and
+// its generation's epoch (ok false: it echoed nothing). The link resumes a
+// block byte for byte only while the peer's log still holds that entry.
+func (e *Encoder) LastEchoMin() (idx uint64, epoch uint32, ok bool) {
+	return e.st.echoMin, e.st.echoMinEpoch, e.st.echoMinSet
 }
 
 // echoLogged reports whether a value other than an id, of n bytes, that

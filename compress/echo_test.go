@@ -290,3 +290,36 @@ func TestIDLogRetainUnacked(t *testing.T) {
 		t.Fatalf("a received log held %d entries, want %d", r.maxStore, echoLogSize)
 	}
 }
+
+// TestIDLogRetainBounded: with RetainUnacked and no acknowledgement (a
+// stall with a backlog), a sent log keeps at most echoRetainMax entries,
+// whatever the backlog.
+func TestIDLogRetainBounded(t *testing.T) {
+	enc, err := NewEncoder(WithDict(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewIDLog()
+	l.RetainUnacked()
+	l.Start(5)
+	enc.LogIDs(l)
+	c := 0
+	for range 200 {
+		var b bytes.Buffer
+		b.WriteString("<message to='u@b.test' from='v@a.test'><x xmlns='y'>")
+		for range 500 {
+			fmt.Fprintf(&b, "<v>v%07d</v>", c)
+			c++
+		}
+		b.WriteString("</x></message>")
+		if _, err := enc.Encode([][]byte{b.Bytes()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := l.Len(); n < uint64(c) {
+		t.Fatalf("logged %d values, want %d at least", n, c)
+	}
+	if l.maxStore > echoRetainMax+1 {
+		t.Fatalf("the log held %d entries, above %d", l.maxStore, echoRetainMax)
+	}
+}

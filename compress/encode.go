@@ -40,8 +40,13 @@ type structEncoder struct {
 	// base64, packed; at most internMax characters: longer ones, such as
 	// avatars, do repeat): random to zstd.
 	rnd int
-	// echoed counts the ids written as echoes (tests and tuning only).
-	echoed int
+	// echoed counts the values written as echoes; echoMin is the lowest
+	// entry the current batch echoed, of generation echoMinEpoch (when
+	// echoMinSet; the link's resumption rule).
+	echoed       int
+	echoMin      uint64
+	echoMinEpoch uint32
+	echoMinSet   bool
 }
 
 // count charges the bytes written since start to field f.

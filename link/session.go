@@ -155,7 +155,12 @@ type sentFrame struct {
 	queued  time.Time // when its oldest stanza was queued (zero: unknown)
 	sent    time.Time // first sent; zero once sent again (no RTT sample, as Karn's rule)
 	logged  uint64    // entries in sentIDs after its block (0: unknown, restored)
-	echoes  bool      // its block echoes what the peer sent (compress "Echoed ids and values")
+	// echoes: its block echoes what the peer sent (compress "Echoed ids
+	// and values"), the lowest entry echoMin of the peer's generation
+	// echoEpoch.
+	echoes    bool
+	echoMin   uint64
+	echoEpoch uint32
 }
 
 // Session is the pure state machine of one side of the link session. It
@@ -215,6 +220,13 @@ type Session struct {
 	decLost   bool   // restored h with a fresh decoder: the peer must start a new epoch
 	ackOwed   bool
 	ackDue    time.Time
+	// helloH and helloEpoch are the h and peer epoch our last HELLO
+	// named: frames resent byte for byte carry that ack, not a newer one,
+	// since the peer keeps in its log of sent values only what is within
+	// reach of the acks it has read, and the frames' echoes were chosen
+	// before.
+	helloH     uint32
+	helloEpoch uint32
 	ackNow    bool
 
 	// connection

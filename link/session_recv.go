@@ -128,6 +128,23 @@ func (s *Session) unackedEchoes() bool {
 	return false
 }
 
+// echoesReachable reports whether every unacked frame's echoes are still
+// in the peer's log once it has read our HELLO: the peer keeps the entries
+// from echoWindow before what we acknowledged (our received count, which
+// is what our HELLO's h stands for), so a frame that echoes an older entry
+// (it was encoded long ago, and we received much since) is encoded again
+// in a new epoch instead of resumed. Our acks stay at the HELLO's h while
+// frames are resent (Poll), so the peer's log does not move meanwhile.
+func (s *Session) echoesReachable() bool {
+	n, epoch := s.recvIDs.Len()
+	for _, f := range s.unacked {
+		if f.echoes && (f.echoEpoch != epoch || f.echoMin+compress.EchoWindow < n) {
+			return false
+		}
+	}
+	return true
+}
+
 // newPeerEpoch starts decoding the peer's epoch e, primed with the
 // dictionary named dict.
 func (s *Session) newPeerEpoch(e uint32, dict compress.DictHash) {
@@ -160,7 +177,7 @@ func (s *Session) onHello(now time.Time, h Hello) {
 	// Send side.
 	if h.PeerEpoch == s.epoch && s.ackable(h.H) {
 		s.dropAcked(h.H)
-		if h.Flags&HelloDecoderLost == 0 && !s.encLost && !(peerLostLog && s.unackedEchoes()) {
+		if h.Flags&HelloDecoderLost == 0 && !s.encLost && !(peerLostLog && s.unackedEchoes()) && s.echoesReachable() {
 			s.resend = 0 // every remaining unacked frame goes again, as it was
 			if len(s.unacked) > 0 {
 				s.Resumes++

@@ -31,6 +31,7 @@ func (s *Session) Poll(now time.Time) []byte {
 		if s.encLost {
 			flags |= HelloEncoderLost
 		}
+		s.helloH, s.helloEpoch = s.h, s.peerEpoch
 		h := hello(flags, s.epoch, s.peerEpoch, s.h, s.cfg.MaxDecoded)
 		h.Dict, h.Dicts = s.encDict, s.helloDicts()
 		out = s.frame(out, FrameHello, h.append(nil))
@@ -48,7 +49,11 @@ func (s *Session) Poll(now time.Time) []byte {
 		s.unacked[s.resend].sent = time.Time{}
 		s.resend++
 		s.Out.Retransmitted += uint64(len(f.block))
-		return s.data(out, f.block)
+		ack := s.h
+		if s.peerEpoch == s.helloEpoch {
+			ack = s.helloH
+		}
+		return s.dataAck(out, f.block, ack)
 	}
 	if due := s.batchDue(); !due.IsZero() && !now.Before(due) {
 		if b, ok := s.batch(now, out); ok {
@@ -124,7 +129,6 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 	for i, e := range ents {
 		stanzas[i] = e.Data
 	}
-	echoed := s.enc.Echoed()
 	block, err := s.enc.Encode(stanzas)
 	requeued := false // stanzas left for the next frame go at once
 	for err != nil {
@@ -169,8 +173,9 @@ func (s *Session) batch(now time.Time, out []byte) ([]byte, bool) {
 		s.firstHi = now
 	}
 	logged, _ := s.sentIDs.Len()
+	echoMin, echoEpoch, echoes := s.enc.LastEchoMin()
 	s.unacked = append(s.unacked, sentFrame{block: append([]byte(nil), block...), entries: ents, queued: queued, sent: now,
-		logged: logged, echoes: s.enc.Echoed() != echoed})
+		logged: logged, echoes: echoes, echoMin: echoMin, echoEpoch: echoEpoch})
 	s.resend = len(s.unacked)
 	s.Out.Stanzas += uint64(len(ents))
 	s.Out.StanzaBytes += uint64(size)
@@ -206,8 +211,10 @@ func (s *Session) reject(e entry, err error) {
 	s.rejected = append(s.rejected, Rejected{Item: e.Item, Err: err})
 }
 
-func (s *Session) data(out, block []byte) []byte {
-	p := appendAck(make([]byte, 0, len(block)+5), s.h, s.peerEpoch)
+func (s *Session) data(out, block []byte) []byte { return s.dataAck(out, block, s.h) }
+
+func (s *Session) dataAck(out, block []byte, ack uint32) []byte {
+	p := appendAck(make([]byte, 0, len(block)+5), ack, s.peerEpoch)
 	p = append(p, block...)
 	s.ackOwed, s.ackNow = false, false
 	return s.frame(out, FrameData, p)

@@ -290,8 +290,9 @@ func TestBenchSession(t *testing.T) {
 		t.Logf("batch %s: %d ids echoed, %d bytes with, %d without", batch, with.Echoed, wi, wo)
 		// Every answer follows its request in Interleave's order, and at
 		// batch 16 each block of answers goes after the block of requests
-		// they answer (the streams alternate): all 48 ids echo.
-		if with.Echoed != 48 || wi >= wo {
+		// they answer (the streams alternate): all 48 ids echo (and values
+		// too, such as the domains the other direction named first).
+		if with.Echoed < 48 || wi >= wo {
 			t.Errorf("batch %s: %d ids echoed, %d bytes with, %d without", batch, with.Echoed, wi, wo)
 		}
 		if with.Verified != 96 || with.Stanzas != 96 {
