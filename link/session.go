@@ -227,7 +227,7 @@ type Session struct {
 	// before.
 	helloH     uint32
 	helloEpoch uint32
-	ackNow    bool
+	ackNow     bool
 
 	// connection
 	up        bool
