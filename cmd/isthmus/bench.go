@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -218,34 +219,83 @@ type benchFile struct {
 
 // benchUnits groups the files into what runs through one pair of
 // gateways: the two directions of a session (two files whose headers have
-// from and to swapped), or a file alone. Each file is paired at most once,
-// in argument order: a file takes the first later file that is still free
-// and has its from and to swapped (so with several sessions between the
-// same two domains, the k-th file of one direction pairs with the k-th of
-// the other). A file without from or to, or without a partner, runs alone,
-// as does every file when pair is false (--no-echo).
+// from and to swapped), or a file alone. With several sessions between the
+// same two domains (several captures, several client libraries), headers
+// alone do not say which files belong together: the ids do. A session's
+// two directions share the ids one sends and the other echoes, while
+// files of different sessions share none (random ids of at least 8
+// characters; shorter ones such as ejabberd's "disco" are ignored). So
+// the candidate pairs are taken by the number of such ids they share, the
+// most first (ties in argument order), each file at most once; a file
+// without from or to, or whose candidates share no id, is paired in
+// argument order with the first free candidate, or runs alone, as does
+// every file when pair is false (--no-echo).
 func benchUnits(files []benchFile, pair bool) [][]int {
-	taken := make([]bool, len(files))
-	var units [][]int
-	for i, f := range files {
-		if taken[i] {
-			continue
+	partner := make([]int, len(files))
+	for i := range partner {
+		partner[i] = -1
+	}
+	if pair {
+		ids := make([]map[string]bool, len(files))
+		for i, f := range files {
+			ids[i] = idValues(f.st)
 		}
-		taken[i] = true
-		u := []int{i}
-		if pair && f.from != "" && f.to != "" && f.from != f.to {
+		type cand struct{ i, j, shared int }
+		var cands []cand
+		for i, f := range files {
+			if f.from == "" || f.to == "" || f.from == f.to {
+				continue
+			}
 			for j := i + 1; j < len(files); j++ {
-				if !taken[j] && files[j].from == f.to && files[j].to == f.from {
-					taken[j] = true
-					u = append(u, j)
-					break
+				if files[j].from == f.to && files[j].to == f.from {
+					n := 0
+					for v := range ids[i] {
+						if ids[j][v] {
+							n++
+						}
+					}
+					cands = append(cands, cand{i, j, n})
 				}
 			}
 		}
-		units = append(units, u)
+		sort.SliceStable(cands, func(a, b int) bool { return cands[a].shared > cands[b].shared })
+		for _, c := range cands {
+			if partner[c.i] < 0 && partner[c.j] < 0 {
+				partner[c.i], partner[c.j] = c.j, c.i
+			}
+		}
+	}
+	var units [][]int
+	for i := range files {
+		switch p := partner[i]; {
+		case p < 0:
+			units = append(units, []int{i})
+		case p > i:
+			units = append(units, []int{i, p})
+		}
 	}
 	return units
 }
+
+// idValues returns the values of a capture's id attributes of at least 8
+// characters (what echoes between the two directions of a session).
+func idValues(st [][]byte) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range st {
+		for _, m := range idAttrRE.FindAllSubmatch(s, -1) {
+			v := m[1]
+			if v == nil {
+				v = m[2]
+			}
+			if len(v) >= 8 {
+				out[string(v)] = true
+			}
+		}
+	}
+	return out
+}
+
+var idAttrRE = regexp.MustCompile(`\sid=(?:'([^']*)'|"([^"]*)")`)
 
 // benchBlock is one block of a unit: stanzas start..end-1 of its stream s.
 type benchBlock struct{ s, start, end int }

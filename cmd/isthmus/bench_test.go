@@ -231,8 +231,12 @@ func writeCapture(t *testing.T, dir, name, from, to string, stanzas []string) st
 // sends messages and iq gets with long random ids, b.test answers each
 // with a receipt or an iq result naming that id. The names say nothing of
 // the pairing (the answers' file sorts first).
-func sessionCaptures(t *testing.T, dir string) (x, y string) {
-	r := rand.New(rand.NewSource(2))
+func sessionCaptures(t *testing.T, dir string) (x, y string) { return sessionCapturesSeed(t, dir, 2, "") }
+
+// sessionCapturesSeed is sessionCaptures with other ids (seed) and names
+// (suffix).
+func sessionCapturesSeed(t *testing.T, dir string, seed int64, suffix string) (x, y string) {
+	r := rand.New(rand.NewSource(seed))
 	id := func() string { return fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64()) }
 	var xs, ys []string
 	for i := 0; i < 48; i++ {
@@ -245,7 +249,30 @@ func sessionCaptures(t *testing.T, dir string) (x, y string) {
 		xs = append(xs, fmt.Sprintf("<message from='u%d@a.test/r' to='v%d@b.test' type='chat' id='%s'><body>hello %d</body><request xmlns='urn:xmpp:receipts'/></message>", i%5, i%7, v, i))
 		ys = append(ys, fmt.Sprintf("<message from='v%d@b.test/r' to='u%d@a.test/r' id='%s'><received xmlns='urn:xmpp:receipts' id='%s'/></message>", i%7, i%5, id(), v))
 	}
-	return writeCapture(t, dir, "q.xml", "a.test", "b.test", xs), writeCapture(t, dir, "p.xml", "b.test", "a.test", ys)
+	return writeCapture(t, dir, "q"+suffix+".xml", "a.test", "b.test", xs), writeCapture(t, dir, "p"+suffix+".xml", "b.test", "a.test", ys)
+}
+
+// TestBenchPairsByIDs: two sessions between the same two domains (as
+// captures of several runs or client libraries are): their files pair by
+// the ids they share, whatever the argument order, and every id echoes.
+func TestBenchPairsByIDs(t *testing.T) {
+	dir := t.TempDir()
+	x1, y1 := sessionCapturesSeed(t, dir, 2, "1")
+	x2, y2 := sessionCapturesSeed(t, dir, 3, "2")
+	for _, args := range [][]string{{x1, x2, y2, y1}, {y1, y2, x1, x2}, {x2, y1, x1, y2}} {
+		rep := benchRun(t, args...)
+		got := map[[2]string]bool{}
+		for _, s := range rep.Sessions {
+			got[s] = true
+			got[[2]string{s[1], s[0]}] = true
+		}
+		if len(rep.Sessions) != 2 || !got[[2]string{x1, y1}] || !got[[2]string{x2, y2}] {
+			t.Errorf("%v: sessions %v, want %s with %s and %s with %s", args, rep.Sessions, x1, y1, x2, y2)
+		}
+		if rep.Echoed < 96 {
+			t.Errorf("%v: %d values echoed, want the 96 ids at least", args, rep.Echoed)
+		}
+	}
 }
 
 func benchRun(t *testing.T, args ...string) benchReport {
