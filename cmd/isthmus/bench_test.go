@@ -231,7 +231,9 @@ func writeCapture(t *testing.T, dir, name, from, to string, stanzas []string) st
 // sends messages and iq gets with long random ids, b.test answers each
 // with a receipt or an iq result naming that id. The names say nothing of
 // the pairing (the answers' file sorts first).
-func sessionCaptures(t *testing.T, dir string) (x, y string) { return sessionCapturesSeed(t, dir, 2, "") }
+func sessionCaptures(t *testing.T, dir string) (x, y string) {
+	return sessionCapturesSeed(t, dir, 2, "")
+}
 
 // sessionCapturesSeed is sessionCaptures with other ids (seed) and names
 // (suffix).
