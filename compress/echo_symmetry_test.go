@@ -96,6 +96,9 @@ func replayBatches(t *testing.T, x, y [][]byte, k int) (echoed int) {
 	return a.enc.st.echoed + b.enc.st.echoed
 }
 
+// firstStanzas returns at most the first n stanzas of a capture.
+func firstStanzas(st [][]byte, n int) [][]byte { return st[:min(n, len(st))] }
+
 func corpusFiles(t *testing.T) []string {
 	m, _ := filepath.Glob(filepath.Join("..", "testdata", "corpus", "*.xml.gz"))
 	var out []string
@@ -107,7 +110,7 @@ func corpusFiles(t *testing.T) []string {
 }
 
 // TestEchoLogsAgreePairs replays every held-out session (both directions
-// of one pair of servers) through two gateways in batches of 1, 3 and 16
+// of one pair of servers) through two gateways in batches of 1 and 16
 // stanzas of one direction, and checks after every block that the
 // encoder's log and the peer decoder's log hold the same entries, and that
 // each stanza decodes as without echoes.
@@ -115,7 +118,7 @@ func TestEchoLogsAgreePairs(t *testing.T) {
 	for _, clients := range []string{"slixmpp", "mellium", "aioxmpp"} {
 		for _, p := range sessionPairs(t, clients) {
 			x, y := learnCorpus(t, p[0]), learnCorpus(t, p[1])
-			for _, k := range []int{1, 3, 16} {
+			for _, k := range []int{1, 16} {
 				t.Run(fmt.Sprintf("%s/k%d", p[0], k), func(t *testing.T) {
 					e := replayBatches(t, x, y, k)
 					t.Logf("%d echoes", e)
@@ -126,13 +129,13 @@ func TestEchoLogsAgreePairs(t *testing.T) {
 }
 
 // TestEchoLogsAgreeMixed does the same with captures of different
-// generators as the two directions (each file with the one five places
-// later), in batches of up to 7.
+// generators as the two directions (every third file with the one five
+// places later, their first 1,500 stanzas), in batches of up to 7.
 func TestEchoLogsAgreeMixed(t *testing.T) {
 	files := corpusFiles(t)
-	for i := 0; i < len(files); i += 2 {
+	for i := 0; i < len(files); i += 3 {
 		j := (i + 5) % len(files)
-		x, y := learnCorpus(t, files[i]), learnCorpus(t, files[j])
+		x, y := firstStanzas(learnCorpus(t, files[i]), 1500), firstStanzas(learnCorpus(t, files[j]), 1500)
 		t.Run(files[i]+"+"+files[j], func(t *testing.T) {
 			replayBatches(t, x, y, 7)
 		})
@@ -169,13 +172,17 @@ func runSeq(t *testing.T, a, b *gateway, ref [2]*gateway, dir int, batch [][]byt
 	sameLogs(t, what, src.sent, dst.recv)
 }
 
-// TestEchoLogsAgreeReflect sends every capture one way in random batches
+// TestEchoLogsAgreeReflect sends every other capture (its first 1,500
+// stanzas) one way in random batches
 // and a random half of each batch straight back (as a MUC reflects), so
 // that nearly every value echoes; logs and output are checked as above.
 func TestEchoLogsAgreeReflect(t *testing.T) {
-	for _, name := range corpusFiles(t) {
+	for i, name := range corpusFiles(t) {
+		if i%2 == 1 {
+			continue // every other file: the test's cost under -race
+		}
 		t.Run(name, func(t *testing.T) {
-			x := learnCorpus(t, name)
+			x := firstStanzas(learnCorpus(t, name), 1500)
 			a, b := newGateway(t, true), newGateway(t, true)
 			ref := [2]*gateway{newGateway(t, false), newGateway(t, false)}
 			r := rand.New(rand.NewPCG(1, uint64(len(x))))

@@ -50,7 +50,7 @@ func (k *sink) poke() {
 // wait polls cond until it holds or the deadline passes.
 func (k *sink) wait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(60 * time.Second) // a liveness bound: a 17 MB stanza under -race on a loaded machine takes seconds
 	for {
 		k.mu.Lock()
 		ok := cond()
