@@ -81,11 +81,12 @@ func runBench(stdout, stderr io.Writer, args []string) error {
 
 Each FILE is a raw capture of one direction of an S2S stream (.gz accepted).
 Two files whose stream headers have from and to swapped are the two
-directions of one session (each file pairs at most once, with the first
-later free file that fits): they run through two gateways in the order
-compress.Interleave gives, each stream still flushing every N of its own
-stanzas, so ids one direction echoes from the other (receipts, markers,
-iq results) cross as references. Other files run alone, as all do with
+directions of one session; among several such, files pair by the ids
+they share, the most first, each at most once. A session runs through
+two gateways in the order compress.Interleave gives, each stream still
+flushing every N of its own stanzas, so ids and values one direction
+echoes from the other (receipts, markers, iq results, what a MUC
+reflects) cross as references. Other files run alone, as all do with
 --no-echo. The zlib and zstd figures are per file either way.
 Per-kind and cold-start figures share each block among the stanzas of its
 batch by the bytes each one added to a copy of that method's compressed

@@ -423,8 +423,9 @@ func TestBenchSessionPerKindExact(t *testing.T) {
 }
 
 // TestBenchUnpaired: a file without a partner runs as with --no-echo,
-// and each file pairs at most once, the first later free file that fits,
-// in argument order; the files run alone add their own figures.
+// and each file pairs at most once (between two candidates that share as
+// many ids, the first in argument order); the files run alone add their
+// own figures.
 func TestBenchUnpaired(t *testing.T) {
 	dir := t.TempDir()
 	x, y := sessionCaptures(t, dir)
