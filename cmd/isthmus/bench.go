@@ -710,7 +710,7 @@ func timeIsthmus(st [][][]byte, sched []benchBlock, want [][]byte, opts []compre
 }
 
 func printBench(w io.Writer, rep *benchReport) {
-	echo := fmt.Sprintf("%d file(s) paired into %d session(s), %d ids echoed", rep.PairedFiles, len(rep.Sessions), rep.Echoed)
+	echo := fmt.Sprintf("%d file(s) paired into %d session(s), %d ids and values echoed", rep.PairedFiles, len(rep.Sessions), rep.Echoed)
 	if rep.NoEcho {
 		echo = "no sessions (--no-echo)"
 	}
