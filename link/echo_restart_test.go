@@ -1,30 +1,9 @@
 package link
 
 import (
-	"bufio"
-	"bytes"
 	"testing"
 	"time"
 )
-
-// feed delivers every frame in buf to s, returning stanzas and the first error.
-func feed(now time.Time, s *Session, buf []byte) ([]string, error) {
-	var got []string
-	br := bufio.NewReader(bytes.NewReader(buf))
-	for {
-		f, err := ReadFrame(br)
-		if err != nil {
-			return got, nil
-		}
-		batch, err := s.Receive(now, f)
-		if err != nil {
-			return got, err
-		}
-		for _, st := range batch {
-			got = append(got, string(st))
-		}
-	}
-}
 
 // TestEchoAfterSpoolRestart: a restarts from its spool with an unacked
 // frame (so its encoder, and its log of sent ids, are lost) and redials; b
@@ -34,17 +13,7 @@ func feed(now time.Time, s *Session, buf []byte) ([]string, error) {
 // once more).
 func TestEchoAfterSpoolRestart(t *testing.T) {
 	a, b := newPair(t)
-	a.Connected(t0)
-	b.Connected(t0)
-	exchange(t, t0, a, b)
-	now := t0.Add(time.Second)
-	for i := range 4 {
-		a.Enqueue(now, uint64(i)+1, Item{Data: echoMsg(i)})
-	}
-	now = now.Add(time.Second)
-	if got, _ := exchange(t, now, a, b); len(got) != 4 {
-		t.Fatalf("b got %d", len(got))
-	}
+	now := echoStart(t, a, b)
 	// One more message, whose frame is lost: a holds it unacked.
 	last := Item{Data: echoMsg(99)}
 	a.Enqueue(now, 5, last)

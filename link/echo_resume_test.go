@@ -15,26 +15,14 @@ import (
 // encodes it again in a new epoch (Session.echoesReachable).
 func TestEchoResumeAfterAckTrim(t *testing.T) {
 	a, b := newPair(t)
-	a.Connected(t0)
-	b.Connected(t0)
-	exchange(t, t0, a, b)
-	now := t0.Add(time.Second)
-	for i := range 4 {
-		a.Enqueue(now, uint64(i)+1, Item{Data: echoMsg(i)})
-	}
-	now = now.Add(time.Second)
-	if got, _ := exchange(t, now, a, b); len(got) != 4 {
-		t.Fatalf("b got %d", len(got))
-	}
+	now := echoStart(t, a, b)
 	b.Enqueue(now, 1, Item{Data: echoReceipt(0, echoID(0))})
 	now = now.Add(time.Second)
 	if f := b.Poll(now); f == nil { // the receipt: lost (b→a dead)
 		t.Fatal("b sent nothing")
 	}
 	const n = 5000
-	for i := range n {
-		a.Enqueue(now, uint64(10+i), Item{Data: fmt.Appendf(nil, "<message to='u@b.test/r' from='w@a.test/r' id='%s' type='chat'><body>m</body></message>", echoID(10000+i))})
-	}
+	enqueueBacklog(a, now, n)
 	got := 0
 	for k := 0; k < 20000; k++ {
 		now = now.Add(100 * time.Millisecond)
@@ -48,29 +36,8 @@ func TestEchoResumeAfterAckTrim(t *testing.T) {
 	t.Logf("b read %d of a's backlog while b→a was dead", got)
 	a.Disconnected()
 	b.Disconnected()
-	now = now.Add(time.Minute)
-	a.Connected(now)
-	b.Connected(now)
-	var errA, errB error
-	gotA := 0
-	for i := 0; i < 2000; i++ {
-		fa, fb := a.Poll(now), b.Poll(now)
-		if fa == nil && fb == nil {
-			break
-		}
-		if _, err := feed(now, b, fa); err != nil && errB == nil {
-			errB = err
-		}
-		g, err := feed(now, a, fb)
-		gotA += len(g)
-		if err != nil && errA == nil {
-			errA = err
-		}
-		if errA != nil || errB != nil {
-			break
-		}
-		now = now.Add(10 * time.Millisecond)
-	}
+	c := runConnection(now.Add(time.Minute), a, b)
+	now, errA, errB, gotA := c.end, c.errA, c.errB, c.toA
 	t.Logf("a got %d receipts; a err %v; b err %v; epoch changes a %d b %d", gotA, errA, errB, a.EpochChanges, b.EpochChanges)
 	if errA != nil {
 		a.Disconnected()
@@ -93,17 +60,7 @@ func TestEchoResumeAfterAckTrim(t *testing.T) {
 // or a lets go of the entry the receipt names before the receipt arrives.
 func TestEchoResentFreshAck(t *testing.T) {
 	a, b := newPair(t)
-	a.Connected(t0)
-	b.Connected(t0)
-	exchange(t, t0, a, b)
-	now := t0.Add(time.Second)
-	for i := range 4 {
-		a.Enqueue(now, uint64(i)+1, Item{Data: echoMsg(i)})
-	}
-	now = now.Add(time.Second)
-	if got, _ := exchange(t, now, a, b); len(got) != 4 {
-		t.Fatalf("b got %d", len(got))
-	}
+	now := echoStart(t, a, b)
 	for i := range 60 {
 		now = now.Add(time.Second)
 		st := fmt.Appendf(nil, "<message to='v@a.test/r' from='u@b.test/r' id='%s' type='chat'><body>x</body></message>", echoID(20000+i))
@@ -116,38 +73,15 @@ func TestEchoResentFreshAck(t *testing.T) {
 		}
 	}
 	const n = 5000
-	for i := range n {
-		a.Enqueue(now, uint64(10+i), Item{Data: fmt.Appendf(nil, "<message to='u@b.test/r' from='w@a.test/r' id='%s' type='chat'><body>m</body></message>", echoID(10000+i))})
-	}
+	enqueueBacklog(a, now, n)
 	for k := 0; k < 20000; k++ {
 		now = now.Add(100 * time.Millisecond)
 		a.Poll(now)
 	}
 	a.Disconnected()
 	b.Disconnected()
-	now = now.Add(time.Minute)
-	a.Connected(now)
-	b.Connected(now)
-	var errA, errB error
-	gotA := 0
-	for i := 0; i < 2000; i++ {
-		fa, fb := a.Poll(now), b.Poll(now)
-		if fa == nil && fb == nil {
-			break
-		}
-		if _, err := feed(now, b, fa); err != nil && errB == nil {
-			errB = err
-		}
-		g, err := feed(now, a, fb)
-		gotA += len(g)
-		if err != nil && errA == nil {
-			errA = err
-		}
-		if errA != nil || errB != nil {
-			break
-		}
-		now = now.Add(10 * time.Millisecond)
-	}
+	c := runConnection(now.Add(time.Minute), a, b)
+	now, errA, errB, gotA := c.end, c.errA, c.errB, c.toA
 	t.Logf("a got %d of b's 60; a err %v; b err %v; epoch changes a %d b %d", gotA, errA, errB, a.EpochChanges, b.EpochChanges)
 	if errA != nil || errB != nil || gotA != 60 {
 		t.Fatalf("the reconnection failed: a %v, b %v", errA, errB)

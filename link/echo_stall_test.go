@@ -1,7 +1,6 @@
 package link
 
 import (
-	"fmt"
 	"testing"
 	"time"
 )
@@ -24,22 +23,7 @@ func testEchoStall(t *testing.T, maxBatch, conns int) {
 		t.Fatal(err)
 	}
 	b, _ := NewSession(SessionConfig{}, counterIDs(200))
-	a.Connected(t0)
-	b.Connected(t0)
-	exchange(t, t0, a, b)
-	now := t0.Add(time.Second)
-	for i := range 4 {
-		a.Enqueue(now, uint64(i)+1, Item{Data: echoMsg(i)})
-	}
-	var got0 []string
-	for k := 0; k < 10; k++ {
-		now = now.Add(time.Second)
-		g, _ := exchange(t, now, a, b)
-		got0 = append(got0, g...)
-	}
-	if len(got0) != 4 {
-		t.Fatalf("b got %d", len(got0))
-	}
+	now := echoStart(t, a, b)
 	b.Enqueue(now, 1, Item{Data: echoReceipt(0, echoID(0))})
 	now = now.Add(time.Second)
 	if f := b.Poll(now); f == nil { // the receipt: lost in the stall
@@ -47,9 +31,7 @@ func testEchoStall(t *testing.T, maxBatch, conns int) {
 	}
 	// a sends 5000 more messages into the stalled path (e.g. a MUC backlog).
 	const n = 5000
-	for i := range n {
-		a.Enqueue(now, uint64(10+i), Item{Data: fmt.Appendf(nil, "<message to='u@b.test/r' from='w@a.test/r' id='%s' type='chat'><body>m</body></message>", echoID(10000+i))})
-	}
+	enqueueBacklog(a, now, n)
 	for k := 0; k < 20000; k++ {
 		now = now.Add(100 * time.Millisecond)
 		a.Poll(now)
@@ -62,30 +44,8 @@ func testEchoStall(t *testing.T, maxBatch, conns int) {
 	now = now.Add(time.Minute)
 	conn := 1
 	for ; conn <= conns; conn++ {
-		a.Connected(now)
-		b.Connected(now)
-		var errA, errB error
-		gotA, gotB := 0, 0
-		for i := 0; i < 2000; i++ {
-			fa, fb := a.Poll(now), b.Poll(now)
-			if fa == nil && fb == nil {
-				break
-			}
-			g, err := feed(now, b, fa)
-			gotB += len(g)
-			if err != nil {
-				errB = err
-			}
-			g, err = feed(now, a, fb)
-			gotA += len(g)
-			if err != nil {
-				errA = err
-			}
-			if errA != nil || errB != nil {
-				break
-			}
-			now = now.Add(10 * time.Millisecond)
-		}
+		c := runConnection(now, a, b)
+		now, errA, errB, gotA, gotB := c.end, c.errA, c.errB, c.toA, c.toB
 		if conn <= 3 || errA == nil && errB == nil {
 			t.Logf("connection %d: b got %d, a got %d receipts; a err %v; b err %v; epoch changes a %d b %d",
 				conn, gotB, gotA, errA, errB, a.EpochChanges, b.EpochChanges)

@@ -20,6 +20,74 @@ func echoReceipt(i int, id string) []byte {
 	return fmt.Appendf(nil, "<message to='v@a.test/r' from='u@b.test/r' id='r%s'><received xmlns='urn:xmpp:receipts' id='%s'/></message>", echoID(i+1000), id)
 }
 
+// echoStart connects a and b and delivers four of a's messages (echoMsg
+// 0..3) to b, whose receipts may then echo their ids; it returns the time
+// reached.
+func echoStart(t *testing.T, a, b *Session) time.Time {
+	t.Helper()
+	a.Connected(t0)
+	b.Connected(t0)
+	exchange(t, t0, a, b)
+	now := t0.Add(time.Second)
+	for i := range 4 {
+		a.Enqueue(now, uint64(i)+1, Item{Data: echoMsg(i)})
+	}
+	var got []string
+	for k := 0; k < 10 && len(got) < 4; k++ {
+		now = now.Add(time.Second)
+		g, _ := exchange(t, now, a, b)
+		got = append(got, g...)
+	}
+	if len(got) != 4 {
+		t.Fatalf("b got %d of a's 4 messages", len(got))
+	}
+	return now
+}
+
+// enqueueBacklog queues n messages on a with ids nothing echoes (a MUC
+// backlog, say).
+func enqueueBacklog(a *Session, now time.Time, n int) {
+	for i := range n {
+		a.Enqueue(now, uint64(10+i), Item{Data: fmt.Appendf(nil, "<message to='u@b.test/r' from='w@a.test/r' id='%s' type='chat'><body>m</body></message>", echoID(10000+i))})
+	}
+}
+
+// connection is one connection of a and b after a reconnection: both
+// poll until neither sends or one refuses what it reads.
+type connection struct {
+	toA, toB   int   // stanzas delivered
+	errA, errB error // the first Receive error of each
+	end        time.Time
+}
+
+func runConnection(now time.Time, a, b *Session) connection {
+	a.Connected(now)
+	b.Connected(now)
+	var c connection
+	for i := 0; i < 2000; i++ {
+		fa, fb := a.Poll(now), b.Poll(now)
+		if fa == nil && fb == nil {
+			break
+		}
+		g, err := feed(now, b, fa)
+		c.toB += len(g)
+		if err != nil && c.errB == nil {
+			c.errB = err
+		}
+		g, err = feed(now, a, fb)
+		c.toA += len(g)
+		if err != nil && c.errA == nil {
+			c.errA = err
+		}
+		if c.errA != nil || c.errB != nil {
+			break
+		}
+		now = now.Add(10 * time.Millisecond)
+	}
+	c.end = now
+	return c
+}
+
 // TestSessionEcho: receipts naming the ids of messages the other direction
 // carried cross as references (compress "Echoed ids"), and come back
 // exactly.
@@ -69,17 +137,7 @@ func TestSessionEcho(t *testing.T) {
 // receipts, encoded again, reach the new a exactly.
 func TestSessionEchoPeerRestart(t *testing.T) {
 	a, b := newPair(t)
-	a.Connected(t0)
-	b.Connected(t0)
-	exchange(t, t0, a, b)
-	now := t0.Add(time.Second)
-	for i := range 4 {
-		a.Enqueue(now, uint64(i)+1, Item{Data: echoMsg(i)})
-	}
-	now = now.Add(time.Second)
-	if got, _ := exchange(t, now, a, b); len(got) != 4 {
-		t.Fatalf("b got %d", len(got))
-	}
+	now := echoStart(t, a, b)
 	for i := range 4 {
 		b.Enqueue(now, uint64(i)+1, Item{Data: echoReceipt(i, echoID(i))})
 	}
@@ -118,17 +176,7 @@ func TestSessionEchoPeerRestart(t *testing.T) {
 // its log of sent ids.
 func TestSessionEchoPreviousGeneration(t *testing.T) {
 	a, b := newPair(t)
-	a.Connected(t0)
-	b.Connected(t0)
-	exchange(t, t0, a, b)
-	now := t0.Add(time.Second)
-	for i := range 4 {
-		a.Enqueue(now, uint64(i)+1, Item{Data: echoMsg(i)})
-	}
-	now = now.Add(time.Second)
-	if got, _ := exchange(t, now, a, b); len(got) != 4 {
-		t.Fatalf("b got %d", len(got))
-	}
+	now := echoStart(t, a, b)
 	for i := range 4 {
 		b.Enqueue(now, uint64(i)+1, Item{Data: echoReceipt(i, echoID(i))})
 	}

@@ -37,16 +37,26 @@ func newPair(t *testing.T) (*Session, *Session) {
 // deliver feeds every frame in buf to s and returns the stanzas delivered.
 func deliver(t *testing.T, now time.Time, s *Session, buf []byte) []string {
 	t.Helper()
+	got, err := feed(now, s, buf)
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	return got
+}
+
+// feed delivers every frame in buf to s, returning the stanzas and the
+// first error.
+func feed(now time.Time, s *Session, buf []byte) ([]string, error) {
 	var got []string
 	br := bufio.NewReader(bytes.NewReader(buf))
 	for {
 		f, err := ReadFrame(br)
 		if err != nil {
-			return got
+			return got, nil
 		}
 		batch, err := s.Receive(now, f)
 		if err != nil {
-			t.Fatalf("receive: %v", err)
+			return got, err
 		}
 		for _, st := range batch {
 			got = append(got, string(st))
