@@ -202,3 +202,39 @@ func TestSessionEchoPreviousGeneration(t *testing.T) {
 		}
 	}
 }
+
+// TestResendKeepsAckOwed: frames resent byte for byte carry the HELLO's
+// ack; what b received from a meanwhile is still acknowledged once they
+// are out, not left until the next keepalive.
+func TestResendKeepsAckOwed(t *testing.T) {
+	a, b := newPair(t)
+	now := echoStart(t, a, b)
+	// b sends two frames that are lost with the connection.
+	for i := range 2 {
+		b.Enqueue(now, uint64(i)+1, Item{Data: echoReceipt(i, echoID(i))})
+		now = now.Add(time.Second)
+		if b.Poll(now) == nil {
+			t.Fatal("b sent nothing")
+		}
+	}
+	a.Disconnected()
+	b.Disconnected()
+	a.Connected(now)
+	b.Connected(now)
+	// HELLOs, then a's new message reaches b before b resends.
+	deliver(t, now, b, a.Poll(now))
+	deliver(t, now, a, b.Poll(now))
+	a.Enqueue(now, 9, Item{Data: echoMsg(9)})
+	now = now.Add(time.Second)
+	if got := deliver(t, now, b, a.Poll(now)); len(got) != 1 {
+		t.Fatalf("b got %d", len(got))
+	}
+	for range 4 {
+		deliver(t, now, a, b.Poll(now)) // the two resent frames
+	}
+	now = now.Add(2 * time.Second) // past AckDelay
+	deliver(t, now, a, b.Poll(now))
+	if _, unacked := a.Queued(); unacked != 0 {
+		t.Fatalf("a still has %d stanzas unacknowledged after b's resend", unacked)
+	}
+}

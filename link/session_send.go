@@ -213,10 +213,14 @@ func (s *Session) reject(e entry, err error) {
 
 func (s *Session) data(out, block []byte) []byte { return s.dataAck(out, block, s.h) }
 
+// dataAck is data with the given ack (a resent frame carries the HELLO's);
+// an ack older than s.h leaves the newer one owed.
 func (s *Session) dataAck(out, block []byte, ack uint32) []byte {
 	p := appendAck(make([]byte, 0, len(block)+5), ack, s.peerEpoch)
 	p = append(p, block...)
-	s.ackOwed, s.ackNow = false, false
+	if ack == s.h {
+		s.ackOwed, s.ackNow = false, false
+	}
 	return s.frame(out, FrameData, p)
 }
 
