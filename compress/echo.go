@@ -1,10 +1,11 @@
 package compress
 
-// Echoed ids: an id one direction of the link carries that the other
-// direction carried first (a receipt or a marker naming a message, an iq
-// result answering a get) crosses as a reference into the other
-// direction's log of ids instead of its bytes. See the package doc
-// ("Echoed ids") for the wire format and for what the link must keep.
+// Echoed ids and values: an id or a value one direction of the link
+// carries that the other direction carried first (a receipt or a marker
+// naming a message, an iq result answering a get, a MUC reflecting a
+// message) crosses as a reference into the other direction's log instead
+// of its bytes. See the package doc ("Echoed ids and values") for the wire
+// format and for what the link must keep.
 
 import (
 	"fmt"
@@ -30,8 +31,8 @@ const (
 	// Other values (texts, hashes) are logged and echoed from
 	// echoValueMin to echoValueMax bytes: a message body a MUC reflects,
 	// a status, a form's labels, a photo hash; longer ones are left to
-	// zstd, and bound the log's memory (at most 4 × echoLogSize values of
-	// echoValueMax bytes a session).
+	// zstd. Ids are logged up to echoValueMax bytes too, which bounds an
+	// entry.
 	echoValueMin = 6
 	echoValueMax = 256
 	// echoRetainMax bounds a sent log that keeps what the peer has not
@@ -220,8 +221,8 @@ func (e *Encoder) LogIDs(l *IDLog) { e.st.t.log = l }
 // (Decoder.EchoIDs).
 func (e *Encoder) EchoIDs(l *IDLog) { e.st.t.echo = l }
 
-// Echoed returns how many ids the encoder has written as echoes since it
-// was made (`isthmus bench` reports it).
+// Echoed returns how many ids and values the encoder has written as
+// echoes since it was made (`isthmus bench` reports it).
 func (e *Encoder) Echoed() int { return e.st.echoed }
 
 // LogIDs makes the decoder log the ids it reads to l (the ids this
