@@ -81,7 +81,7 @@ func TestEchoResentFreshAck(t *testing.T) {
 	a.Disconnected()
 	b.Disconnected()
 	c := runConnection(now.Add(time.Minute), a, b)
-	now, errA, errB, gotA := c.end, c.errA, c.errB, c.toA
+	errA, errB, gotA := c.errA, c.errB, c.toA
 	t.Logf("a got %d of b's 60; a err %v; b err %v; epoch changes a %d b %d", gotA, errA, errB, a.EpochChanges, b.EpochChanges)
 	if errA != nil || errB != nil || gotA != 60 {
 		t.Fatalf("the reconnection failed: a %v, b %v", errA, errB)

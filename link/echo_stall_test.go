@@ -45,7 +45,8 @@ func testEchoStall(t *testing.T, maxBatch, conns int) {
 	conn := 1
 	for ; conn <= conns; conn++ {
 		c := runConnection(now, a, b)
-		now, errA, errB, gotA, gotB := c.end, c.errA, c.errB, c.toA, c.toB
+		now = c.end
+		errA, errB, gotA, gotB := c.errA, c.errB, c.toA, c.toB
 		if conn <= 3 || errA == nil && errB == nil {
 			t.Logf("connection %d: b got %d, a got %d receipts; a err %v; b err %v; epoch changes a %d b %d",
 				conn, gotB, gotA, errA, errB, a.EpochChanges, b.EpochChanges)
