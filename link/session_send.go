@@ -47,12 +47,9 @@ func (s *Session) Poll(now time.Time) []byte {
 	if s.resend < len(s.unacked) {
 		f := s.unacked[s.resend]
 		s.unacked[s.resend].sent = time.Time{}
+		ack := s.resendAck()
 		s.resend++
 		s.Out.Retransmitted += uint64(len(f.block))
-		ack := s.h
-		if s.peerEpoch == s.helloEpoch {
-			ack = s.helloH
-		}
 		return s.dataAck(out, f.block, ack)
 	}
 	if due := s.batchDue(); !due.IsZero() && !now.Before(due) {
@@ -286,4 +283,19 @@ func (s *Session) dropAcked(a uint32) {
 	s.resend = max(0, s.resend-n)
 	s.acked = a
 	s.op(Op{Kind: OpAck, Epoch: s.epoch, N: a})
+}
+
+// resendAck is the ack a frame resent byte for byte carries: our HELLO's
+// while a frame still to be resent (this one included) echoes what the
+// peer sent, since a newer ack lets the peer's log of sent values drop
+// what it echoes; the newest once none does (acks never go back).
+func (s *Session) resendAck() uint32 {
+	if s.peerEpoch == s.helloEpoch {
+		for _, f := range s.unacked[s.resend:] {
+			if f.echoes {
+				return s.helloH
+			}
+		}
+	}
+	return s.h
 }
