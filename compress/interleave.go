@@ -70,6 +70,26 @@ func Interleave(x, y [][]byte) []byte {
 	return out
 }
 
+// IDSet returns the values of the id attributes (at any depth) of the
+// stanzas that are at least minLen characters: what the two directions of
+// one session share, and different sessions do not (`isthmus bench` pairs
+// captures by it).
+func IDSet(stanzas [][]byte, minLen int) map[string]bool {
+	out := map[string]bool{}
+	for _, st := range stanzas {
+		for _, m := range idAttr.FindAllSubmatch(st, -1) {
+			v := m[1]
+			if v == nil {
+				v = m[2]
+			}
+			if len(v) >= minLen {
+				out[string(v)] = true
+			}
+		}
+	}
+	return out
+}
+
 var idAttr = regexp.MustCompile(`\sid=(?:'([^']*)'|"([^"]*)")`)
 
 // idsOf returns a stanza's root id and the ids of the elements below the

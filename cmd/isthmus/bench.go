@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -239,7 +238,7 @@ func benchUnits(files []benchFile, pair bool) [][]int {
 	if pair {
 		ids := make([]map[string]bool, len(files))
 		for i, f := range files {
-			ids[i] = idValues(f.st)
+			ids[i] = compress.IDSet(f.st, 8)
 		}
 		type cand struct{ i, j, shared int }
 		var cands []cand
@@ -277,26 +276,6 @@ func benchUnits(files []benchFile, pair bool) [][]int {
 	}
 	return units
 }
-
-// idValues returns the values of a capture's id attributes of at least 8
-// characters (what echoes between the two directions of a session).
-func idValues(st [][]byte) map[string]bool {
-	out := map[string]bool{}
-	for _, s := range st {
-		for _, m := range idAttrRE.FindAllSubmatch(s, -1) {
-			v := m[1]
-			if v == nil {
-				v = m[2]
-			}
-			if len(v) >= 8 {
-				out[string(v)] = true
-			}
-		}
-	}
-	return out
-}
-
-var idAttrRE = regexp.MustCompile(`\sid=(?:'([^']*)'|"([^"]*)")`)
 
 // benchBlock is one block of a unit: stanzas start..end-1 of its stream s.
 type benchBlock struct{ s, start, end int }
